@@ -1,0 +1,10 @@
+// One initialiser per native concept; addon.cc calls them all.
+#pragma once
+#include <napi.h>
+
+namespace qbipc {
+void InitSocket(Napi::Env env, Napi::Object exports);
+void InitShm(Napi::Env env, Napi::Object exports);
+void InitFutex(Napi::Env env, Napi::Object exports);
+void InitPoller(Napi::Env env, Napi::Object exports);
+}  // namespace qbipc

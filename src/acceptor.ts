@@ -1,0 +1,126 @@
+// The listening socket and handshakes in progress: accepts clients, collects
+// each one's 24-byte connection request (split arrivals allowed) and the
+// credentials the kernel attached, then hands the finished handshake on.
+import { debuglog } from 'node:util';
+import { LoopPriority, PollEvent } from './constants.js';
+import { EAGAIN } from './errno.js';
+import { CONNECTION_REQUEST_SIZE, parseConnectionRequest, type ConnectionRequest } from './handshake.js';
+import { MessageId } from './headers.js';
+import { native } from './native.js';
+import type { PollHandlers } from './poll.js';
+
+const log = debuglog('qbipc');
+
+export interface Handshake {
+  fd: number;
+  pid: number;
+  uid: number;
+  gid: number;
+  request: ConnectionRequest;
+}
+
+interface Pending {
+  fd: number;
+  bytes: Uint8Array;
+  received: number;
+  credentials: Int32Array;
+  timer: NodeJS.Timeout;
+}
+
+/** Accepts per dispatch at most this many, so a connect storm cannot starve clients. */
+const ACCEPTS_PER_DISPATCH = 64;
+const DEAD = PollEvent.HUP | PollEvent.ERR | PollEvent.NVAL;
+
+export class Acceptor {
+  private readonly pending = new Map<number, Pending>();
+  private listening = false;
+
+  constructor(
+    private readonly poll: PollHandlers,
+    private readonly listenFd: number,
+    private readonly timeoutMs: number,
+    private readonly onHandshake: (handshake: Handshake) => void,
+  ) {}
+
+  start(): number {
+    const rc = this.poll.dispatchAdd(LoopPriority.HIGH, this.listenFd, PollEvent.IN, this.onListenReady);
+    this.listening = rc === 0;
+    return rc;
+  }
+
+  private readonly onListenReady = (): number => {
+    for (let i = 0; i < ACCEPTS_PER_DISPATCH; i++) {
+      const fd = native.acceptStream(this.listenFd);
+      if (fd < 0) {
+        if (fd !== -EAGAIN) log('accept failed: %d', fd);
+        break;
+      }
+      const entry: Pending = {
+        fd,
+        bytes: new Uint8Array(CONNECTION_REQUEST_SIZE),
+        received: 0,
+        credentials: new Int32Array(4),
+        timer: setTimeout(() => this.drop(fd, 'handshake timed out'), this.timeoutMs).unref(),
+      };
+      this.pending.set(fd, entry);
+      if (this.poll.dispatchAdd(LoopPriority.HIGH, fd, PollEvent.IN, this.onClientData) < 0) this.drop(fd, 'cannot watch');
+    }
+    return 0;
+  };
+
+  private readonly onClientData = (fd: number, revents: number): number => {
+    const entry = this.pending.get(fd);
+    if (entry === undefined) return 0;
+    if (revents & PollEvent.IN) {
+      // Credentials come from the first message only; later ones are ignored.
+      const credentials = entry.received === 0 ? entry.credentials : scratchCredentials;
+      const n = native.recvCredentials(fd, entry.bytes.subarray(entry.received), credentials);
+      if (n === -EAGAIN) return 0;
+      if (n <= 0) return this.drop(fd, n === 0 ? 'closed during handshake' : `recv failed (${n})`), 0;
+      entry.received += n;
+      if (entry.received === CONNECTION_REQUEST_SIZE) this.complete(entry);
+      return 0;
+    }
+    if (revents & DEAD) this.drop(fd, 'hung up during handshake');
+    return 0;
+  };
+
+  private complete(entry: Pending): void {
+    this.forget(entry);
+    native.setPassCred(entry.fd, false);
+    const request = parseConnectionRequest(entry.bytes);
+    const [pid, uid, gid, present] = entry.credentials;
+    // Without credentials, or with any first message but a connection request, libqb closes silently.
+    if (present !== 1) return this.closeClient(entry.fd, 'no credentials');
+    if (request.id !== MessageId.AUTHENTICATE) return this.closeClient(entry.fd, `first message id ${request.id}`);
+    this.onHandshake({ fd: entry.fd, pid: pid!, uid: uid! >>> 0, gid: gid! >>> 0, request });
+  }
+
+  private forget(entry: Pending): void {
+    clearTimeout(entry.timer);
+    this.pending.delete(entry.fd);
+    this.poll.dispatchDel(entry.fd);
+  }
+
+  private drop(fd: number, reason: string): void {
+    const entry = this.pending.get(fd);
+    if (entry === undefined) return;
+    this.forget(entry);
+    this.closeClient(fd, reason);
+  }
+
+  private closeClient(fd: number, reason: string): void {
+    log('dropping a client before its handshake completed: %s', reason);
+    native.close(fd);
+  }
+
+  /** Stops listening and drops every unfinished handshake. */
+  close(): void {
+    for (const fd of [...this.pending.keys()]) this.drop(fd, 'service destroyed');
+    if (this.listening) this.poll.dispatchDel(this.listenFd);
+    this.listening = false;
+    native.close(this.listenFd);
+  }
+}
+
+const scratchCredentials = new Int32Array(4);

@@ -1,0 +1,84 @@
+// The per-connection directory /dev/shm/qb-<server pid>-<client pid>-<fd>-XXXXXX
+// and the files in it. The directory ends up owned by the client, so we remove
+// only names we created, through a directory we verify is still ours.
+import { QbError } from './errno.js';
+import { native } from './native.js';
+
+const AT_FDCWD = -100;
+const SHM_ROOT = '/dev/shm';
+
+export interface FileOwner {
+  uid: number;
+  gid: number;
+  mode: number;
+}
+
+export class ConnectionDirectory {
+  readonly path: string;
+  private readonly identity: string;
+  private dirFd: number;
+  private readonly created: string[] = [];
+
+  private constructor(path: string, dirFd: number) {
+    this.path = path;
+    this.dirFd = dirFd;
+    this.identity = native.fileIdentity(dirFd);
+  }
+
+  static create(serverPid: number, clientPid: number, setupFd: number): ConnectionDirectory {
+    const path = native.makeTempDir(`${SHM_ROOT}/qb-${serverPid}-${clientPid}-${setupFd}-XXXXXX`);
+    const fd = native.openDirectory(path);
+    if (fd < 0) {
+      native.unlinkAt(AT_FDCWD, path, true);
+      throw new QbError(fd, `cannot open the connection directory ${path}`);
+    }
+    native.fchmod(fd, 0o770);
+    return new ConnectionDirectory(path, fd);
+  }
+
+  /** "description" in libqb: the directory + "/qb". */
+  get description(): string {
+    return `${this.path}/qb`;
+  }
+
+  /** chown to the client; EPERM (not root) is ignored, as libqb does. */
+  setOwner(uid: number, gid: number): void {
+    native.fchown(this.dirFd, uid, gid);
+  }
+
+  /** Creates `name` (O_EXCL, 0600, sized), gives it to `owner`; returns its fd. */
+  createFile(name: string, size: number, owner: FileOwner): number {
+    const fd = native.createFileAt(this.dirFd, name, size, 0o600);
+    this.created.push(name);
+    native.fchown(fd, owner.uid, owner.gid);
+    const rc = native.fchmod(fd, owner.mode);
+    if (rc < 0) {
+      native.close(fd);
+      throw new QbError(rc, `cannot chmod ${this.path}/${name} to ${owner.mode.toString(8)}`);
+    }
+    return fd;
+  }
+
+  /** Done creating files: the directory fd is not kept for the connection's life. */
+  seal(): void {
+    if (this.dirFd >= 0) native.close(this.dirFd);
+    this.dirFd = -1;
+  }
+
+  /**
+   * Unlinks the files we created and removes the directory. If the client
+   * replaced the directory (it owns it), nothing inside is touched.
+   */
+  remove(): void {
+    this.seal();
+    const fd = native.openDirectory(this.path);
+    if (fd >= 0) {
+      if (native.fileIdentity(fd) === this.identity) {
+        for (const name of this.created) native.unlinkAt(fd, name, false);
+      }
+      native.close(fd);
+    }
+    this.created.length = 0;
+    native.unlinkAt(AT_FDCWD, this.path, true);
+  }
+}

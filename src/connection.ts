@@ -1,0 +1,376 @@
+// Connection: one client of a service. Its state machine, callback order and
+// statistics follow libqb's (docs/wire.md §10, §13); the transport moves bytes.
+import { debuglog } from 'node:util';
+import { ConnectionState, LoopPriority } from './constants.js';
+import type { ConnectionDirectory, FileOwner } from './connection-dir.js';
+import { EAGAIN, EBADMSG, EMSGSIZE, ENOTCONN, ETIMEDOUT, errnoName } from './errno.js';
+import { MessageId, REQUEST_HEADER_SIZE } from './headers.js';
+import { native } from './native.js';
+import type { PollHandlers } from './poll.js';
+import type { ConnectionStats, ConnectionStats2 } from './stats.js';
+import type { Transport, TransportHost } from './transport/transport.js';
+
+const log = debuglog('qbipc');
+
+/** What a connection needs from its service (kept narrow on purpose). */
+export interface ConnectionOwner {
+  readonly serviceId: number;
+  readonly context: unknown;
+  readonly poll: PollHandlers;
+  readonly priority: LoopPriority;
+  /** Requests handled per dispatch round: 50/5/1 by rate limit. */
+  readonly budget: number;
+  readonly handlers: ConnectionHandlers;
+  scheduleDispatch(conn: Connection): void;
+  connectionClosing(conn: Connection, wasEstablished: boolean): void;
+  connectionGone(conn: Connection): void;
+  handlerFailed(error: unknown, conn: Connection, handler: string): void;
+}
+
+export interface ConnectionHandlers {
+  connectionCreated?(conn: Connection): void;
+  msgProcess?(conn: Connection, data: Uint8Array): number | void;
+  connectionClosed?(conn: Connection): number | void;
+  connectionDestroyed?(conn: Connection): void;
+}
+
+export class Connection implements TransportHost {
+  /** Arbitrary data of the application (qb_ipcs_context_set/get). */
+  context: unknown = undefined;
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+  /** A number unique within the service; sent to the client instead of a pointer. */
+  readonly id: number;
+  private stateValue = ConnectionState.INACTIVE;
+  private refs = 1;
+  private transport: Transport | undefined;
+  private directory: ConnectionDirectory | undefined;
+  private setupFd: number;
+  private bufferSizeValue = 0;
+  private owner_: FileOwner;
+  private flowControl = 0;
+  /** @internal set while a dispatch job is queued, so it is queued once. */
+  dispatchScheduled = false;
+  /** Why the server ended this connection, when it did (for logs and tests). */
+  disconnectReason: string | undefined;
+  private readonly one: Uint8Array[] = [new Uint8Array(0)];
+  private readonly counters: ConnectionStats;
+
+  /** @internal created by the service when a handshake arrives. */
+  constructor(
+    private readonly service: ConnectionOwner,
+    setupFd: number,
+    id: number,
+    credentials: { pid: number; uid: number; gid: number },
+  ) {
+    this.setupFd = setupFd;
+    this.id = id;
+    this.pid = credentials.pid;
+    this.uid = credentials.uid;
+    this.gid = credentials.gid;
+    this.owner_ = { uid: credentials.uid, gid: credentials.gid, mode: 0o600 };
+    this.counters = zeroStats(this.pid);
+  }
+
+  get state(): ConnectionState {
+    return this.stateValue;
+  }
+
+  get serviceId(): number {
+    return this.service.serviceId;
+  }
+
+  get serviceContext(): unknown {
+    return this.service.context;
+  }
+
+  /** The negotiated size of each of the three channels (qb_ipcs_connection_get_buffer_size). */
+  get bufferSize(): number {
+    return this.bufferSizeValue;
+  }
+
+  /** qb_ipcs_connection_get_description: the connection directory + "/qb". */
+  get description(): string {
+    return this.directory?.description ?? '';
+  }
+
+  /** The owner and mode the connection's files get. */
+  get fileOwner(): Readonly<FileOwner> {
+    return this.owner_;
+  }
+
+  /**
+   * qb_ipcs_connection_auth_set: who owns the connection's files and their mode.
+   * Takes effect when called inside connectionAccept (the files do not exist yet).
+   */
+  authSet(uid: number, gid: number, mode: number): void {
+    this.owner_ = { uid, gid, mode };
+    this.directory?.setOwner(uid, gid);
+  }
+
+  // ---- sending ----
+
+  /** qb_ipcs_response_send: bytes sent or a negative errno (-EAGAIN: ring full, retry later). */
+  responseSend(data: Uint8Array): number {
+    this.one[0] = data;
+    return this.respond(this.one, data.byteLength);
+  }
+
+  /** qb_ipcs_response_sendv. */
+  responseSendv(iov: readonly Uint8Array[]): number {
+    return this.respond(iov, totalLength(iov));
+  }
+
+  /** qb_ipcs_event_send: refuses messages larger than the buffer size with -EMSGSIZE. */
+  eventSend(data: Uint8Array): number {
+    if (data.byteLength > this.bufferSizeValue) return -EMSGSIZE;
+    this.one[0] = data;
+    return this.notify(this.one, data.byteLength);
+  }
+
+  /** qb_ipcs_event_sendv. */
+  eventSendv(iov: readonly Uint8Array[]): number {
+    return this.notify(iov, totalLength(iov));
+  }
+
+  private respond(parts: readonly Uint8Array[], length: number): number {
+    const t = this.liveTransport();
+    if (t === undefined) return -ENOTCONN;
+    const rc = t.sendResponse(parts, length);
+    return this.countSend(rc, length, 'responses');
+  }
+
+  private notify(parts: readonly Uint8Array[], length: number): number {
+    const t = this.liveTransport();
+    if (t === undefined) return -ENOTCONN;
+    const rc = t.sendEvent(parts, length);
+    return this.countSend(rc, length, 'events');
+  }
+
+  private countSend(rc: number, length: number, counter: 'responses' | 'events'): number {
+    if (rc === length) this.counters[counter]++;
+    else if (rc === -EAGAIN || rc === -ETIMEDOUT) this.counters.sendRetries++;
+    else if (rc === -EBADMSG) {
+      this.protocolError(`the client corrupted the read pointer of its ${counter === 'events' ? 'event' : 'response'} ring`);
+      return -ENOTCONN;
+    } else if (rc < 0) this.hangUp(`${counter === 'events' ? 'event doorbell' : 'response'} failed: ${errnoName(rc)}`);
+    return rc;
+  }
+
+  private liveTransport(): Transport | undefined {
+    const s = this.stateValue;
+    return s === ConnectionState.ESTABLISHED || s === ConnectionState.ACTIVE ? this.transport : undefined;
+  }
+
+  // ---- requests ----
+
+  /** @internal TransportHost: doorbells arrived. */
+  requestsReady(): void {
+    this.processRequests();
+  }
+
+  /** @internal one dispatch round: up to `budget` requests, in ring order. */
+  processRequests(): void {
+    const t = this.transport;
+    if (t === undefined || this.stateValue !== ConnectionState.ESTABLISHED || this.flowControl !== 0) return;
+    const budget = this.service.budget;
+    const msgProcess = this.service.handlers.msgProcess;
+    let handled = 0;
+    while (handled < budget) {
+      const rc = t.nextRequest();
+      if (rc === 0) {
+        if (handled === 0) this.counters.recvRetries++;
+        break;
+      }
+      if (rc < 0) return this.protocolError(`corrupt request ring (${errnoName(rc)})`);
+      const capacity = t.requestCapacity;
+      if (capacity < REQUEST_HEADER_SIZE) {
+        return this.protocolError(capacity === 0 ? 'zero-length request' : `a ${capacity}-byte request cannot hold its header`);
+      }
+      if (t.requestId === MessageId.DISCONNECT) return this.protocolError('the client asked to disconnect (id -3)');
+      const size = t.requestSize;
+      if (size < REQUEST_HEADER_SIZE || size > capacity) {
+        return this.protocolError(`request header says ${size} bytes but the message has ${capacity}`);
+      }
+      this.counters.requests++;
+      let result: number | void = 0;
+      try {
+        result = msgProcess?.(this, t.requestView(size));
+      } catch (error) {
+        t.releaseRequest();
+        this.service.handlerFailed(error, this, 'msgProcess');
+        return;
+      }
+      if (t.releaseRequest() < 0) return this.protocolError('a request chunk changed while it was processed');
+      handled++;
+      if (this.stateValue !== ConnectionState.ESTABLISHED) return;
+      if (typeof result === 'number' && result < 0) break; // back off: the rest waits for the next round
+    }
+    if (this.flowControl === 0 && t.hasPendingRequests) this.service.scheduleDispatch(this);
+  }
+
+  // ---- flow control ----
+
+  /** @internal the rate limit's flow-control value (0, 1 or 2) for this connection. */
+  setFlowControl(value: number): void {
+    if (value === this.flowControl) return;
+    this.flowControl = value;
+    this.counters.flowControlState = value;
+    this.counters.flowControlCount++;
+    this.transport?.setFlowControl(value);
+    if (value === 0 && this.transport?.hasPendingRequests) this.service.scheduleDispatch(this);
+  }
+
+  /** @internal the rate limit changed the loop priority. */
+  reprioritise(): void {
+    if (this.stateValue === ConnectionState.ESTABLISHED || this.stateValue === ConnectionState.ACTIVE) this.transport?.reprioritise();
+  }
+
+  get poll(): PollHandlers {
+    return this.service.poll;
+  }
+
+  get priority(): LoopPriority {
+    return this.service.priority;
+  }
+
+  // ---- lifecycle ----
+
+  /** @internal the handshake created the directory, transport and size. */
+  attach(directory: ConnectionDirectory): void {
+    this.directory = directory;
+  }
+
+  /** @internal */
+  activate(transport: Transport, bufferSize: number): void {
+    this.transport = transport;
+    this.bufferSizeValue = bufferSize;
+    this.stateValue = ConnectionState.ACTIVE;
+    transport.start();
+  }
+
+  /** @internal after connectionCreated. */
+  establish(): void {
+    if (this.stateValue === ConnectionState.ACTIVE) this.stateValue = ConnectionState.ESTABLISHED;
+    if (this.transport?.hasPendingRequests) this.service.scheduleDispatch(this);
+  }
+
+  /** @internal TransportHost: the peer is gone or the socket failed. */
+  hangUp(reason: string): void {
+    this.disconnectReason ??= reason;
+    this.disconnect();
+  }
+
+  private protocolError(reason: string): void {
+    log('disconnecting client pid %d: %s', this.pid, reason);
+    this.hangUp(reason);
+  }
+
+  /**
+   * qb_ipcs_disconnect. The client sees EOF/ENOTCONN; connectionClosed runs
+   * (again later while it returns non-zero), then connectionDestroyed once the
+   * last reference is dropped.
+   */
+  disconnect(): void {
+    switch (this.stateValue) {
+      case ConnectionState.ACTIVE:
+        this.stopSockets();
+        this.stateValue = ConnectionState.INACTIVE;
+        this.service.connectionClosing(this, false);
+        this.unref();
+        return;
+      case ConnectionState.ESTABLISHED:
+        this.stopSockets();
+        this.stateValue = ConnectionState.SHUTTING_DOWN;
+        this.service.connectionClosing(this, true);
+        this.runClosed();
+        return;
+      default:
+        return;
+    }
+  }
+
+  private readonly runClosed = (): void => {
+    let rc: number | void = 0;
+    try {
+      rc = this.service.handlers.connectionClosed?.(this);
+    } catch (error) {
+      this.service.handlerFailed(error, this, 'connectionClosed');
+    }
+    if (typeof rc === 'number' && rc !== 0) {
+      this.service.poll.jobAdd(LoopPriority.LOW, this.runClosed);
+      return;
+    }
+    this.unref();
+  };
+
+  private stopSockets(): void {
+    this.transport?.stop();
+    this.closeSetupSocket();
+  }
+
+  /** @internal the setup socket, for the rejection response. */
+  setupFdForRejection(): number {
+    return this.setupFd;
+  }
+
+  /** @internal */
+  closeSetupSocket(): void {
+    if (this.setupFd < 0) return;
+    native.shutdown(this.setupFd);
+    native.close(this.setupFd);
+    this.setupFd = -1;
+  }
+
+  /** qb_ipcs_connection_ref: keeps the connection (and its files) until unref. */
+  ref(): void {
+    this.refs++;
+  }
+
+  /** qb_ipcs_connection_unref: the last one destroys the connection. */
+  unref(): void {
+    if (this.refs <= 0) return;
+    if (--this.refs > 0) return;
+    this.closeSetupSocket();
+    this.service.connectionGone(this);
+    try {
+      this.service.handlers.connectionDestroyed?.(this);
+    } catch (error) {
+      this.service.handlerFailed(error, this, 'connectionDestroyed');
+    }
+    this.transport?.destroy();
+    this.transport = undefined;
+    this.directory?.remove();
+    this.directory = undefined;
+  }
+
+  // ---- statistics ----
+
+  /** qb_ipcs_connection_stats_get_2. `clearAfterRead` zeroes all but clientPid. */
+  stats(clearAfterRead = false): ConnectionStats2 {
+    const copy = { ...this.counters, eventQLength: this.transport?.eventQueueLength ?? 0 };
+    if (clearAfterRead) Object.assign(this.counters, zeroStats(this.pid));
+    return copy;
+  }
+
+  /** qb_ipcs_connection_stats_get (the older struct, without eventQLength). */
+  statsGet(clearAfterRead = false): ConnectionStats {
+    const copy = { ...this.counters };
+    if (clearAfterRead) Object.assign(this.counters, zeroStats(this.pid));
+    return copy;
+  }
+}
+
+function zeroStats(clientPid: number): ConnectionStats {
+  return {
+    clientPid, requests: 0, responses: 0, events: 0, sendRetries: 0, recvRetries: 0,
+    flowControlState: 0, flowControlCount: 0,
+  };
+}
+
+function totalLength(iov: readonly Uint8Array[]): number {
+  let n = 0;
+  for (let i = 0; i < iov.length; i++) n += iov[i]!.byteLength;
+  return n;
+}

@@ -1,0 +1,78 @@
+// libqb's application framing: every request begins with a 16-byte request
+// header {id@0, size@8}; every response and event with a 24-byte response
+// header {id@0, size@8, error@16}. Little-endian, padding not interpreted.
+
+export const REQUEST_HEADER_SIZE = 16;
+export const RESPONSE_HEADER_SIZE = 24;
+
+/** Message ids libqb itself gives a meaning to (qbipc_common.h). */
+export const MessageId = {
+  USER_START: 0,
+  NEW_MESSAGE: 0,
+  AUTHENTICATE: -1,
+  NEW_EVENT_SOCK: -2,
+  DISCONNECT: -3,
+} as const;
+
+export interface RequestHeader {
+  id: number;
+  size: number;
+}
+
+export interface ResponseHeader {
+  id: number;
+  size: number;
+  error: number;
+}
+
+function view(bytes: Uint8Array): DataView {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Reads the request header at the start of `message` (at least 16 bytes). */
+export function readRequestHeader(message: Uint8Array): RequestHeader {
+  if (message.byteLength < REQUEST_HEADER_SIZE) {
+    throw new RangeError(`a request header needs ${REQUEST_HEADER_SIZE} bytes, got ${message.byteLength}`);
+  }
+  const v = view(message);
+  return { id: v.getInt32(0, true), size: v.getInt32(8, true) };
+}
+
+/** Reads the response header at the start of `message` (at least 24 bytes). */
+export function readResponseHeader(message: Uint8Array): ResponseHeader {
+  if (message.byteLength < RESPONSE_HEADER_SIZE) {
+    throw new RangeError(`a response header needs ${RESPONSE_HEADER_SIZE} bytes, got ${message.byteLength}`);
+  }
+  const v = view(message);
+  return { id: v.getInt32(0, true), size: v.getInt32(8, true), error: v.getInt32(16, true) };
+}
+
+/** Writes a request header (padding zeroed) at the start of `into`. */
+export function writeRequestHeader(into: Uint8Array, header: RequestHeader): Uint8Array {
+  if (into.byteLength < REQUEST_HEADER_SIZE) throw new RangeError(`a request header needs ${REQUEST_HEADER_SIZE} bytes`);
+  into.fill(0, 0, REQUEST_HEADER_SIZE);
+  const v = view(into);
+  v.setInt32(0, header.id, true);
+  v.setInt32(8, header.size, true);
+  return into;
+}
+
+/** Writes a response header (padding zeroed) at the start of `into`. */
+export function writeResponseHeader(into: Uint8Array, header: ResponseHeader): Uint8Array {
+  if (into.byteLength < RESPONSE_HEADER_SIZE) throw new RangeError(`a response header needs ${RESPONSE_HEADER_SIZE} bytes`);
+  into.fill(0, 0, RESPONSE_HEADER_SIZE);
+  const v = view(into);
+  v.setInt32(0, header.id, true);
+  v.setInt32(8, header.size, true);
+  v.setInt32(16, header.error, true);
+  return into;
+}
+
+/** A new buffer holding a response header followed by `payload`. */
+export function makeResponse(id: number, error: number, payload?: Uint8Array): Uint8Array {
+  const size = RESPONSE_HEADER_SIZE + (payload?.byteLength ?? 0);
+  const message = new Uint8Array(size);
+  writeResponseHeader(message, { id, size, error });
+  if (payload) message.set(payload, RESPONSE_HEADER_SIZE);
+  return message;
+}

@@ -1,0 +1,13 @@
+// qbipc: libqb's server IPC (qbipcs.h) for Node.js. Public exports only.
+export { createService, Service, type ServiceHandlers } from './service.js';
+export { Connection, type ConnectionHandlers } from './connection.js';
+export { IpcType, RateLimit, LoopPriority, ConnectionState, PollEvent } from './constants.js';
+export type { ServiceOptions } from './options.js';
+export type { PollHandlers, DispatchFn, JobFn } from './poll.js';
+export type { ServiceStats, ConnectionStats, ConnectionStats2 } from './stats.js';
+export {
+  REQUEST_HEADER_SIZE, RESPONSE_HEADER_SIZE, MessageId,
+  readRequestHeader, readResponseHeader, writeRequestHeader, writeResponseHeader, makeResponse,
+  type RequestHeader, type ResponseHeader,
+} from './headers.js';
+export * from './errno.js';

@@ -1,0 +1,64 @@
+// The one module that knows the native helper exists. It wraps syscalls only;
+// everything about libqb's protocol lives in TypeScript.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+/** Negative errno or a non-negative result: the helper's hot-path convention. */
+export type SyscallResult = number;
+
+export interface NativePoller {
+  add(fd: number, events: number, token: number): SyscallResult;
+  modify(fd: number, events: number, token: number): SyscallResult;
+  remove(fd: number): SyscallResult;
+  /** Blocks the calling thread; returns pairs written to the output array. */
+  wait(timeoutMs: number): SyscallResult;
+  wake(): SyscallResult;
+  ref(): void;
+  unref(): void;
+  close(): void;
+  readonly eventFd: number;
+}
+
+export interface NativeHelper {
+  listenStream(name: string, abstract: boolean): number;
+  connectStream(name: string, abstract: boolean): SyscallResult;
+  acceptStream(listenFd: number): SyscallResult;
+  setPassCred(fd: number, on: boolean): SyscallResult;
+  recvCredentials(fd: number, into: Uint8Array, creds: Int32Array): SyscallResult;
+  send(fd: number, data: Uint8Array): SyscallResult;
+  recv(fd: number, into: Uint8Array): SyscallResult;
+  shutdown(fd: number): SyscallResult;
+  close(fd: number): SyscallResult;
+
+  makeTempDir(template: string): string;
+  openDirectory(path: string): SyscallResult;
+  fileIdentity(fd: number): string;
+  createFileAt(dirFd: number, name: string, size: number, mode: number): number;
+  fchown(fd: number, uid: number, gid: number): SyscallResult;
+  fchmod(fd: number, mode: number): SyscallResult;
+  unlinkAt(dirFd: number, name: string, isDirectory: boolean): SyscallResult;
+  mapShared(fd: number, size: number): SharedArrayBuffer;
+  mapRing(fd: number, size: number): SharedArrayBuffer;
+
+  futexWake(words: Int32Array, index: number, count: number): SyscallResult;
+  futexWait(words: Int32Array, index: number, expected: number, timeoutMs: number): SyscallResult;
+
+  Poller: new (out: Int32Array, onReady?: (count: number) => void) => NativePoller;
+  wakeEventFd(fd: number): SyscallResult;
+}
+
+function load(): NativeHelper {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const file = path.join(root, 'build', 'Release', 'qbipc_native.node');
+  try {
+    return createRequire(import.meta.url)(file) as NativeHelper;
+  } catch (cause) {
+    throw new Error(
+      `qbipc: cannot load the native helper at ${file}. Build it with "npm install" (or "npx node-gyp rebuild") on Linux.`,
+      { cause },
+    );
+  }
+}
+
+export const native: NativeHelper = load();

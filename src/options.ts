@@ -1,0 +1,75 @@
+// Every option of createService, validated in one place.
+import { existsSync } from 'node:fs';
+
+export interface ServiceOptions {
+  /** Worker threads serving connections; 0 (the default) serves them on this thread. */
+  workers?: number;
+  /** With workers > 0: the module whose default export holds the worker-side handlers. */
+  workerModule?: string | URL;
+  /**
+   * Upper bound of the negotiated buffer size. libqb has none, so a client could
+   * make it allocate three rings of any size; larger requests are clamped to this.
+   * Default 64 MiB.
+   */
+  maxBufferSize?: number;
+  /** A client that has not completed its 24-byte handshake by then is dropped. Default 5000 ms. */
+  handshakeTimeoutMs?: number;
+  /**
+   * Listen on a filesystem socket SOCKETDIR/<name> instead of the abstract
+   * namespace. Default: as libqb, whether /etc/libqb/force-filesystem-sockets exists.
+   */
+  filesystemSockets?: boolean;
+  /** libqb's SOCKETDIR for filesystem sockets; Debian's build uses /tmp. */
+  socketDir?: string;
+}
+
+export interface ResolvedOptions {
+  workers: number;
+  workerModule: string | URL | undefined;
+  maxBufferSize: number;
+  handshakeTimeoutMs: number;
+  filesystemSockets: boolean;
+  socketDir: string;
+}
+
+export const FORCE_FILESYSTEM_SOCKETS = '/etc/libqb/force-filesystem-sockets';
+const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
+/** The largest size the client's u32 field and our ring arithmetic handle. */
+const MAX_BUFFER_LIMIT = 1024 * 1024 * 1024;
+
+export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  const workers = options.workers ?? 0;
+  if (!Number.isInteger(workers) || workers < 0) throw new RangeError(`options.workers must be a non-negative integer, got ${workers}`);
+  if (workers > 0 && options.workerModule === undefined) {
+    throw new TypeError('options.workerModule is required when options.workers > 0: the module whose default export holds msgProcess');
+  }
+  const maxBufferSize = options.maxBufferSize ?? DEFAULT_MAX_BUFFER;
+  if (!Number.isInteger(maxBufferSize) || maxBufferSize < 1 || maxBufferSize > MAX_BUFFER_LIMIT) {
+    throw new RangeError(`options.maxBufferSize must be an integer from 1 to ${MAX_BUFFER_LIMIT}, got ${maxBufferSize}`);
+  }
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 5000;
+  if (!(handshakeTimeoutMs > 0)) throw new RangeError(`options.handshakeTimeoutMs must be positive, got ${handshakeTimeoutMs}`);
+  const socketDir = options.socketDir ?? '/tmp';
+  if (typeof socketDir !== 'string' || !socketDir.startsWith('/')) throw new TypeError(`options.socketDir must be an absolute path, got ${socketDir}`);
+  return {
+    workers,
+    workerModule: options.workerModule,
+    maxBufferSize,
+    handshakeTimeoutMs,
+    filesystemSockets: options.filesystemSockets ?? existsSync(FORCE_FILESYSTEM_SOCKETS),
+    socketDir,
+  };
+}
+
+const MAX_NAME_BYTES = 106; // the abstract address holds 106 bytes of name
+
+/** Service names become socket addresses and file names: no '/', no NUL, ≤ 106 bytes. */
+export function validateServiceName(name: unknown): string {
+  if (typeof name !== 'string' || name.length === 0) throw new TypeError('the service name must be a non-empty string');
+  if (name.includes('/') || name.includes('\0')) throw new TypeError(`the service name must not contain '/' or NUL: ${JSON.stringify(name)}`);
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
+    throw new RangeError(`the service name is ${Buffer.byteLength(name)} bytes; socket addresses hold ${MAX_NAME_BYTES}`);
+  }
+  return name;
+}

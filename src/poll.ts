@@ -1,0 +1,74 @@
+// How a service watches file descriptors and schedules deferred work: the
+// qb_ipcs_poll_handlers contract, and the default implementation on the native
+// poller (an epoll set that libuv polls, one JS call per batch of ready fds).
+import { LoopPriority } from './constants.js';
+import { native, type NativePoller } from './native.js';
+
+/** qb_ipcs_dispatch_fn_t: called with the fd and the poll(2) events that fired. */
+export type DispatchFn = (fd: number, revents: number) => number | void;
+export type JobFn = () => void;
+
+/** qb_ipcs_poll_handlers. Each call returns 0 or a negative errno. */
+export interface PollHandlers {
+  jobAdd(priority: LoopPriority, fn: JobFn): number;
+  dispatchAdd(priority: LoopPriority, fd: number, events: number, fn: DispatchFn): number;
+  dispatchMod(priority: LoopPriority, fd: number, events: number, fn: DispatchFn): number;
+  dispatchDel(fd: number): number;
+}
+
+const BATCH = 256;
+
+/** The default poll handlers: level-triggered epoll driven by this thread's libuv loop. */
+export class NativeLoop implements PollHandlers {
+  private readonly ready = new Int32Array(2 * BATCH);
+  private readonly dispatchers = new Map<number, DispatchFn>();
+  private readonly poller: NativePoller;
+
+  constructor() {
+    this.poller = new native.Poller(this.ready, (count) => this.onReady(count));
+  }
+
+  private onReady(count: number): void {
+    const ready = this.ready;
+    for (let i = 0; i < count; i++) {
+      const fd = ready[2 * i]!;
+      const fn = this.dispatchers.get(fd);
+      if (fn !== undefined) fn(fd, ready[2 * i + 1]!);
+    }
+  }
+
+  jobAdd(priority: LoopPriority, fn: JobFn): number {
+    // LOW jobs (e.g. a connection_closed retry) must not spin the thread.
+    if (priority === LoopPriority.LOW) setTimeout(fn, 1);
+    else setImmediate(fn);
+    return 0;
+  }
+
+  dispatchAdd(_priority: LoopPriority, fd: number, events: number, fn: DispatchFn): number {
+    const rc = this.poller.add(fd, events, fd);
+    if (rc === 0) this.dispatchers.set(fd, fn);
+    return rc;
+  }
+
+  dispatchMod(_priority: LoopPriority, fd: number, events: number, fn: DispatchFn): number {
+    const rc = this.poller.modify(fd, events, fd);
+    if (rc === 0) this.dispatchers.set(fd, fn);
+    return rc;
+  }
+
+  dispatchDel(fd: number): number {
+    this.dispatchers.delete(fd);
+    return this.poller.remove(fd);
+  }
+
+  /** Whether the watched fds keep the Node event loop alive. */
+  setKeepAlive(keepAlive: boolean): void {
+    if (keepAlive) this.poller.ref();
+    else this.poller.unref();
+  }
+
+  close(): void {
+    this.dispatchers.clear();
+    this.poller.close();
+  }
+}

@@ -1,0 +1,191 @@
+// The SHM transport: three rings in the connection directory, one-byte
+// doorbells on the setup socket (client → server per request, server → client
+// per event), EOF/HUP as disconnect (docs/wire.md §6, §8).
+import { PollEvent } from '../constants.js';
+import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
+import { EAGAIN, ENOTCONN } from '../errno.js';
+import { TransportType } from '../handshake.js';
+import { native } from '../native.js';
+import { HEADER_FILE_SIZE, ringDataSize } from '../shm/layout.js';
+import { ShmRing } from '../shm/ring.js';
+import type { Transport, TransportHost } from './transport.js';
+
+const WATCH = PollEvent.IN | PollEvent.PRI | PollEvent.NVAL;
+const WATCH_FLOW_CONTROLLED = PollEvent.PRI | PollEvent.NVAL; // HUP/ERR still arrive
+const DEAD = PollEvent.HUP | PollEvent.ERR | PollEvent.NVAL;
+
+/** Doorbell bytes are meaningless; one buffer per thread drains them all. */
+const drain = new Uint8Array(4096);
+const doorbells = new Uint8Array(4096);
+
+export class ShmTransport implements Transport {
+  readonly type = TransportType.SHM;
+  readonly responsePaths: { request: string; response: string; event: string };
+  private readonly requests: ShmRing;
+  private readonly responses: ShmRing;
+  private readonly events: ShmRing;
+  private readonly requestWords: Int32Array;
+  private pendingDoorbells = 0;
+  /** Whether POLLOUT is in the watched events (owed doorbells). */
+  private watchingOut = false;
+  private flowControl = 0;
+  private watching = false;
+  requestId = 0;
+  requestSize = 0;
+  requestCapacity = 0;
+
+  constructor(
+    private readonly host: TransportHost,
+    private readonly fd: number,
+    dir: ConnectionDirectory,
+    serviceName: string,
+    maxMsgSize: number,
+    owner: FileOwner,
+  ) {
+    const base = (kind: string) => `qb-${kind}-${serviceName}`;
+    this.requests = createRing(dir, base('request'), maxMsgSize, owner);
+    this.responses = createRing(dir, base('response'), maxMsgSize, owner);
+    this.events = createRing(dir, base('event'), maxMsgSize, owner);
+    this.requestWords = new Int32Array(this.requests.bytes.buffer, 0, this.requests.bytes.byteLength / 4);
+    this.responsePaths = {
+      request: `${dir.path}/${base('request')}`,
+      response: `${dir.path}/${base('response')}`,
+      event: `${dir.path}/${base('event')}`,
+    };
+  }
+
+  private readonly dispatch = (_fd: number, revents: number): number => {
+    if (revents & DEAD) {
+      // POLLHUP wins over pending data, as in libqb: unprocessed requests are dropped.
+      this.host.hangUp(revents & PollEvent.HUP ? 'client closed the connection' : 'setup socket error');
+      return 0;
+    }
+    if (revents & PollEvent.OUT) this.flushDoorbells();
+    if (revents & PollEvent.IN) {
+      const n = native.recv(this.fd, drain);
+      if (n === 0) return this.host.hangUp('client closed the connection'), 0;
+      if (n < 0 && n !== -EAGAIN) return this.host.hangUp(`doorbell recv failed (${n})`), 0;
+      this.host.requestsReady();
+    }
+    return 0;
+  };
+
+  private get watchedEvents(): number {
+    const base = this.flowControl !== 0 ? WATCH_FLOW_CONTROLLED : WATCH;
+    return this.watchingOut ? base | PollEvent.OUT : base;
+  }
+
+  start(): void {
+    const rc = this.host.poll.dispatchAdd(this.host.priority, this.fd, this.watchedEvents, this.dispatch);
+    this.watching = rc === 0;
+    if (rc < 0) this.host.hangUp(`cannot watch the setup socket (${rc})`);
+  }
+
+  private rewatch(): void {
+    if (this.watching) this.host.poll.dispatchMod(this.host.priority, this.fd, this.watchedEvents, this.dispatch);
+  }
+
+  reprioritise(): void {
+    this.rewatch();
+  }
+
+  sendResponse(parts: readonly Uint8Array[], length: number): number {
+    if (!this.watching) return -ENOTCONN;
+    return this.responses.write(parts, length);
+  }
+
+  sendEvent(parts: readonly Uint8Array[], length: number): number {
+    if (!this.watching) return -ENOTCONN;
+    const rc = this.events.write(parts, length);
+    if (rc < 0) {
+      if (this.pendingDoorbells > 0) this.flushDoorbells();
+      return rc;
+    }
+    this.pendingDoorbells++;
+    const flushed = this.flushDoorbells();
+    return flushed < 0 ? flushed : rc;
+  }
+
+  /** Sends the owed event doorbells; what the socket refuses waits for POLLOUT. */
+  private flushDoorbells(): number {
+    while (this.pendingDoorbells > 0) {
+      const want = Math.min(this.pendingDoorbells, doorbells.byteLength);
+      const n = native.send(this.fd, want === doorbells.byteLength ? doorbells : doorbells.subarray(0, want));
+      if (n === -EAGAIN) break;
+      if (n < 0) return n;
+      this.pendingDoorbells -= n;
+    }
+    if (this.watchingOut !== this.pendingDoorbells > 0) {
+      this.watchingOut = this.pendingDoorbells > 0;
+      this.rewatch();
+    }
+    return 0;
+  }
+
+  nextRequest(): number {
+    const ring = this.requests;
+    const rc = ring.nextChunk();
+    if (rc !== 1) return rc;
+    const capacity = ring.chunkLength;
+    this.requestCapacity = capacity;
+    if (capacity >= 16) {
+      const word = ring.chunkOffset >>> 2;
+      this.requestId = this.requestWords[word]!;
+      this.requestSize = this.requestWords[word + 2]!;
+    }
+    return 1;
+  }
+
+  requestView(length: number): Uint8Array {
+    return new Uint8Array(this.requests.bytes.buffer, this.requests.chunkOffset, length);
+  }
+
+  releaseRequest(): number {
+    return this.requests.reclaim();
+  }
+
+  get hasPendingRequests(): boolean {
+    return this.requests.hasWork;
+  }
+
+  setFlowControl(value: number): void {
+    this.requests.setFlowControl(value);
+    const wasOn = this.flowControl !== 0;
+    this.flowControl = value;
+    if (wasOn !== (value !== 0)) this.rewatch();
+  }
+
+  get eventQueueLength(): number {
+    return this.events.pending;
+  }
+
+  stop(): void {
+    if (this.watching) this.host.poll.dispatchDel(this.fd);
+    this.watching = false;
+  }
+
+  destroy(): void {
+    for (const ring of [this.responses, this.events, this.requests]) ring.close();
+  }
+}
+
+function createRing(dir: ConnectionDirectory, base: string, maxMsgSize: number, owner: FileOwner): ShmRing {
+  const dataSize = ringDataSize(maxMsgSize);
+  const headerFd = dir.createFile(`${base}-header`, HEADER_FILE_SIZE, owner);
+  let header: SharedArrayBuffer;
+  try {
+    header = native.mapShared(headerFd, HEADER_FILE_SIZE);
+  } finally {
+    native.close(headerFd);
+  }
+  const dataFd = dir.createFile(`${base}-data`, dataSize, owner);
+  let data: SharedArrayBuffer;
+  try {
+    data = native.mapRing(dataFd, dataSize);
+  } finally {
+    native.close(dataFd);
+  }
+  const ring = new ShmRing(header, data, dataSize);
+  ring.initialise(`${dir.path}/${base}-header`, `${dir.path}/${base}-data`);
+  return ring;
+}
