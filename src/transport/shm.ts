@@ -6,8 +6,8 @@ import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { EAGAIN, ENOTCONN } from '../errno.js';
 import { TransportType } from '../handshake.js';
 import { native } from '../native.js';
-import { HEADER_FILE_SIZE, ringDataSize } from '../shm/layout.js';
-import { ShmRing } from '../shm/ring.js';
+import { createRing } from '../shm/ring-files.js';
+import type { ShmRing } from '../shm/ring.js';
 import type { Transport, TransportHost } from './transport.js';
 
 const WATCH = PollEvent.IN | PollEvent.PRI | PollEvent.NVAL;
@@ -167,25 +167,4 @@ export class ShmTransport implements Transport {
   destroy(): void {
     for (const ring of [this.responses, this.events, this.requests]) ring.close();
   }
-}
-
-function createRing(dir: ConnectionDirectory, base: string, maxMsgSize: number, owner: FileOwner): ShmRing {
-  const dataSize = ringDataSize(maxMsgSize);
-  const headerFd = dir.createFile(`${base}-header`, HEADER_FILE_SIZE, owner);
-  let header: SharedArrayBuffer;
-  try {
-    header = native.mapShared(headerFd, HEADER_FILE_SIZE);
-  } finally {
-    native.close(headerFd);
-  }
-  const dataFd = dir.createFile(`${base}-data`, dataSize, owner);
-  let data: SharedArrayBuffer;
-  try {
-    data = native.mapRing(dataFd, dataSize);
-  } finally {
-    native.close(dataFd);
-  }
-  const ring = new ShmRing(header, data, dataSize);
-  ring.initialise(`${dir.path}/${base}-header`, `${dir.path}/${base}-data`);
-  return ring;
 }

@@ -1,0 +1,170 @@
+// The SHM ring at the memory level, read back from the files in /dev/shm.
+// Checklist items (docs: libqb-ipc-wire.md §18) 9, 10, 11, 12, 13, 14, 15, 16, 17.
+import test from 'ava';
+import { readFileSync, statSync } from 'node:fs';
+import { ConnectionDirectory } from '../src/connection-dir.js';
+import { EAGAIN, EBADMSG } from '../src/errno.js';
+import { HeaderWord, Magic, ringDataSize } from '../src/shm/layout.js';
+import { createRing } from '../src/shm/ring-files.js';
+import { ShmRing } from '../src/shm/ring.js';
+import { shmEntries } from './helpers/echo-service.js';
+
+const owner = { uid: process.getuid!(), gid: process.getgid!(), mode: 0o600 };
+
+function withRing(maxMsgSize: number, body: (ring: ShmRing, base: string, dir: ConnectionDirectory) => void): void {
+  const dir = ConnectionDirectory.create(process.pid, 0, 0);
+  try {
+    const ring = createRing(dir, 'qb-request-unit', maxMsgSize, owner);
+    body(ring, `${dir.path}/qb-request-unit`, dir);
+  } finally {
+    dir.remove();
+  }
+}
+
+/** A second view of the same memory acting as the peer (what a client does). */
+function peerOf(ring: ShmRing): ShmRing {
+  return new ShmRing(ring.header.buffer as SharedArrayBuffer, ring.bytes.buffer as SharedArrayBuffer, ring.dataSize);
+}
+
+function u32(bytes: Buffer, offset: number): number {
+  return bytes.readUInt32LE(offset);
+}
+
+test.after.always('no ring files left behind', (t) => {
+  t.deepEqual(shmEntries(), []);
+});
+
+test('item 10: D = roundup(max_msg_size + 13, 4096)', (t) => {
+  t.is(ringDataSize(12328), 16384);
+  t.is(ringDataSize(65536), 69632);
+  t.is(ringDataSize(1048576), 1052672);
+  t.is(ringDataSize(4194304), 4198400);
+});
+
+test('items 9, 10, 11, 12: files, sizes, paths and the fresh ring', (t) => {
+  withRing(12328, (_ring, base) => {
+    t.is(statSync(`${base}-header`).size, 8252);
+    t.is(statSync(`${base}-data`).size, 16384);
+    t.is(statSync(`${base}-header`).mode & 0o777, 0o600);
+    const header = readFileSync(`${base}-header`);
+    t.is(u32(header, 0), 0, 'write_pt');
+    t.is(u32(header, 4), 0, 'read_pt');
+    t.is(u32(header, 8), 4096, 'word_size = D / 4');
+    t.is(header.toString('latin1', 12, 12 + `${base}-header`.length + 1), `${base}-header\0`);
+    t.is(header.toString('latin1', 4108, 4108 + `${base}-data`.length + 1), `${base}-data\0`);
+    t.is(header.readInt32LE(8204), 1, 'ref_count');
+    t.deepEqual([...header.subarray(8208, 8224)], [0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0], 'sem_init(pshared)');
+    const data = readFileSync(`${base}-data`);
+    t.is(u32(data, 0), 5, 'word 0 = 5');
+    t.true(data.subarray(4).every((b) => b === 0), 'the rest is zero');
+  });
+});
+
+test('items 13, 14, 17: a chunk is size, VALID magic, payload; write_pt advances; the semaphore counts it', (t) => {
+  withRing(12328, (ring, base) => {
+    const payload = Uint8Array.from([0x41, 0x42, 0x43, 0x44, 0x45]);
+    t.is(ring.write([payload], 5), 5);
+    const data = readFileSync(`${base}-data`);
+    t.is(u32(data, 0), 5, 'size word');
+    t.is(u32(data, 4), Magic.VALID);
+    t.deepEqual([...data.subarray(8, 13)], [...payload]);
+    const header = readFileSync(`${base}-header`);
+    t.is(u32(header, 0), 2 + 2, 'write_pt = step(0, 5) = 2 + ceil(5/4)');
+    t.is(u32(header, 8208), 1, 'semaphore value');
+  });
+});
+
+test('item 13: a chunk that runs past the end wraps to the start of the file', (t) => {
+  withRing(12328, (ring, base) => {
+    const peer = peerOf(ring);
+    const n = ring.wordSize;
+    // Advance both sides to 3 words before the end, then write 100 bytes.
+    const filler = new Uint8Array((n - 3 - 2) * 4);
+    t.is(ring.write([filler], filler.byteLength), filler.byteLength);
+    t.is(peer.nextChunk(), 1);
+    t.is(peer.reclaim(), 0);
+    t.is(Atomics.load(ring.header, HeaderWord.WRITE_PT), n - 3);
+    const payload = Uint8Array.from({ length: 100 }, (_, i) => i + 1);
+    t.is(ring.write([payload], 100), 100);
+    const data = readFileSync(`${base}-data`);
+    const at = (n - 3) * 4;
+    t.is(u32(data, at), 100);
+    t.is(u32(data, at + 4), Magic.VALID);
+    t.deepEqual([...data.subarray(at + 8, at + 12)], [1, 2, 3, 4], 'the first 4 bytes fit before the end');
+    t.deepEqual([...data.subarray(0, 96)], [...payload.subarray(4)], 'the rest continues at byte 0');
+    t.is(Atomics.load(ring.header, HeaderWord.WRITE_PT), (n - 3 + 2 + 25) % n, 'step wraps modulo word_size');
+    t.is(peer.nextChunk(), 1);
+    t.deepEqual([...peer.bytes.subarray(peer.chunkOffset, peer.chunkOffset + 100)], [...payload], 'the consumer reads it whole');
+  });
+});
+
+test('item 15: the consumer takes a token, checks magic, then size 0, DEAD, read_pt', (t) => {
+  withRing(12328, (ring, base) => {
+    const peer = peerOf(ring);
+    t.is(ring.write([new Uint8Array(24)], 24), 24);
+    t.is(ring.write([new Uint8Array(8)], 8), 8);
+    t.is(peer.nextChunk(), 1);
+    t.is(peer.chunkLength, 24);
+    t.is(Atomics.load(ring.header, HeaderWord.SEM_VALUE), 0, 'tokens were taken (both, in one CAS)');
+    t.is(peer.reclaim(), 0);
+    const data = readFileSync(`${base}-data`);
+    t.is(u32(data, 0), 0, 'size := 0');
+    t.is(u32(data, 4), Magic.DEAD);
+    t.is(Atomics.load(ring.header, HeaderWord.READ_PT), 8, 'read_pt = step(0, 24)');
+    t.is(peer.nextChunk(), 1);
+    t.is(peer.chunkLength, 8);
+    t.is(peer.reclaim(), 0);
+    t.is(peer.nextChunk(), 0, 'nothing left');
+  });
+});
+
+test('item 15: a token without a VALID chunk is EBADMSG', (t) => {
+  withRing(12328, (ring) => {
+    const peer = peerOf(ring);
+    Atomics.add(ring.header, HeaderWord.SEM_VALUE, 1); // a post with nothing committed
+    t.is(peer.nextChunk(), -EBADMSG);
+  });
+});
+
+test('item 16: a write needs free >= len + 12; write_pt never catches up with read_pt', (t) => {
+  withRing(12328, (ring) => {
+    const n = ring.wordSize;
+    const big = new Uint8Array(ring.dataSize - 12);
+    t.is(ring.write([big], big.byteLength), big.byteLength, 'an empty ring takes D - 12 bytes');
+    t.not(Atomics.load(ring.header, HeaderWord.WRITE_PT), 0, 'write_pt did not land on read_pt');
+    t.is(Atomics.load(ring.header, HeaderWord.WRITE_PT), n - 1);
+    t.is(ring.write([new Uint8Array(0)], 0), -EAGAIN, 'free = 0 words: even an empty chunk waits');
+  });
+  withRing(12328, (ring) => {
+    let written = 0;
+    while (ring.write([new Uint8Array(100)], 100) === 100) written++;
+    const w = Atomics.load(ring.header, HeaderWord.WRITE_PT);
+    const r = Atomics.load(ring.header, HeaderWord.READ_PT);
+    const free = (w > r ? r - w + ring.wordSize - 1 : w < r ? r - w - 1 : ring.wordSize) * 4;
+    t.true(free < 112, `stopped with ${free} bytes free after ${written} chunks`);
+    t.not(w, r);
+  });
+});
+
+test('item 17: a post adds one token and keeps the semaphore process-shared (the wake itself: item 18 in 20-connection-messages)', (t) => {
+  withRing(12328, (ring) => {
+    // The waiter count lives in the high half; the post must read it after adding.
+    Atomics.store(ring.header, HeaderWord.SEM_WAITERS, 0);
+    t.is(ring.write([new Uint8Array(4)], 4), 4);
+    t.is(Atomics.load(ring.header, HeaderWord.SEM_VALUE), 1);
+    Atomics.store(ring.header, HeaderWord.SEM_WAITERS, 1);
+    t.is(ring.write([new Uint8Array(4)], 4), 4);
+    t.is(Atomics.load(ring.header, HeaderWord.SEM_VALUE), 2);
+    t.is(Atomics.load(ring.header, HeaderWord.SEM_PRIVATE), 128, 'never the private flag');
+  });
+});
+
+test('item 27: a read pointer out of range is reported, never used', (t) => {
+  withRing(12328, (ring) => {
+    Atomics.store(ring.header, HeaderWord.READ_PT, 0x7fffff00);
+    t.is(ring.write([new Uint8Array(4)], 4), -EBADMSG);
+    Atomics.store(ring.header, HeaderWord.WORD_SIZE, 0x7fffffff); // ignored: we keep our own copy
+    Atomics.store(ring.header, HeaderWord.READ_PT, 0);
+    t.is(ring.write([new Uint8Array(4)], 4), 4);
+  });
+});
