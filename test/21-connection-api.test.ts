@@ -1,0 +1,310 @@
+// Every qbipcs.h call whose effect a real libqb client can observe.
+// Checklist items 7, 8, 23, 24, 25, 26, 31 (docs: libqb-ipc-wire.md §18).
+import test from 'ava';
+import { readFileSync, statSync } from 'node:fs';
+import { EACCES, EAGAIN, ENOTCONN, ETIMEDOUT, RateLimit, type Connection } from '../src/index.js';
+import { makeResponse } from '../src/headers.js';
+import { buildCPrograms, QbClient } from './helpers/c-programs.js';
+import { shmEntries, startEchoService } from './helpers/echo-service.js';
+import { fails, ok } from './helpers/expect.js';
+import { MODES } from './helpers/modes.js';
+
+test.before(async () => {
+  await buildCPrograms();
+});
+
+test.after.always('no connection directories left behind', (t) => {
+  t.deepEqual(shmEntries(), []);
+});
+
+function flowControlWord(conn: Connection, name: string): number {
+  return readFileSync(`${conn.description.slice(0, -3)}/qb-request-${name}-header`).readInt32LE(8240);
+}
+
+for (const mode of MODES) {
+  test(`${mode.name}: item 7: connectionAccept returning -EACCES makes qb_ipcc_connect fail with EACCES`, async (t) => {
+    const echo = await startEchoService({ connectionAccept: async () => -EACCES }, mode.options);
+    const client = await QbClient.start();
+    try {
+      await fails(t, client, `connect ${echo.name} 12328`, EACCES);
+      await echo.when('destroyed');
+      t.deepEqual(echo.log.map((e) => e.callback), ['accept', 'destroyed']);
+      t.deepEqual(echo.service.stats(), { activeConnections: 0, closedConnections: 0 });
+    } finally {
+      await client.close();
+      await echo.stop();
+    }
+  });
+
+  test(`${mode.name}: accept sees the client's credentials; the connection reports them`, async (t) => {
+    let seen: number[] = [];
+    const echo = await startEchoService({ connectionAccept: (c, uid, gid) => void (seen = [c.pid, uid, gid]) }, mode.options);
+    const client = await QbClient.start();
+    try {
+      await ok(t, client, `connect ${echo.name} 20000`);
+      const conn = echo.service.connectionFirstGet()!;
+      t.deepEqual(seen, [client.pid, process.getuid!(), process.getgid!()]);
+      t.deepEqual([conn.pid, conn.uid, conn.gid], seen);
+      t.is(conn.bufferSize, 20000);
+      t.is(conn.serviceId, 0);
+      t.regex(conn.description, new RegExp(`^/dev/shm/qb-${process.pid}-${client.pid}-\\d+-[A-Za-z0-9]{6}/qb$`));
+      const { pid, uid } = await ok(t, client, 'auth');
+      t.is(Number(pid), process.pid, 'the client got our credentials from the response');
+      t.is(Number(uid), process.getuid!());
+    } finally {
+      await client.close();
+      await echo.stop();
+    }
+  });
+
+  test(`${mode.name}: item 8: directory 0770 and files 0600, owned by the client; authSet changes owner and mode`, async (t) => {
+    const echo = await startEchoService({
+      connectionAccept: (conn) => conn.authSet(65534, 65534, 0o640),
+    }, mode.options);
+    const client = await QbClient.start();
+    try {
+      await ok(t, client, `connect ${echo.name} 12328`);
+      const dir = echo.service.connectionFirstGet()!.description.slice(0, -3);
+      const d = statSync(dir);
+      t.is(d.mode & 0o777, 0o770);
+      t.is(d.uid, 65534);
+      for (const kind of ['request', 'response', 'event']) {
+        for (const part of ['header', 'data']) {
+          const s = statSync(`${dir}/qb-${kind}-${echo.name}-${part}`);
+          t.is(s.mode & 0o777, 0o640, `${kind}-${part} mode`);
+          t.is(s.uid, 65534);
+          t.is(s.gid, 65534);
+        }
+      }
+      await ok(t, client, 'echo 100');
+    } finally {
+      await client.close();
+      await echo.stop();
+    }
+  });
+
+  test(`${mode.name}: item 8: without authSet the files are 0600 and belong to the client's uid`, async (t) => {
+    const echo = await startEchoService({}, mode.options);
+    const client = await QbClient.start();
+    try {
+      await ok(t, client, `connect ${echo.name} 12328`);
+      const dir = echo.service.connectionFirstGet()!.description.slice(0, -3);
+      const s = statSync(`${dir}/qb-request-${echo.name}-header`);
+      t.is(s.mode & 0o777, 0o600);
+      t.is(s.uid, process.getuid!());
+    } finally {
+      await client.close();
+      await echo.stop();
+    }
+  });
+
+  test(`${mode.name}: item 6: enforceBufferSize raises the size the client negotiates`, async (t) => {
+    const echo = await startEchoService({}, { ...mode.options, beforeRun: (s) => s.enforceBufferSize(100000) });
+    const client = await QbClient.start();
+    try {
+      t.is((await ok(t, client, `connect ${echo.name} 12328`))['buffer_size'], '100000');
+      await ok(t, client, 'echo 99000');
+    } finally {
+      await client.close();
+      await echo.stop();
+    }
+  });
+
+  test(`${mode.name}: item 23: rate limit OFF writes 1 at offset 8240 and clients get EAGAIN; OFF_2 writes 2; NORMAL restores`, async (t) => {
+    const echo = await startEchoService({}, mode.options);
+    const client = await QbClient.start();
+    try {
+      await ok(t, client, `connect ${echo.name} 12328`);
+      await ok(t, client, 'echo 10');
+      const conn = echo.service.connectionFirstGet()!;
+      echo.service.requestRateLimit(RateLimit.OFF);
+      t.is(flowControlWord(conn, echo.name), 1);
+      await fails(t, client, 'send 1 10', EAGAIN);
+      echo.service.requestRateLimit(RateLimit.NORMAL);
+      t.is(flowControlWord(conn, echo.name), 0);
+      await ok(t, client, 'echo 10');
+      echo.service.requestRateLimit(RateLimit.OFF_2);
+      t.is(flowControlWord(conn, echo.name), 2);
+      await ok(t, client, 'send 1 10'); // fc 2 only stops clients that set fc_enable_max 2 …
+      await fails(t, client, 'recv 300', ETIMEDOUT); // … but the server does not read while fc is on
+      await ok(t, client, 'fcmax 2');
+      await fails(t, client, 'send 1 10', EAGAIN);
+      echo.service.requestRateLimit(RateLimit.NORMAL);
+      t.is(Number((await ok(t, client, 'recv 5000'))['n']), 24 + 10, 'the queued request is served once fc is off');
+      const stats = conn.stats();
+      t.is(stats.flowControlState, 0);
+      t.is(stats.flowControlCount, 4);
+    } finally {
+      await client.close();
+      await echo.stop();
+    }
+  });
+
+  test(`${mode.name}: item 24: per-dispatch budget 50/5/1 shares the server between busy clients`, async (t) => {
+    const order: number[] = [];
+    const echo = await startEchoService({ msgProcess: (conn) => void order.push(conn.pid) }, mode.options);
+    const clients = [await QbClient.start(), await QbClient.start()];
+    try {
+      const runWith = async (limit: RateLimit) => {
+        order.length = 0;
+        echo.service.requestRateLimit(RateLimit.OFF);
+        for (const c of clients) {
+          await ok(t, c, 'fcmax 0'); // these clients ignore flow control, so requests queue up
+          for (let i = 0; i < 12; i++) await ok(t, c, 'send 1 8');
+        }
+        const all = echo.when('request', echo.count('request') + 24);
+        echo.service.requestRateLimit(limit);
+        await all;
+        for (const c of clients) for (let i = 0; i < 12; i++) await ok(t, c, 'recv 5000');
+        return order.slice();
+      };
+      for (const c of clients) await ok(t, c, `connect ${echo.name} 12328`);
+      const [a, b] = clients.map((c) => c.pid);
+      const interleaved = (seq: number[]) => seq.lastIndexOf(a!) > seq.indexOf(b!) && seq.lastIndexOf(b!) > seq.indexOf(a!);
+      t.true(interleaved(await runWith(RateLimit.SLOW)), 'SLOW: 1 per dispatch');
+      t.true(interleaved(await runWith(RateLimit.NORMAL)), 'NORMAL: 5 per dispatch');
+      const fast = await runWith(RateLimit.FAST);
+      t.false(interleaved(fast), `FAST: 50 per dispatch takes each client's 12 in one go (${fast.join(',')})`);
+    } finally {
+      for (const c of clients) await c.close();
+      await echo.stop();
+    }
+  });
+
+  test(`${mode.name}: item 25: client hang-up → closed, destroyed, files and directory removed`, async (t) => {
+    const echo = await startEchoService({}, mode.options);
+    const client = await QbClient.start();
+    try {
+      await ok(t, client, `connect ${echo.name} 12328`);
+      await ok(t, client, 'echo 10');
+      const dir = echo.service.connectionFirstGet()!.description.slice(0, -3);
+      await ok(t, client, 'disconnect');
+      await echo.when('destroyed');
+      t.deepEqual(echo.log.map((e) => e.callback), ['accept', 'created', 'request', 'closed', 'destroyed']);
+      t.throws(() => statSync(dir), { code: 'ENOENT' });
+      t.deepEqual(echo.service.stats(), { activeConnections: 0, closedConnections: 1 });
+    } finally {
+      await client.close();
+      await echo.stop();
+    }
+  });
+
+  test(`${mode.name}: item 25: connectionClosed returning non-zero is called again until it returns 0`, async (t) => {
+    let calls = 0;
+    const echo = await startEchoService({ connectionClosed: () => (++calls < 4 ? 1 : 0) }, mode.options);
+    const client = await QbClient.start();
+    try {
+      await ok(t, client, `connect ${echo.name} 12328`);
+      await ok(t, client, 'disconnect');
+      await echo.when('destroyed');
+      t.is(calls, 4);
+      t.is(echo.count('closed'), 4);
+    } finally {
+      await client.close();
+      await echo.stop();
+    }
+  });
+
+  test(`${mode.name}: item 26: disconnect() makes the client see ENOTCONN`, async (t) => {
+    const echo = await startEchoService({}, mode.options);
+    const client = await QbClient.start();
+    try {
+      await ok(t, client, `connect ${echo.name} 12328`);
+      await ok(t, client, 'echo 10');
+      echo.service.connectionFirstGet()!.disconnect();
+      await echo.when('destroyed');
+      await fails(t, client, 'send 1 10', ENOTCONN);
+      t.is((await ok(t, client, 'connected'))['connected'], '0');
+    } finally {
+      await client.close();
+      await echo.stop();
+    }
+  });
+
+  test(`${mode.name}: destroy() with clients connected disconnects them all and removes their files`, async (t) => {
+    const echo = await startEchoService({}, mode.options);
+    const clients = await Promise.all([1, 2, 3].map(() => QbClient.start()));
+    try {
+      for (const c of clients) await ok(t, c, `connect ${echo.name} 12328`);
+      await echo.stop();
+      t.is(echo.count('destroyed'), 3);
+      t.deepEqual(shmEntries(), []);
+      for (const c of clients) await fails(t, c, 'send 1 10', ENOTCONN);
+    } finally {
+      for (const c of clients) await c.close();
+      await echo.stop();
+    }
+  });
+
+  test(`${mode.name}: item 31: stats count requests, responses, events, retries and the event queue`, async (t) => {
+    const echo = await startEchoService({}, mode.options);
+    const client = await QbClient.start();
+    try {
+      await ok(t, client, `connect ${echo.name} 12328`);
+      await ok(t, client, 'rounds 1000 100');
+      await ok(t, client, 'events 2000 200'); // more than a 16 KiB event ring holds: retries
+      const conn = echo.service.connectionFirstGet()!;
+      let s = conn.stats();
+      t.is(s.clientPid, client.pid);
+      t.is(s.requests, 1001);
+      t.is(s.responses, 1001);
+      t.is(s.events, 2000);
+      t.true(s.sendRetries > 0, 'the full event ring made the sender retry');
+      t.is(s.eventQLength, 0);
+      for (let i = 0; i < 3; i++) t.is(conn.eventSend(makeResponse(3, i, new Uint8Array(8))), 32);
+      t.is(conn.stats().eventQLength, 3, 'posted, not yet read');
+      for (let i = 0; i < 3; i++) await ok(t, client, 'eventrecv 5000');
+      s = conn.stats(true);
+      t.is(s.eventQLength, 0);
+      t.is(s.events, 2003);
+      const cleared = conn.statsGet();
+      t.deepEqual(cleared, { clientPid: client.pid, requests: 0, responses: 0, events: 0, sendRetries: 0, recvRetries: 0, flowControlState: 0, flowControlCount: 0 });
+      t.is(conn.eventSend(new Uint8Array(12329)), -90 /* EMSGSIZE */);
+    } finally {
+      await client.close();
+      await echo.stop();
+    }
+  });
+
+  test(`${mode.name}: connections(), connectionFirstGet/NextGet and contexts`, async (t) => {
+    const echo = await startEchoService({ connectionCreated: (c) => void (c.context = { pid: c.pid }) }, mode.options);
+    echo.service.context = 'service data';
+    const clients = await Promise.all([1, 2, 3].map(() => QbClient.start()));
+    try {
+      for (const c of clients) await ok(t, c, `connect ${echo.name} 12328`);
+      const viaIterator = [...echo.service.connections()].map((c) => c.pid);
+      const viaGet: number[] = [];
+      for (let c = echo.service.connectionFirstGet(); c; c = echo.service.connectionNextGet(c)) viaGet.push(c.pid);
+      t.deepEqual(viaIterator, clients.map((c) => c.pid));
+      t.deepEqual(viaGet, viaIterator);
+      for (const c of echo.service.connections()) {
+        t.deepEqual(c.context, { pid: c.pid });
+        t.is(c.serviceContext, 'service data');
+      }
+      t.deepEqual(echo.service.stats(true), { activeConnections: 3, closedConnections: 0 });
+      t.deepEqual(echo.service.stats(), { activeConnections: 0, closedConnections: 0 });
+    } finally {
+      for (const c of clients) await c.close();
+      await echo.stop();
+    }
+  });
+
+  test(`${mode.name}: ref() keeps a disconnected connection until unref()`, async (t) => {
+    const echo = await startEchoService({ connectionCreated: (c) => c.ref() }, mode.options);
+    const client = await QbClient.start();
+    try {
+      await ok(t, client, `connect ${echo.name} 12328`);
+      const conn = echo.service.connectionFirstGet()!;
+      await ok(t, client, 'disconnect');
+      await echo.when('closed');
+      t.is(echo.count('destroyed'), 0, 'our reference keeps it');
+      t.is(shmEntries().length, 1);
+      conn.unref();
+      t.is(echo.count('destroyed'), 1);
+      t.deepEqual(shmEntries(), []);
+    } finally {
+      await client.close();
+      await echo.stop();
+    }
+  });
+}
