@@ -25,8 +25,21 @@ export interface ResponseHeader {
   error: number;
 }
 
-function view(bytes: Uint8Array): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+// Byte-wise little-endian access: no DataView per message on the hot path.
+function getInt32(b: Uint8Array, o: number): number {
+  return b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24);
+}
+
+function setInt32(b: Uint8Array, o: number, value: number): void {
+  b[o] = value;
+  b[o + 1] = value >>> 8;
+  b[o + 2] = value >>> 16;
+  b[o + 3] = value >>> 24;
+}
+
+/** The id of the request in `message` (no allocation). */
+export function requestId(message: Uint8Array): number {
+  return getInt32(message, 0);
 }
 
 /** Reads the request header at the start of `message` (at least 16 bytes). */
@@ -34,8 +47,7 @@ export function readRequestHeader(message: Uint8Array): RequestHeader {
   if (message.byteLength < REQUEST_HEADER_SIZE) {
     throw new RangeError(`a request header needs ${REQUEST_HEADER_SIZE} bytes, got ${message.byteLength}`);
   }
-  const v = view(message);
-  return { id: v.getInt32(0, true), size: v.getInt32(8, true) };
+  return { id: getInt32(message, 0), size: getInt32(message, 8) };
 }
 
 /** Reads the response header at the start of `message` (at least 24 bytes). */
@@ -43,28 +55,28 @@ export function readResponseHeader(message: Uint8Array): ResponseHeader {
   if (message.byteLength < RESPONSE_HEADER_SIZE) {
     throw new RangeError(`a response header needs ${RESPONSE_HEADER_SIZE} bytes, got ${message.byteLength}`);
   }
-  const v = view(message);
-  return { id: v.getInt32(0, true), size: v.getInt32(8, true), error: v.getInt32(16, true) };
+  return { id: getInt32(message, 0), size: getInt32(message, 8), error: getInt32(message, 16) };
 }
 
 /** Writes a request header (padding zeroed) at the start of `into`. */
 export function writeRequestHeader(into: Uint8Array, header: RequestHeader): Uint8Array {
   if (into.byteLength < REQUEST_HEADER_SIZE) throw new RangeError(`a request header needs ${REQUEST_HEADER_SIZE} bytes`);
-  into.fill(0, 0, REQUEST_HEADER_SIZE);
-  const v = view(into);
-  v.setInt32(0, header.id, true);
-  v.setInt32(8, header.size, true);
+  setInt32(into, 0, header.id);
+  setInt32(into, 4, 0);
+  setInt32(into, 8, header.size);
+  setInt32(into, 12, 0);
   return into;
 }
 
 /** Writes a response header (padding zeroed) at the start of `into`. */
 export function writeResponseHeader(into: Uint8Array, header: ResponseHeader): Uint8Array {
   if (into.byteLength < RESPONSE_HEADER_SIZE) throw new RangeError(`a response header needs ${RESPONSE_HEADER_SIZE} bytes`);
-  into.fill(0, 0, RESPONSE_HEADER_SIZE);
-  const v = view(into);
-  v.setInt32(0, header.id, true);
-  v.setInt32(8, header.size, true);
-  v.setInt32(16, header.error, true);
+  setInt32(into, 0, header.id);
+  setInt32(into, 4, 0);
+  setInt32(into, 8, header.size);
+  setInt32(into, 12, 0);
+  setInt32(into, 16, header.error);
+  setInt32(into, 20, 0);
   return into;
 }
 

@@ -7,7 +7,7 @@ export type { PollHandlers, DispatchFn, JobFn } from './poll.js';
 export type { ServiceStats, ConnectionStats, ConnectionStats2 } from './stats.js';
 export {
   REQUEST_HEADER_SIZE, RESPONSE_HEADER_SIZE, MessageId,
-  readRequestHeader, readResponseHeader, writeRequestHeader, writeResponseHeader, makeResponse,
+  readRequestHeader, readResponseHeader, requestId, writeRequestHeader, writeResponseHeader, makeResponse,
   type RequestHeader, type ResponseHeader,
 } from './headers.js';
 export * from './errno.js';

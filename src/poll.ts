@@ -10,6 +10,11 @@ export type JobFn = () => void;
 
 /** qb_ipcs_poll_handlers. Each call returns 0 or a negative errno. */
 export interface PollHandlers {
+  /**
+   * Set only by loops that support edge-triggered watching (the built-in one):
+   * OR it into `events` to be told of new data rather than of unread data.
+   */
+  readonly edgeTriggerFlag?: number;
   jobAdd(priority: LoopPriority, fn: JobFn): number;
   dispatchAdd(priority: LoopPriority, fd: number, events: number, fn: DispatchFn): number;
   dispatchMod(priority: LoopPriority, fd: number, events: number, fn: DispatchFn): number;
@@ -20,6 +25,8 @@ const BATCH = 256;
 
 /** The default poll handlers: level-triggered epoll driven by this thread's libuv loop. */
 export class NativeLoop implements PollHandlers {
+  /** EPOLLET. */
+  readonly edgeTriggerFlag = 0x80000000;
   private readonly ready = new Int32Array(2 * BATCH);
   private readonly dispatchers = new Map<number, DispatchFn>();
   private readonly poller: NativePoller;
