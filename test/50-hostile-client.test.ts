@@ -11,10 +11,6 @@ test.before(async () => {
   await buildCPrograms();
 });
 
-test.after.always('no connection directories left behind', (t) => {
-  t.deepEqual(shmEntries(), []);
-});
-
 async function attack(name: string, kind: string, arg?: string): Promise<{ result: string; dir: string; output: string }> {
   const { hostile } = await buildCPrograms();
   const run = await runProgram(hostile, [name, kind, ...(arg === undefined ? [] : [arg])], { timeoutMs: 30_000 });
@@ -53,9 +49,10 @@ for (const mode of MODES) {
     await ok(t, bystander, `connect ${echo.name} 12328`);
   });
 
-  test.after.always(async () => {
+  test.after.always('no connection directories left behind', async (t) => {
     await bystander?.close();
     await echo?.stop();
+    t.deepEqual(shmEntries(), []);
   });
 
   for (const [kind, expected, items] of EXPECTED) {
