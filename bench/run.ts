@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './drivers/build-c.js';
 import { cpuSeconds, rssKb } from './drivers/cpu.js';
-import { runLoad, type LoadResult, type Workload } from './drivers/load.js';
+import { ALL_CPUS, pin, runLoad, type LoadResult, type Workload } from './drivers/load.js';
 import { SERVERS } from './drivers/servers.js';
 
 interface Cell {
@@ -33,8 +33,10 @@ function parseArgs(argv: string[]) {
 }
 
 const WORKLOADS: Workload[] = [
+  { name: 'ping-pong 64 B, 1 client, same CPU', clients: 1, size: 64, depth: 1, cpus: '0' },
   { name: 'ping-pong 64 B, 1 client', clients: 1, size: 64, depth: 1 },
   { name: 'ping-pong 64 B, 8 clients', clients: 8, size: 64, depth: 1 },
+  { name: 'pipelined 64 B ×16, 8 clients', clients: 8, size: 64, depth: 16 },
 ];
 
 function median(xs: number[]): number {
@@ -57,6 +59,7 @@ async function main() {
       try {
         for (const w of WORKLOADS) {
           process.stderr.write(`\r[${'#'.repeat(done)}${'.'.repeat(total - done)}] ${driver.name}: ${w.name}      `);
+          pin(server.pid, w.cpus ?? ALL_CPUS);
           const cpuBefore = cpuSeconds(server.pid);
           const result = await runLoad(service, w, seconds);
           const cpu = cpuSeconds(server.pid) - cpuBefore;
