@@ -3,11 +3,13 @@
 import { debuglog } from 'node:util';
 import { ConnectionState, LoopPriority } from './constants.js';
 import type { ConnectionDirectory, FileOwner } from './connection-dir.js';
-import { EAGAIN, EBADMSG, EMSGSIZE, ENOTCONN, ETIMEDOUT, errnoName } from './errno.js';
+import { EAGAIN, EBADMSG, EMSGSIZE, ENOMEM, ENOTCONN, ETIMEDOUT, errnoName } from './errno.js';
+import { buildConnectionResponse, buildRejection, CONNECTION_RESPONSE_SIZE } from './handshake.js';
 import { MessageId, REQUEST_HEADER_SIZE } from './headers.js';
 import { native } from './native.js';
 import type { PollHandlers } from './poll.js';
 import type { ConnectionStats, ConnectionStats2 } from './stats.js';
+import { openTransport, type TransportFiles } from './transport/files.js';
 import type { Transport, TransportHost } from './transport/transport.js';
 
 const log = debuglog('qbipc');
@@ -22,6 +24,8 @@ export interface ConnectionOwner {
   readonly budget: number;
   readonly handlers: ConnectionHandlers;
   scheduleDispatch(conn: Connection): void;
+  /** The handshake succeeded so far: the connection is listed and counted as active. */
+  connectionActivated(conn: Connection): void;
   connectionClosing(conn: Connection, wasEstablished: boolean): void;
   connectionGone(conn: Connection): void;
   handlerFailed(error: unknown, conn: Connection, handler: string): void;
@@ -242,18 +246,47 @@ export class Connection implements TransportHost {
     this.directory = directory;
   }
 
-  /** @internal */
-  activate(transport: Transport, bufferSize: number): void {
+  /**
+   * @internal the serving half of the handshake (docs/wire.md §4.4 steps 9–11):
+   * open the transport, answer the client in one write, connectionCreated, ESTABLISHED.
+   */
+  open(files: TransportFiles, bufferSize: number): void {
+    let transport: Transport;
+    try {
+      transport = openTransport(this, this.setupFd, files);
+    } catch (error) {
+      const errno = (error as { errno?: unknown }).errno;
+      return this.reject(typeof errno === 'number' && errno < 0 ? errno : -ENOMEM, `cannot open its transport: ${(error as Error).message}`);
+    }
     this.transport = transport;
     this.bufferSizeValue = bufferSize;
     this.stateValue = ConnectionState.ACTIVE;
+    this.service.connectionActivated(this);
     transport.start();
+    const response = buildConnectionResponse({
+      error: 0, type: transport.type, maxMsgSize: bufferSize, connectionId: this.id, ...transport.responsePaths,
+    });
+    // One write: a libqb 2.0.6 client fails its connect if the response arrives split.
+    const sent = native.send(this.setupFd, response);
+    if (sent !== CONNECTION_RESPONSE_SIZE) return this.hangUp(`handshake response not sent whole (${sent})`);
+    try {
+      this.service.handlers.connectionCreated?.(this);
+    } catch (error) {
+      this.service.handlerFailed(error, this, 'connectionCreated');
+    }
+    if (this.stateValue !== ConnectionState.ACTIVE) return;
+    this.stateValue = ConnectionState.ESTABLISHED;
+    if (transport.hasPendingRequests) this.service.scheduleDispatch(this);
   }
 
-  /** @internal after connectionCreated. */
-  establish(): void {
-    if (this.stateValue === ConnectionState.ACTIVE) this.stateValue = ConnectionState.ESTABLISHED;
-    if (this.transport?.hasPendingRequests) this.service.scheduleDispatch(this);
+  /**
+   * @internal refuses the client: the response carries only -errno; then the
+   * connection is released (connectionDestroyed fires, as in libqb).
+   */
+  reject(negErrno: number, why: string): void {
+    log('rejecting client pid %d with %s: %s', this.pid, errnoName(negErrno), why);
+    native.send(this.setupFd, buildRejection(negErrno));
+    this.unref();
   }
 
   /** @internal TransportHost: the peer is gone or the socket failed. */
@@ -308,11 +341,6 @@ export class Connection implements TransportHost {
   private stopSockets(): void {
     this.transport?.stop();
     this.closeSetupSocket();
-  }
-
-  /** @internal the setup socket, for the rejection response. */
-  setupFdForRejection(): number {
-    return this.setupFd;
   }
 
   /** @internal */

@@ -2,20 +2,18 @@
 // connection's transport, and owns the list of connections and the rate limit.
 import { EventEmitter } from 'node:events';
 import { statSync } from 'node:fs';
-import { debuglog } from 'node:util';
 import { Acceptor, type Handshake } from './acceptor.js';
 import { ConnectionState, IpcType, LoopPriority, RateLimit } from './constants.js';
 import { Connection, type ConnectionHandlers, type ConnectionOwner } from './connection.js';
 import { ConnectionDirectory } from './connection-dir.js';
 import { EACCES, EINVAL, ENOMEM, ENOTSUP, ESHUTDOWN, QbError, errnoName } from './errno.js';
-import { buildConnectionResponse, buildRejection, CONNECTION_RESPONSE_SIZE } from './handshake.js';
 import { native } from './native.js';
 import { resolveOptions, validateServiceName, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { NativeLoop, type PollHandlers } from './poll.js';
 import type { ServiceStats } from './stats.js';
-import { ShmTransport } from './transport/shm.js';
+import { createTransportFiles, type TransportFiles } from './transport/files.js';
+import { TransportType } from './handshake.js';
 
-const log = debuglog('qbipc');
 
 /** qb_ipcs_service_handlers. Return values follow libqb: 0 or a negative errno. */
 export interface ServiceHandlers extends ConnectionHandlers {
@@ -100,6 +98,12 @@ export class Service extends EventEmitter implements ConnectionOwner {
   }
 
   /** @internal */
+  connectionActivated(conn: Connection): void {
+    this.list.add(conn);
+    this.counters.activeConnections++;
+  }
+
+  /** @internal */
   connectionClosing(_conn: Connection, _wasEstablished: boolean): void {
     this.counters.activeConnections--;
     this.counters.closedConnections++;
@@ -155,13 +159,18 @@ export class Service extends EventEmitter implements ConnectionOwner {
     }
     if (this.pollHandlers === undefined) this.pollHandlers = this.ownLoop = new NativeLoop();
     this.socketPath = filesystemSockets ? address : undefined;
-    this.acceptor = new Acceptor(this.pollHandlers, listenFd, this.options.handshakeTimeoutMs, (h) => void this.admit(h));
+    this.acceptor = new Acceptor(this.pollHandlers, listenFd, this.options.handshakeTimeoutMs, (h) => this.admitSafely(h));
     const rc = this.acceptor.start();
     if (rc < 0) {
       this.acceptor.close();
       throw new QbError(rc, `the poll handlers refused the listening socket`);
     }
     this.lifecycle = 'running';
+  }
+
+  /** What the handshake response announces: NATIVE resolves to SHM, as in libqb on Linux. */
+  private get transportType(): TransportType {
+    return this.type === IpcType.SOCKET ? TransportType.SOCKET : TransportType.SHM;
   }
 
   private unsupportedReason(): string | undefined {
@@ -176,6 +185,12 @@ export class Service extends EventEmitter implements ConnectionOwner {
     }
   }
 
+  private admitSafely(h: Handshake): void {
+    this.admit(h).catch((error: unknown) => {
+      this.emit('error', new Error(`qbipc: could not admit the client with pid ${h.pid}`, { cause: error }));
+    });
+  }
+
   /** A finished handshake: accept or reject, then set up the transport (docs/wire.md §4.4). */
   private async admit(h: Handshake): Promise<void> {
     const conn = new Connection(this, h.fd, this.nextConnectionId++, h);
@@ -183,7 +198,7 @@ export class Service extends EventEmitter implements ConnectionOwner {
     try {
       directory = ConnectionDirectory.create(this.serverPid, h.pid, h.fd);
     } catch (error) {
-      return this.reject(conn, errnoOf(error, -ENOMEM), `cannot create its directory: ${(error as Error).message}`);
+      return conn.reject(errnoOf(error, -ENOMEM), `cannot create its directory: ${(error as Error).message}`);
     }
     conn.attach(directory);
     directory.setOwner(h.uid, h.gid);
@@ -196,40 +211,17 @@ export class Service extends EventEmitter implements ConnectionOwner {
         process.nextTick(() => this.emit('error', new Error('qbipc: connectionAccept threw; the client was rejected with EACCES', { cause: error })));
       }
     }
-    if (this.lifecycle !== 'running') return this.reject(conn, -ESHUTDOWN, 'the service is shutting down');
-    if (typeof verdict === 'number' && verdict !== 0) return this.reject(conn, -Math.abs(verdict), 'connectionAccept said no');
+    if (this.lifecycle !== 'running') return conn.reject(-ESHUTDOWN, 'the service is shutting down');
+    if (typeof verdict === 'number' && verdict !== 0) return conn.reject(-Math.abs(verdict), 'connectionAccept said no');
     const size = this.negotiate(h.request.maxMsgSize);
-    let transport: ShmTransport;
+    let files: TransportFiles;
     try {
-      transport = new ShmTransport(conn, h.fd, directory, this.name, size, conn.fileOwner);
+      files = createTransportFiles(this.transportType, directory, this.name, size, conn.fileOwner);
     } catch (error) {
-      return this.reject(conn, errnoOf(error, -ENOMEM), `cannot create its rings: ${(error as Error).message}`);
+      return conn.reject(errnoOf(error, -ENOMEM), `cannot create its files: ${(error as Error).message}`);
     }
     directory.seal();
-    this.list.add(conn);
-    this.counters.activeConnections++;
-    conn.activate(transport, size);
-    const response = buildConnectionResponse({
-      error: 0, type: transport.type, maxMsgSize: size, connectionId: conn.id, ...transport.responsePaths,
-    });
-    // One write: a libqb 2.0.6 client fails its connect if the response arrives split.
-    const sent = native.send(h.fd, response);
-    if (sent !== CONNECTION_RESPONSE_SIZE) {
-      conn.hangUp(`handshake response not sent whole (${sent})`);
-      return;
-    }
-    try {
-      this.handlers.connectionCreated?.(conn);
-    } catch (error) {
-      this.handlerFailed(error, conn, 'connectionCreated');
-    }
-    conn.establish();
-  }
-
-  private reject(conn: Connection, negErrno: number, why: string): void {
-    log('rejecting client pid %d with %s: %s', conn.pid, errnoName(negErrno), why);
-    native.send(conn.setupFdForRejection(), buildRejection(negErrno));
-    conn.unref(); // connectionDestroyed fires, as in libqb, though connectionCreated never did
+    conn.open(files, size);
   }
 
   /** max(requested, enforced), clamped to options.maxBufferSize. */

@@ -1,28 +1,54 @@
-// Creates one ring as libqb's server does: header file (8252 bytes) and data
-// file (D bytes) in the connection directory, owned by the client, mapped
-// (the data twice, back to back), initialised (docs/wire.md §6.3).
+// A ring's two files, created as libqb's server does (docs/wire.md §6.3):
+// header (8252 bytes) and data (D bytes) in the connection directory, owned by
+// the client. Creation happens where clients are accepted; the open fds then go
+// to the thread that serves the connection, which maps and initialises them.
 import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { native } from '../native.js';
 import { HEADER_FILE_SIZE, ringDataSize } from './layout.js';
 import { ShmRing } from './ring.js';
 
-export function createRing(dir: ConnectionDirectory, base: string, maxMsgSize: number, owner: FileOwner): ShmRing {
+/** Plain numbers and strings: it crosses to worker threads as it is. */
+export interface RingFiles {
+  headerFd: number;
+  dataFd: number;
+  dataSize: number;
+  headerPath: string;
+  dataPath: string;
+}
+
+export function createRingFiles(dir: ConnectionDirectory, base: string, maxMsgSize: number, owner: FileOwner): RingFiles {
   const dataSize = ringDataSize(maxMsgSize);
   const headerFd = dir.createFile(`${base}-header`, HEADER_FILE_SIZE, owner);
-  let header: SharedArrayBuffer;
+  let dataFd: number;
   try {
-    header = native.mapShared(headerFd, HEADER_FILE_SIZE);
-  } finally {
+    dataFd = dir.createFile(`${base}-data`, dataSize, owner);
+  } catch (error) {
     native.close(headerFd);
+    throw error;
   }
-  const dataFd = dir.createFile(`${base}-data`, dataSize, owner);
-  let data: SharedArrayBuffer;
+  return { headerFd, dataFd, dataSize, headerPath: `${dir.path}/${base}-header`, dataPath: `${dir.path}/${base}-data` };
+}
+
+/** Closes the fds of rings that will never be opened (the connection failed first). */
+export function closeRingFiles(files: RingFiles): void {
+  native.close(files.headerFd);
+  native.close(files.dataFd);
+}
+
+/** Maps the files (the data twice, back to back), closes the fds, writes a fresh ring. */
+export function openRing(files: RingFiles): ShmRing {
   try {
-    data = native.mapRing(dataFd, dataSize);
+    const header = native.mapShared(files.headerFd, HEADER_FILE_SIZE);
+    const data = native.mapRing(files.dataFd, files.dataSize);
+    const ring = new ShmRing(header, data, files.dataSize);
+    ring.initialise(files.headerPath, files.dataPath);
+    return ring;
   } finally {
-    native.close(dataFd);
+    closeRingFiles(files);
   }
-  const ring = new ShmRing(header, data, dataSize);
-  ring.initialise(`${dir.path}/${base}-header`, `${dir.path}/${base}-data`);
-  return ring;
+}
+
+/** Create and open in one step (the in-thread path and the tests). */
+export function createRing(dir: ConnectionDirectory, base: string, maxMsgSize: number, owner: FileOwner): ShmRing {
+  return openRing(createRingFiles(dir, base, maxMsgSize, owner));
 }

@@ -6,7 +6,7 @@ import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { EAGAIN, ENOTCONN } from '../errno.js';
 import { TransportType } from '../handshake.js';
 import { native } from '../native.js';
-import { createRing } from '../shm/ring-files.js';
+import { closeRingFiles, createRingFiles, openRing, type RingFiles } from '../shm/ring-files.js';
 import type { ShmRing } from '../shm/ring.js';
 import type { Transport, TransportHost } from './transport.js';
 
@@ -24,6 +24,40 @@ const DRAIN_AFTER_REQUESTS = 32;
 /** Doorbell bytes are meaningless; one buffer per thread drains them all. */
 const drain = new Uint8Array(4096);
 const doorbells = new Uint8Array(4096);
+
+/** The three rings' files of one connection, created where it was accepted. */
+export interface ShmFiles {
+  kind: 'shm';
+  request: RingFiles;
+  response: RingFiles;
+  event: RingFiles;
+  responsePaths: { request: string; response: string; event: string };
+}
+
+/** Creates the files of the three rings (request, response, event, in libqb's order). */
+export function createShmFiles(dir: ConnectionDirectory, serviceName: string, maxMsgSize: number, owner: FileOwner): ShmFiles {
+  const base = (kind: string) => `qb-${kind}-${serviceName}`;
+  const made: RingFiles[] = [];
+  try {
+    for (const kind of ['request', 'response', 'event']) made.push(createRingFiles(dir, base(kind), maxMsgSize, owner));
+  } catch (error) {
+    made.forEach(closeRingFiles);
+    throw error;
+  }
+  const [request, response, event] = made as [RingFiles, RingFiles, RingFiles];
+  return {
+    kind: 'shm',
+    request,
+    response,
+    event,
+    responsePaths: { request: `${dir.path}/${base('request')}`, response: `${dir.path}/${base('response')}`, event: `${dir.path}/${base('event')}` },
+  };
+}
+
+/** For a connection that ends before its transport was opened. */
+export function discardShmFiles(files: ShmFiles): void {
+  for (const ring of [files.request, files.response, files.event]) closeRingFiles(ring);
+}
 
 export class ShmTransport implements Transport {
   readonly type = TransportType.SHM;
@@ -47,22 +81,14 @@ export class ShmTransport implements Transport {
   constructor(
     private readonly host: TransportHost,
     private readonly fd: number,
-    dir: ConnectionDirectory,
-    serviceName: string,
-    maxMsgSize: number,
-    owner: FileOwner,
+    files: ShmFiles,
   ) {
-    const base = (kind: string) => `qb-${kind}-${serviceName}`;
-    this.requests = createRing(dir, base('request'), maxMsgSize, owner);
-    this.responses = createRing(dir, base('response'), maxMsgSize, owner);
-    this.events = createRing(dir, base('event'), maxMsgSize, owner);
+    this.requests = openRing(files.request);
+    this.responses = openRing(files.response);
+    this.events = openRing(files.event);
     this.edgeTrigger = host.poll.edgeTriggerFlag ?? 0;
     this.requestWords = new Int32Array(this.requests.bytes.buffer, 0, this.requests.bytes.byteLength / 4);
-    this.responsePaths = {
-      request: `${dir.path}/${base('request')}`,
-      response: `${dir.path}/${base('response')}`,
-      event: `${dir.path}/${base('event')}`,
-    };
+    this.responsePaths = files.responsePaths;
   }
 
   private readonly dispatch = (_fd: number, revents: number): number => {

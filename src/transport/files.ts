@@ -1,0 +1,24 @@
+// A connection's transport in two halves: the files (and later sockets) made
+// where the client is accepted, and the transport opened from them where the
+// connection is served, perhaps another thread. Only numbers and strings cross.
+import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
+import { TransportType } from '../handshake.js';
+import { createShmFiles, discardShmFiles, ShmTransport, type ShmFiles } from './shm.js';
+import type { Transport, TransportHost } from './transport.js';
+
+export type TransportFiles = ShmFiles;
+
+export function createTransportFiles(
+  type: TransportType, dir: ConnectionDirectory, serviceName: string, maxMsgSize: number, owner: FileOwner,
+): TransportFiles {
+  if (type !== TransportType.SHM) throw new Error(`no transport of type ${TransportType[type]}`);
+  return createShmFiles(dir, serviceName, maxMsgSize, owner);
+}
+
+export function openTransport(host: TransportHost, setupFd: number, files: TransportFiles): Transport {
+  return new ShmTransport(host, setupFd, files);
+}
+
+export function discardTransportFiles(files: TransportFiles): void {
+  discardShmFiles(files);
+}
