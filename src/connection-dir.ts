@@ -13,16 +13,35 @@ export interface FileOwner {
   mode: number;
 }
 
+/** What another thread needs to remove a directory: plain data. */
+export interface DirectoryState {
+  path: string;
+  identity: string;
+  created: string[];
+}
+
 export class ConnectionDirectory {
   readonly path: string;
   private readonly identity: string;
   private dirFd: number;
   private readonly created: string[] = [];
 
-  private constructor(path: string, dirFd: number) {
+  private constructor(path: string, dirFd: number, identity?: string) {
     this.path = path;
     this.dirFd = dirFd;
-    this.identity = native.fileIdentity(dirFd);
+    this.identity = identity ?? native.fileIdentity(dirFd);
+  }
+
+  /** For the thread that will remove it (worker mode); creation must be finished. */
+  get state(): DirectoryState {
+    return { path: this.path, identity: this.identity, created: [...this.created] };
+  }
+
+  /** The same directory in another thread, for remove() only. */
+  static restore(state: DirectoryState): ConnectionDirectory {
+    const dir = new ConnectionDirectory(state.path, -1, state.identity);
+    dir.created.push(...state.created);
+    return dir;
   }
 
   static create(serverPid: number, clientPid: number, setupFd: number): ConnectionDirectory {

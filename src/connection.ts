@@ -8,6 +8,7 @@ import { buildConnectionResponse, buildRejection, CONNECTION_RESPONSE_SIZE } fro
 import { MessageId, REQUEST_HEADER_SIZE } from './headers.js';
 import { native } from './native.js';
 import type { PollHandlers } from './poll.js';
+import { Cell, clearStats, newCells, readStats } from './connection-cells.js';
 import type { ConnectionStats, ConnectionStats2 } from './stats.js';
 import { openTransport, type TransportFiles } from './transport/files.js';
 import type { Transport, TransportHost } from './transport/transport.js';
@@ -23,7 +24,6 @@ export interface ConnectionOwner {
   /** Requests handled per dispatch round: 50/5/1 by rate limit. */
   readonly budget: number;
   readonly handlers: ConnectionHandlers;
-  scheduleDispatch(conn: Connection): void;
   /** The handshake succeeded so far: the connection is listed and counted as active. */
   connectionActivated(conn: Connection): void;
   connectionClosing(conn: Connection, wasEstablished: boolean): void;
@@ -46,7 +46,6 @@ export class Connection implements TransportHost {
   readonly gid: number;
   /** A number unique within the service; sent to the client instead of a pointer. */
   readonly id: number;
-  private stateValue = ConnectionState.INACTIVE;
   private refs = 1;
   private transport: Transport | undefined;
   private directory: ConnectionDirectory | undefined;
@@ -54,12 +53,14 @@ export class Connection implements TransportHost {
   private bufferSizeValue = 0;
   private owner_: FileOwner;
   private flowControl = 0;
-  /** @internal set while a dispatch job is queued, so it is queued once. */
-  dispatchScheduled = false;
+  /** Set while a dispatch job is queued, so it is queued once. */
+  private dispatchScheduled = false;
+
   /** Why the server ended this connection, when it did (for logs and tests). */
   disconnectReason: string | undefined;
   private readonly one: Uint8Array[] = [new Uint8Array(0)];
-  private readonly counters: ConnectionStats;
+  /** Counters and state, shared with the main thread in worker mode. */
+  readonly cells: Float64Array;
 
   /** @internal created by the service when a handshake arrives. */
   constructor(
@@ -67,6 +68,7 @@ export class Connection implements TransportHost {
     setupFd: number,
     id: number,
     credentials: { pid: number; uid: number; gid: number },
+    cells?: Float64Array,
   ) {
     this.setupFd = setupFd;
     this.id = id;
@@ -74,11 +76,20 @@ export class Connection implements TransportHost {
     this.uid = credentials.uid;
     this.gid = credentials.gid;
     this.owner_ = { uid: credentials.uid, gid: credentials.gid, mode: 0o600 };
-    this.counters = zeroStats(this.pid);
+    this.cells = cells ?? newCells();
+    this.cells[Cell.SETUP_OPEN] = 1;
   }
 
   get state(): ConnectionState {
-    return this.stateValue;
+    return this.cells[Cell.STATE]!;
+  }
+
+  private get stateValue(): ConnectionState {
+    return this.cells[Cell.STATE]!;
+  }
+
+  private set stateValue(state: ConnectionState) {
+    this.cells[Cell.STATE] = state;
   }
 
   get serviceId(): number {
@@ -153,8 +164,8 @@ export class Connection implements TransportHost {
   }
 
   private countSend(rc: number, length: number, counter: 'responses' | 'events'): number {
-    if (rc === length) this.counters[counter]++;
-    else if (rc === -EAGAIN || rc === -ETIMEDOUT) this.counters.sendRetries++;
+    if (rc === length) this.cells[counter === 'events' ? Cell.EVENTS : Cell.RESPONSES]!++;
+    else if (rc === -EAGAIN || rc === -ETIMEDOUT) this.cells[Cell.SEND_RETRIES]!++;
     else if (rc === -EBADMSG) {
       this.protocolError(`the client corrupted the read pointer of its ${counter === 'events' ? 'event' : 'response'} ring`);
       return -ENOTCONN;
@@ -184,7 +195,7 @@ export class Connection implements TransportHost {
     while (handled < budget) {
       const rc = t.nextRequest();
       if (rc === 0) {
-        if (handled === 0) this.counters.recvRetries++;
+        if (handled === 0) this.cells[Cell.RECV_RETRIES]!++;
         break;
       }
       if (rc < 0) return this.protocolError(`corrupt request ring (${errnoName(rc)})`);
@@ -197,7 +208,7 @@ export class Connection implements TransportHost {
       if (size < REQUEST_HEADER_SIZE || size > capacity) {
         return this.protocolError(`request header says ${size} bytes but the message has ${capacity}`);
       }
-      this.counters.requests++;
+      this.cells[Cell.REQUESTS]!++;
       let result: number | void = 0;
       try {
         result = msgProcess?.(this, t.requestView(size));
@@ -211,7 +222,7 @@ export class Connection implements TransportHost {
       if (this.stateValue !== ConnectionState.ESTABLISHED) return;
       if (typeof result === 'number' && result < 0) break; // back off: the rest waits for the next round
     }
-    if (this.flowControl === 0 && t.hasPendingRequests) this.service.scheduleDispatch(this);
+    if (this.flowControl === 0 && t.hasPendingRequests) this.scheduleDispatch();
   }
 
   // ---- flow control ----
@@ -220,10 +231,10 @@ export class Connection implements TransportHost {
   setFlowControl(value: number): void {
     if (value === this.flowControl) return;
     this.flowControl = value;
-    this.counters.flowControlState = value;
-    this.counters.flowControlCount++;
+    this.cells[Cell.FLOW_CONTROL_STATE] = value;
+    this.cells[Cell.FLOW_CONTROL_COUNT]!++;
     this.transport?.setFlowControl(value);
-    if (value === 0 && this.transport?.hasPendingRequests) this.service.scheduleDispatch(this);
+    if (value === 0 && this.transport?.hasPendingRequests) this.scheduleDispatch();
   }
 
   /** @internal the rate limit changed the loop priority. */
@@ -241,10 +252,22 @@ export class Connection implements TransportHost {
 
   // ---- lifecycle ----
 
-  /** @internal the handshake created the directory, transport and size. */
+  /** @internal the directory this connection removes when it goes. */
   attach(directory: ConnectionDirectory): void {
     this.directory = directory;
   }
+
+  /** Queues one dispatch round as a job (more requests are waiting than one round takes). */
+  private scheduleDispatch(): void {
+    if (this.dispatchScheduled) return;
+    this.dispatchScheduled = true;
+    this.service.poll.jobAdd(this.service.priority, this.dispatchJob);
+  }
+
+  private readonly dispatchJob = (): void => {
+    this.dispatchScheduled = false;
+    this.processRequests();
+  };
 
   /**
    * @internal the serving half of the handshake (docs/wire.md §4.4 steps 9–11):
@@ -276,7 +299,7 @@ export class Connection implements TransportHost {
     }
     if (this.stateValue !== ConnectionState.ACTIVE) return;
     this.stateValue = ConnectionState.ESTABLISHED;
-    if (transport.hasPendingRequests) this.service.scheduleDispatch(this);
+    if (transport.hasPendingRequests) this.scheduleDispatch();
   }
 
   /**
@@ -346,6 +369,7 @@ export class Connection implements TransportHost {
   /** @internal */
   closeSetupSocket(): void {
     if (this.setupFd < 0) return;
+    this.cells[Cell.SETUP_OPEN] = 0; // before the close: another thread may clean up after a crash
     native.shutdown(this.setupFd);
     native.close(this.setupFd);
     this.setupFd = -1;
@@ -377,24 +401,17 @@ export class Connection implements TransportHost {
 
   /** qb_ipcs_connection_stats_get_2. `clearAfterRead` zeroes all but clientPid. */
   stats(clearAfterRead = false): ConnectionStats2 {
-    const copy = { ...this.counters, eventQLength: this.transport?.eventQueueLength ?? 0 };
-    if (clearAfterRead) Object.assign(this.counters, zeroStats(this.pid));
+    const copy = { ...readStats(this.cells, this.pid), eventQLength: this.transport?.eventQueueLength ?? 0 };
+    if (clearAfterRead) clearStats(this.cells);
     return copy;
   }
 
   /** qb_ipcs_connection_stats_get (the older struct, without eventQLength). */
   statsGet(clearAfterRead = false): ConnectionStats {
-    const copy = { ...this.counters };
-    if (clearAfterRead) Object.assign(this.counters, zeroStats(this.pid));
+    const copy = readStats(this.cells, this.pid);
+    if (clearAfterRead) clearStats(this.cells);
     return copy;
   }
-}
-
-function zeroStats(clientPid: number): ConnectionStats {
-  return {
-    clientPid, requests: 0, responses: 0, events: 0, sendRetries: 0, recvRetries: 0,
-    flowControlState: 0, flowControlCount: 0,
-  };
 }
 
 function totalLength(iov: readonly Uint8Array[]): number {

@@ -1,5 +1,6 @@
 // qbipc: libqb's server IPC (qbipcs.h) for Node.js. Public exports only.
-export { createService, Service, type ServiceHandlers } from './service.js';
+export { createService, Service, type ServiceHandlers, type ServiceConnection } from './service.js';
+export { RemoteConnection } from './remote-connection.js';
 export { Connection, type ConnectionHandlers } from './connection.js';
 export { IpcType, RateLimit, LoopPriority, ConnectionState, PollEvent } from './constants.js';
 export type { ServiceOptions } from './options.js';

@@ -4,8 +4,17 @@ import { existsSync } from 'node:fs';
 export interface ServiceOptions {
   /** Worker threads serving connections; 0 (the default) serves them on this thread. */
   workers?: number;
-  /** With workers > 0: the module whose default export holds the worker-side handlers. */
+  /**
+   * With workers > 0: the module (path or URL) whose default export holds the
+   * handlers that run in the workers (msgProcess, connectionCreated,
+   * connectionClosed, connectionDestroyed) — or a function of workerData
+   * returning them. connectionAccept stays on the main thread.
+   */
   workerModule?: string | URL;
+  /** Passed to a workerModule that exports a function (structured-cloned). */
+  workerData?: unknown;
+  /** How new connections are spread over workers. Default 'least-loaded'. */
+  placement?: 'least-loaded' | 'round-robin';
   /**
    * Upper bound of the negotiated buffer size. libqb has none, so a client could
    * make it allocate three rings of any size; larger requests are clamped to this.
@@ -26,6 +35,8 @@ export interface ServiceOptions {
 export interface ResolvedOptions {
   workers: number;
   workerModule: string | URL | undefined;
+  workerData: unknown;
+  placement: 'least-loaded' | 'round-robin';
   maxBufferSize: number;
   handshakeTimeoutMs: number;
   filesystemSockets: boolean;
@@ -52,9 +63,15 @@ export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
   if (!(handshakeTimeoutMs > 0)) throw new RangeError(`options.handshakeTimeoutMs must be positive, got ${handshakeTimeoutMs}`);
   const socketDir = options.socketDir ?? '/tmp';
   if (typeof socketDir !== 'string' || !socketDir.startsWith('/')) throw new TypeError(`options.socketDir must be an absolute path, got ${socketDir}`);
+  const placement = options.placement ?? 'least-loaded';
+  if (placement !== 'least-loaded' && placement !== 'round-robin') {
+    throw new TypeError(`options.placement must be 'least-loaded' or 'round-robin', got ${String(placement)}`);
+  }
   return {
     workers,
     workerModule: options.workerModule,
+    workerData: options.workerData,
+    placement,
     maxBufferSize,
     handshakeTimeoutMs,
     filesystemSockets: options.filesystemSockets ?? existsSync(FORCE_FILESYSTEM_SOCKETS),

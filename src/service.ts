@@ -2,6 +2,8 @@
 // connection's transport, and owns the list of connections and the rate limit.
 import { EventEmitter } from 'node:events';
 import { statSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Acceptor, type Handshake } from './acceptor.js';
 import { ConnectionState, IpcType, LoopPriority, RateLimit } from './constants.js';
 import { Connection, type ConnectionHandlers, type ConnectionOwner } from './connection.js';
@@ -12,8 +14,10 @@ import { resolveOptions, validateServiceName, type ResolvedOptions, type Service
 import { NativeLoop, type PollHandlers } from './poll.js';
 import type { ServiceStats } from './stats.js';
 import { createTransportFiles, type TransportFiles } from './transport/files.js';
-import { TransportType } from './handshake.js';
-
+import { buildRejection, TransportType } from './handshake.js';
+import { RemoteConnection } from './remote-connection.js';
+import { WorkerPool, type PoolHost } from './worker-pool.js';
+import { ServiceCounter, type RateSettings } from './worker-protocol.js';
 
 /** qb_ipcs_service_handlers. Return values follow libqb: 0 or a negative errno. */
 export interface ServiceHandlers extends ConnectionHandlers {
@@ -22,8 +26,15 @@ export interface ServiceHandlers extends ConnectionHandlers {
    * errno rejects, and the client's qb_ipcc_connect fails with that errno.
    * May call conn.authSet(). May return a Promise.
    */
-  connectionAccept?(conn: Connection, uid: number, gid: number): number | void | Promise<number | void>;
+  connectionAccept?(conn: ServiceConnection, uid: number, gid: number): number | void | Promise<number | void>;
 }
+
+/**
+ * A connection as the main thread sees it: the Connection itself in in-thread
+ * mode; in worker mode a RemoteConnection (stats, disconnect, events routed to
+ * the worker that serves it).
+ */
+export type ServiceConnection = Connection | RemoteConnection;
 
 type Lifecycle = 'created' | 'running' | 'destroyed';
 
@@ -35,7 +46,7 @@ const RATE = {
   [RateLimit.OFF_2]: { priority: LoopPriority.LOW, budget: 1, flowControl: 2 },
 } as const;
 
-export class Service extends EventEmitter implements ConnectionOwner {
+export class Service extends EventEmitter implements ConnectionOwner, PoolHost {
   readonly name: string;
   readonly serviceId: number;
   readonly type: IpcType;
@@ -49,12 +60,14 @@ export class Service extends EventEmitter implements ConnectionOwner {
   private ownLoop: NativeLoop | undefined;
   private acceptor: Acceptor | undefined;
   private socketPath: string | undefined;
-  private readonly list = new Set<Connection>();
+  private readonly list = new Set<ServiceConnection>();
   private enforcedSize = 0;
-  private rate: (typeof RATE)[RateLimit] = RATE[RateLimit.NORMAL];
+  private rateValue: RateSettings = RATE[RateLimit.NORMAL];
   private nextConnectionId = 1;
   private readonly serverPid = process.pid;
-  private readonly counters: ServiceStats = { activeConnections: 0, closedConnections: 0 };
+  /** [activeConnections, closedConnections]; in worker mode shared with the shards. */
+  private counters: Int32Array<ArrayBufferLike> = new Int32Array(2);
+  private pool: WorkerPool | undefined;
 
   /** @internal use createService(). */
   constructor(name: string, serviceId: number, type: IpcType, handlers: ServiceHandlers, options?: ServiceOptions) {
@@ -80,38 +93,38 @@ export class Service extends EventEmitter implements ConnectionOwner {
   }
 
   get priority(): LoopPriority {
-    return this.rate.priority;
+    return this.rateValue.priority;
   }
 
   get budget(): number {
-    return this.rate.budget;
+    return this.rateValue.budget;
   }
 
-  /** @internal */
-  scheduleDispatch(conn: Connection): void {
-    if (conn.dispatchScheduled) return;
-    conn.dispatchScheduled = true;
-    this.poll.jobAdd(this.rate.priority, () => {
-      conn.dispatchScheduled = false;
-      conn.processRequests();
-    });
+  /** @internal PoolHost: the settings new shards start with. */
+  get rate(): RateSettings {
+    return this.rateValue;
   }
 
   /** @internal */
   connectionActivated(conn: Connection): void {
     this.list.add(conn);
-    this.counters.activeConnections++;
+    this.counters[ServiceCounter.ACTIVE]!++;
   }
 
   /** @internal */
   connectionClosing(_conn: Connection, _wasEstablished: boolean): void {
-    this.counters.activeConnections--;
-    this.counters.closedConnections++;
+    this.counters[ServiceCounter.ACTIVE]!--;
+    this.counters[ServiceCounter.CLOSED]!++;
   }
 
   /** @internal */
-  connectionGone(conn: Connection): void {
+  connectionGone(conn: ServiceConnection): void {
     this.list.delete(conn);
+  }
+
+  /** @internal PoolHost: a worker-side handler threw, or a worker died. */
+  poolError(error: Error): void {
+    this.emit('error', error);
   }
 
   /** @internal a handler threw: that connection is dropped, the service goes on. */
@@ -157,6 +170,18 @@ export class Service extends EventEmitter implements ConnectionOwner {
       const where = filesystemSockets ? address : `@${address}`;
       throw new QbError(errno, `cannot listen on ${where}${errnoName(errno) === 'EADDRINUSE' ? ': another server already serves this name' : ''}`, { cause });
     }
+    if (this.options.workers > 0) {
+      const pool = new WorkerPool(this, this.options.workers, workerModuleUrl(this.options.workerModule!), this.options.workerData, this.options.placement);
+      try {
+        await pool.start();
+      } catch (cause) {
+        native.close(listenFd);
+        await pool.destroy();
+        throw new QbError(-EINVAL, `the worker module could not be started: ${(cause as Error).message}`, { cause });
+      }
+      this.pool = pool;
+      this.counters = pool.counters;
+    }
     if (this.pollHandlers === undefined) this.pollHandlers = this.ownLoop = new NativeLoop();
     this.socketPath = filesystemSockets ? address : undefined;
     this.acceptor = new Acceptor(this.pollHandlers, listenFd, this.options.handshakeTimeoutMs, (h) => this.admitSafely(h));
@@ -181,7 +206,7 @@ export class Service extends EventEmitter implements ConnectionOwner {
       case IpcType.SOCKET:
         return 'the SOCKET transport is not implemented yet; use IpcType.SHM or IpcType.NATIVE';
       default:
-        return this.options.workers > 0 ? 'worker threads (options.workers > 0) are not implemented yet; use workers: 0' : undefined;
+        return undefined;
     }
   }
 
@@ -193,12 +218,14 @@ export class Service extends EventEmitter implements ConnectionOwner {
 
   /** A finished handshake: accept or reject, then set up the transport (docs/wire.md §4.4). */
   private async admit(h: Handshake): Promise<void> {
-    const conn = new Connection(this, h.fd, this.nextConnectionId++, h);
+    const id = this.nextConnectionId++;
+    const conn = this.pool !== undefined ? new RemoteConnection(this.pool, id, h, h.fd) : new Connection(this, h.fd, id, h);
+    const reject = (negErrno: number, why: string) => (conn instanceof Connection ? conn.reject(negErrno, why) : this.refuse(conn, negErrno));
     let directory: ConnectionDirectory;
     try {
       directory = ConnectionDirectory.create(this.serverPid, h.pid, h.fd);
     } catch (error) {
-      return conn.reject(errnoOf(error, -ENOMEM), `cannot create its directory: ${(error as Error).message}`);
+      return reject(errnoOf(error, -ENOMEM), `cannot create its directory: ${(error as Error).message}`);
     }
     conn.attach(directory);
     directory.setOwner(h.uid, h.gid);
@@ -211,17 +238,27 @@ export class Service extends EventEmitter implements ConnectionOwner {
         process.nextTick(() => this.emit('error', new Error('qbipc: connectionAccept threw; the client was rejected with EACCES', { cause: error })));
       }
     }
-    if (this.lifecycle !== 'running') return conn.reject(-ESHUTDOWN, 'the service is shutting down');
-    if (typeof verdict === 'number' && verdict !== 0) return conn.reject(-Math.abs(verdict), 'connectionAccept said no');
+    if (this.lifecycle !== 'running') return reject(-ESHUTDOWN, 'the service is shutting down');
+    if (typeof verdict === 'number' && verdict !== 0) return reject(-Math.abs(verdict), 'connectionAccept said no');
     const size = this.negotiate(h.request.maxMsgSize);
     let files: TransportFiles;
     try {
       files = createTransportFiles(this.transportType, directory, this.name, size, conn.fileOwner);
     } catch (error) {
-      return conn.reject(errnoOf(error, -ENOMEM), `cannot create its files: ${(error as Error).message}`);
+      return reject(errnoOf(error, -ENOMEM), `cannot create its files: ${(error as Error).message}`);
     }
     directory.seal();
-    conn.open(files, size);
+    if (conn instanceof Connection) return conn.open(files, size);
+    this.list.add(conn);
+    this.pool!.place(conn, files, size);
+  }
+
+  /** Worker mode's rejection: the shard never hears of this client. */
+  private refuse(conn: RemoteConnection, negErrno: number): void {
+    native.send(conn.setupFd, buildRejection(negErrno));
+    native.shutdown(conn.setupFd);
+    native.close(conn.setupFd);
+    conn.directory?.remove();
   }
 
   /** max(requested, enforced), clamped to options.maxBufferSize. */
@@ -237,6 +274,7 @@ export class Service extends EventEmitter implements ConnectionOwner {
     if (wasRunning) {
       this.acceptor?.close();
       this.acceptor = undefined;
+      if (this.pool !== undefined) await this.pool.destroy();
       for (const conn of [...this.list]) conn.disconnect();
       if (this.socketPath !== undefined) native.unlinkAt(-100, this.socketPath, false);
       this.ownLoop?.close();
@@ -261,17 +299,23 @@ export class Service extends EventEmitter implements ConnectionOwner {
     this.ownLoop?.setKeepAlive(keep);
   }
 
-  /** qb_ipcs_request_rate_limit. */
-  requestRateLimit(limit: RateLimit): void {
+  /**
+   * qb_ipcs_request_rate_limit. Applied at once in-thread; in worker mode the
+   * Promise resolves when every worker has applied it.
+   */
+  requestRateLimit(limit: RateLimit): Promise<void> {
     const rate = RATE[limit];
     if (rate === undefined) throw new TypeError(`requestRateLimit needs a RateLimit, got ${String(limit)}`);
-    const moved = rate.priority !== this.rate.priority;
-    this.rate = rate;
+    const moved = rate.priority !== this.rateValue.priority;
+    this.rateValue = rate;
+    if (this.pool !== undefined) return this.pool.broadcastRate(rate);
     for (const conn of this.list) {
+      if (!(conn instanceof Connection)) continue;
       if (conn.state !== ConnectionState.ACTIVE && conn.state !== ConnectionState.ESTABLISHED) continue;
       conn.setFlowControl(rate.flowControl);
       if (moved) conn.reprioritise();
     }
+    return Promise.resolve();
   }
 
   /** qb_ipcs_enforce_buffer_size: the minimum negotiated size of new connections. */
@@ -284,18 +328,24 @@ export class Service extends EventEmitter implements ConnectionOwner {
 
   /** qb_ipcs_stats_get. */
   stats(clearAfterRead = false): ServiceStats {
-    const copy = { ...this.counters };
-    if (clearAfterRead) this.counters.activeConnections = this.counters.closedConnections = 0;
+    const copy = {
+      activeConnections: Atomics.load(this.counters, ServiceCounter.ACTIVE),
+      closedConnections: Atomics.load(this.counters, ServiceCounter.CLOSED),
+    };
+    if (clearAfterRead) {
+      Atomics.store(this.counters, ServiceCounter.ACTIVE, 0);
+      Atomics.store(this.counters, ServiceCounter.CLOSED, 0);
+    }
     return copy;
   }
 
   /** qb_ipcs_connection_first_get. No reference is taken: JS keeps the object alive. */
-  connectionFirstGet(): Connection | undefined {
+  connectionFirstGet(): ServiceConnection | undefined {
     return this.list.values().next().value;
   }
 
   /** qb_ipcs_connection_next_get. */
-  connectionNextGet(current: Connection): Connection | undefined {
+  connectionNextGet(current: ServiceConnection): ServiceConnection | undefined {
     let found = false;
     for (const conn of this.list) {
       if (found) return conn;
@@ -305,7 +355,7 @@ export class Service extends EventEmitter implements ConnectionOwner {
   }
 
   /** Every connection from ACTIVE until it is destroyed, in the order they came. */
-  connections(): IterableIterator<Connection> {
+  connections(): IterableIterator<ServiceConnection> {
     return [...this.list].values();
   }
 }
@@ -320,6 +370,11 @@ export function createService(
 function errnoOf(error: unknown, fallback: number): number {
   const errno = (error as { errno?: unknown } | undefined)?.errno;
   return typeof errno === 'number' && errno < 0 ? errno : fallback;
+}
+
+function workerModuleUrl(module: string | URL): string {
+  if (module instanceof URL) return module.href;
+  return module.startsWith('file:') ? module : pathToFileURL(path.resolve(module)).href;
 }
 
 function isDirectory(path: string): boolean {

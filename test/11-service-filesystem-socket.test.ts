@@ -16,7 +16,8 @@ test.after.always('no connection directories left behind', (t) => {
 });
 
 for (const mode of MODES) {
-  test(`${mode.name}: item 2: a libqb client in filesystem-socket mode connects to /tmp/<name>`, async (t) => {
+  // Serial: the tests share the /etc/libqb mount point this file may create.
+  test.serial(`${mode.name}: item 2: a libqb client in filesystem-socket mode connects to /tmp/<name>`, async (t) => {
     const { qbclient } = await buildCPrograms();
     const createdEtc = !existsSync('/etc/libqb');
     if (createdEtc) mkdirSync('/etc/libqb'); // an empty mount point, removed below

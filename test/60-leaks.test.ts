@@ -38,16 +38,8 @@ for (const mode of MODES) {
 
   test.serial(`${mode.name}: SIGKILL of 50 clients mid-stream leaves no file and no fd behind`, async (t) => {
     const { qbclient } = await buildCPrograms();
-    const seen = new Set<number>();
-    let allBusy!: () => void;
-    const busy = new Promise<void>((resolve) => (allBusy = resolve));
-    const echo = await startEchoService({
-      msgProcess: (conn) => {
-        seen.add(conn.pid);
-        if (seen.size === 50) allBusy();
-        return undefined;
-      },
-    }, mode.options);
+    const echo = await startEchoService({}, mode.options);
+    const busy = echo.until((log) => new Set(log.filter((e) => e.callback === 'request').map((e) => e.pid)).size === 50);
     const fds = fdCount();
     const children = Array.from({ length: 50 }, () =>
       spawn(qbclient, ['-n', echo.name, '-k', '100000000', '-s', '256'], { stdio: 'ignore' }));

@@ -1,15 +1,14 @@
-// The test service: the same application protocol as the C reference server
-// (id 1 echo, id 2 events, anything else -EINVAL), plus a record of every
-// callback so tests can wait on them instead of sleeping.
+// Starts the test application as a qbipc service in a given mode and records
+// every callback, so tests wait on callbacks instead of sleeping.
 import { readdirSync } from 'node:fs';
+import { BroadcastChannel } from 'node:worker_threads';
 import {
-  createService, IpcType, makeResponse, readRequestHeader, writeResponseHeader, EAGAIN, EINVAL,
-  type Connection, type Service, type ServiceHandlers, type ServiceOptions,
+  createService, IpcType,
+  type Service, type ServiceHandlers, type ServiceOptions,
 } from '../../src/index.js';
+import { echoHandlers, type Behaviour, type CallbackName } from './echo-handlers.js';
 
-export const ID_ECHO = 1;
-export const ID_EVENTS = 2;
-export const ID_EVENT = 3;
+export { ID_ECHO, ID_EVENT, ID_EVENTS } from './echo-handlers.js';
 
 let counter = 0;
 /** A service name no other test (or test process) uses. */
@@ -17,110 +16,68 @@ export function uniqueName(tag: string): string {
   return `qbt-${process.pid}-${tag}-${counter++}`;
 }
 
-type CallbackName = 'accept' | 'created' | 'closed' | 'destroyed' | 'request';
-
 export interface EchoService {
   service: Service;
   name: string;
-  /** Every callback, in order, with the connection's client pid. */
+  /** Every callback, in order of arrival, with the client pid. */
   log: Array<{ callback: CallbackName; pid: number }>;
   /** Resolves when `callback` has been called `count` times in total. */
   when(callback: CallbackName, count?: number): Promise<void>;
+  /** Resolves when `predicate` holds for the log. */
+  until(predicate: (log: EchoService['log']) => boolean): Promise<void>;
   count(callback: CallbackName): number;
   stop(): Promise<void>;
 }
 
-interface EventPump {
-  next: number;
-  total: number;
-  length: number;
-  timer?: NodeJS.Timeout;
+export interface EchoOptions extends ServiceOptions {
+  tag?: string;
+  type?: IpcType;
+  behaviour?: Behaviour;
+  beforeRun?: (s: Service) => void;
 }
 
+const workerModule = new URL('./echo-worker.js', import.meta.url);
+
 export async function startEchoService(
-  overrides: Partial<ServiceHandlers> = {},
-  options: ServiceOptions & { tag?: string; type?: IpcType; beforeRun?: (s: Service) => void } = {},
+  main: Pick<ServiceHandlers, 'connectionAccept'> = {},
+  options: EchoOptions = {},
 ): Promise<EchoService> {
   const name = uniqueName(options.tag ?? 'echo');
   const log: EchoService['log'] = [];
-  const waiters: Array<{ callback: CallbackName; count: number; resolve: () => void }> = [];
-  const pumps = new Map<Connection, EventPump>();
+  const waiters: Array<{ predicate: (l: EchoService['log']) => boolean; resolve: () => void }> = [];
   const count = (callback: CallbackName) => log.filter((e) => e.callback === callback).length;
-  const record = (callback: CallbackName, conn: Connection) => {
-    log.push({ callback, pid: conn.pid });
-    for (const w of waiters.filter((x) => x.callback === callback && count(callback) >= x.count)) {
+  const record = (callback: CallbackName, pid: number) => {
+    log.push({ callback, pid });
+    for (const w of waiters.filter((x) => x.predicate(log))) {
       waiters.splice(waiters.indexOf(w), 1);
       w.resolve();
     }
   };
+  const until = (predicate: (l: EchoService['log']) => boolean) =>
+    predicate(log) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ predicate, resolve }));
 
-  const pump = (conn: Connection) => {
-    const p = pumps.get(conn);
-    if (p === undefined) return;
-    p.timer = undefined;
-    while (p.next < p.total) {
-      const payload = new Uint8Array(p.length);
-      for (let j = 0; j < p.length; j++) payload[j] = (p.next + j) & 0xff;
-      const rc = conn.eventSend(makeResponse(ID_EVENT, p.next, payload));
-      if (rc === -EAGAIN) {
-        p.timer = setTimeout(() => pump(conn), 1); // ring full: the client is still reading
-        return;
-      }
-      if (rc < 0) return;
-      p.next++;
-    }
+  const connectionAccept: ServiceHandlers['connectionAccept'] = (conn, uid, gid) => {
+    record('accept', conn.pid);
+    return main.connectionAccept ? main.connectionAccept(conn, uid, gid) : 0;
   };
+  const workers = options.workers ?? 0;
+  let channel: BroadcastChannel | undefined;
+  let handlers: ServiceHandlers;
+  let serviceOptions: ServiceOptions = options;
+  if (workers > 0) {
+    channel = new BroadcastChannel(`qbipc-test-${name}`);
+    channel.onmessage = (event) => {
+      const { callback, pid } = (event as { data: { callback: CallbackName; pid: number } }).data;
+      record(callback, pid);
+    };
+    handlers = { connectionAccept };
+    serviceOptions = { ...options, workerModule, workerData: { channel: `qbipc-test-${name}`, behaviour: options.behaviour ?? {} } };
+  } else {
+    handlers = { connectionAccept, ...echoHandlers(record, options.behaviour) };
+  }
 
-  const handlers: ServiceHandlers = {
-    connectionAccept(conn, uid, gid) {
-      record('accept', conn);
-      return overrides.connectionAccept ? overrides.connectionAccept(conn, uid, gid) : 0;
-    },
-    connectionCreated(conn) {
-      record('created', conn);
-      overrides.connectionCreated?.(conn);
-    },
-    msgProcess(conn, data) {
-      record('request', conn);
-      if (overrides.msgProcess) {
-        const rc = overrides.msgProcess(conn, data);
-        if (rc !== undefined) return rc;
-      }
-      const header = readRequestHeader(data);
-      if (header.id === ID_ECHO) {
-        const payload = data.subarray(16);
-        const head = writeResponseHeader(new Uint8Array(24), { id: ID_ECHO, size: 24 + payload.byteLength, error: 0 });
-        conn.responseSendv([head, payload]); // the payload goes from ring to ring, no copy in between
-        return 0;
-      }
-      if (header.id === ID_EVENTS) {
-        const args = new DataView(data.buffer, data.byteOffset + 16, Math.min(8, data.byteLength - 16));
-        const total = args.byteLength >= 4 ? args.getUint32(0, true) : 0;
-        const length = args.byteLength >= 8 ? args.getUint32(4, true) : 0;
-        conn.responseSend(makeResponse(ID_EVENTS, 0));
-        const old = pumps.get(conn);
-        if (old?.timer) clearTimeout(old.timer);
-        pumps.set(conn, { next: 0, total, length });
-        pump(conn);
-        return 0;
-      }
-      conn.responseSend(makeResponse(header.id, -EINVAL));
-      return 0;
-    },
-    connectionClosed(conn) {
-      record('closed', conn);
-      const p = pumps.get(conn);
-      if (p?.timer) clearTimeout(p.timer);
-      pumps.delete(conn);
-      return overrides.connectionClosed ? overrides.connectionClosed(conn) : 0;
-    },
-    connectionDestroyed(conn) {
-      record('destroyed', conn);
-      overrides.connectionDestroyed?.(conn);
-    },
-  };
-
-  const service = createService(name, 0, options.type ?? IpcType.SHM, handlers, options);
+  const service = createService(name, 0, options.type ?? IpcType.SHM, handlers, serviceOptions);
+  service.on('error', () => undefined); // tests that provoke errors listen themselves
   options.beforeRun?.(service);
   await service.run();
   return {
@@ -128,13 +85,11 @@ export async function startEchoService(
     name,
     log,
     count,
-    when(callback, wanted = 1) {
-      if (count(callback) >= wanted) return Promise.resolve();
-      return new Promise((resolve) => waiters.push({ callback, count: wanted, resolve }));
-    },
+    until,
+    when: (callback, wanted = 1) => until(() => count(callback) >= wanted),
     async stop() {
-      for (const p of pumps.values()) if (p.timer) clearTimeout(p.timer);
       await service.destroy();
+      channel?.close();
     },
   };
 }

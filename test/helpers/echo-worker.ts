@@ -1,0 +1,15 @@
+// The test application as a workerModule: the same handlers, reporting each
+// callback to the test over a BroadcastChannel.
+import { BroadcastChannel } from 'node:worker_threads';
+import { echoHandlers, type Behaviour } from './echo-handlers.js';
+
+export default function echoWorker(data: { channel: string; behaviour: Behaviour }) {
+  const channel = new BroadcastChannel(data.channel);
+  channel.unref();
+  return echoHandlers((callback, pid) => {
+    // 'destroyed' is reported once the connection is fully gone (files removed
+    // right after the callback), as the in-thread test sees it.
+    if (callback === 'destroyed') setImmediate(() => channel.postMessage({ callback, pid }));
+    else channel.postMessage({ callback, pid });
+  }, data.behaviour);
+}
