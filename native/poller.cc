@@ -68,20 +68,43 @@ class Poller : public Napi::ObjectWrap<Poller> {
       uv_poll_init(loop, uv_, epfd_);
       uv_->data = this;
       uv_poll_start(uv_, UV_READABLE, OnReadable);
+      napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
       Ref();  // the loop holds us while the handle is open
     }
   }
 
-  ~Poller() override { CloseFds(); }
+  ~Poller() override {
+    StopPolling();
+    CloseFds();
+  }
 
  private:
+  // Raw N-API here: while a worker thread is being torn down (process.exit in a
+  // worker, terminate()) JS can no longer run, every call fails, and the
+  // node-addon-api wrappers would turn that failure into a fatal error.
   static void OnReadable(uv_poll_t* handle, int status, int events) {
     auto* self = static_cast<Poller*>(handle->data);
-    Napi::Env env = self->Env();
-    Napi::HandleScope scope(env);
+    napi_env env = self->Env();
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
     int n = self->Collect(0);
-    if (n <= 0) return;
-    self->callback_.MakeCallback(env.Global(), {Napi::Number::New(env, n)});
+    napi_value callback, global, count;
+    if (n > 0 && napi_get_reference_value(env, self->callback_, &callback) == napi_ok && callback != nullptr &&
+        napi_get_global(env, &global) == napi_ok && napi_create_int32(env, n, &count) == napi_ok) {
+      napi_make_callback(env, nullptr, global, callback, 1, &count, nullptr);
+    }
+    napi_close_handle_scope(env, scope);
+  }
+
+  // The environment is going away: stop polling before libuv's loop is closed.
+  static void OnEnvCleanup(void* data) { static_cast<Poller*>(data)->StopPolling(); }
+
+  void StopPolling() {
+    if (uv_ == nullptr) return;
+    uv_poll_stop(uv_);
+    uv_close(reinterpret_cast<uv_handle_t*>(uv_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    uv_ = nullptr;
+    napi_remove_env_cleanup_hook(Env(), OnEnvCleanup, this);
   }
 
   // epoll_wait into the output pairs; the eventfd is drained and reported once.
@@ -150,9 +173,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
     if (uv_ != nullptr) {
-      uv_poll_stop(uv_);
-      uv_close(reinterpret_cast<uv_handle_t*>(uv_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      uv_ = nullptr;
+      StopPolling();
       callback_.Reset();
       Unref();
     }

@@ -25,6 +25,7 @@ export interface PoolHost {
 
 interface Shard {
   index: number;
+  isReady: boolean;
   port: MessagePort;
   connections: Map<number, RemoteConnection>;
   /** Replies awaited from the shard, by sequence number. */
@@ -82,6 +83,7 @@ export class WorkerPool implements RemoteOwner {
     let markReady!: () => void;
     const shard: Shard = {
       index,
+      isReady: false,
       port: port1,
       connections: new Map(),
       pending: new Map(),
@@ -89,7 +91,10 @@ export class WorkerPool implements RemoteOwner {
       ended: Promise.resolve(),
     };
     port1.on('message', (message: FromShard) => {
-      if (message.type === 'ready') markReady();
+      if (message.type === 'ready') {
+        shard.isReady = true;
+        markReady();
+      }
       else this.receive(shard, message);
     });
     const init: ShardInit = {
@@ -137,9 +142,12 @@ export class WorkerPool implements RemoteOwner {
     shard.pending.clear();
     for (const conn of shard.connections.values()) this.orphaned(conn);
     shard.connections.clear();
-    if (this.destroying) return;
-    this.host.poolError(new Error(`qbipc: worker shard ${shard.index} ended (${error?.message ?? 'its task returned'}); its connections were closed and a new worker takes its place`, { cause: error }));
+    // A shard that never got ready failed to start: start() reports it; no retry loop.
+    if (this.destroying || !shard.isReady) return;
     this.shards[shard.index] = this.startShard(shard.index);
+    const reason = error?.message ?? 'its task returned';
+    process.nextTick(() => this.host.poolError(new Error(
+      `qbipc: worker shard ${shard.index} ended (${reason}); its connections were closed and a new worker takes its place`, { cause: error })));
   }
 
   /** The shard that served `conn` is gone: close its socket, remove its files. */

@@ -46,7 +46,7 @@ function recordingHandlers(): { handlers: PollHandlers; calls: string[]; watched
 }
 
 for (const mode of MODES) {
-  test(`${mode.name}: custom poll handlers carry the listener, handshakes and connections`, async (t) => {
+  test.serial(`${mode.name}: custom poll handlers carry the listener, handshakes and connections`, async (t) => {
     const loop = recordingHandlers();
     const echo = await startEchoService({}, {
       ...mode.options, behaviour: { closedRetries: 1 }, beforeRun: (s) => s.pollHandlersSet(loop.handlers),

@@ -15,7 +15,7 @@ test.after.always('no connection directories left behind', (t) => {
 });
 
 for (const mode of MODES) {
-  test(`${mode.name}: item 13: round trips of every size from 1 byte to the buffer size, payload checked`, async (t) => {
+  test.serial(`${mode.name}: item 13: round trips of every size from 1 byte to the buffer size, payload checked`, async (t) => {
     const echo = await startEchoService({}, mode.options);
     const client = await QbClient.start();
     try {
@@ -31,8 +31,8 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: 8 concurrent clients x 3000 round trips, 0 errors`, async (t) => {
-    const echo = await startEchoService({}, mode.options);
+  test.serial(`${mode.name}: 8 concurrent clients x 3000 round trips, 0 errors`, async (t) => {
+    const echo = await startEchoService({}, { ...mode.options, behaviour: { reportRequests: true } });
     try {
       const { qbclient } = await buildCPrograms();
       const runs = await Promise.all(Array.from({ length: 8 }, () =>
@@ -48,7 +48,7 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: items 20, 21: 100,000 events reach one client in order, none lost`, async (t) => {
+  test.serial(`${mode.name}: items 20, 21: 100,000 events reach one client in order, none lost`, async (t) => {
     const echo = await startEchoService({}, mode.options);
     const client = await QbClient.start();
     try {
@@ -64,7 +64,7 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: a client sends several requests before reading any response`, async (t) => {
+  test.serial(`${mode.name}: a client sends several requests before reading any response`, async (t) => {
     const echo = await startEchoService({}, mode.options);
     const client = await QbClient.start();
     try {
@@ -80,7 +80,7 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: item 18: a client blocked in qb_ipcc_recv(-1) is woken by the response`, async (t) => {
+  test.serial(`${mode.name}: item 18: a client blocked in qb_ipcc_recv(-1) is woken by the response`, async (t) => {
     const echo = await startEchoService({}, mode.options);
     const client = await QbClient.start();
     try {
@@ -96,7 +96,7 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: items 19, 20: events interleave with round trips; doorbells do not pile up`, async (t) => {
+  test.serial(`${mode.name}: items 19, 20: events interleave with round trips; doorbells do not pile up`, async (t) => {
     const echo = await startEchoService({}, mode.options);
     const client = await QbClient.start();
     try {

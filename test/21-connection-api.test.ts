@@ -22,7 +22,7 @@ function flowControlWord(conn: ServiceConnection, name: string): number {
 }
 
 for (const mode of MODES) {
-  test(`${mode.name}: item 7: connectionAccept returning -EACCES makes qb_ipcc_connect fail with EACCES`, async (t) => {
+  test.serial(`${mode.name}: item 7: connectionAccept returning -EACCES makes qb_ipcc_connect fail with EACCES`, async (t) => {
     const echo = await startEchoService({ connectionAccept: async () => -EACCES }, mode.options);
     const client = await QbClient.start();
     try {
@@ -41,7 +41,7 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: accept sees the client's credentials; the connection reports them`, async (t) => {
+  test.serial(`${mode.name}: accept sees the client's credentials; the connection reports them`, async (t) => {
     let seen: number[] = [];
     const echo = await startEchoService({ connectionAccept: (c, uid, gid) => void (seen = [c.pid, uid, gid]) }, mode.options);
     const client = await QbClient.start();
@@ -62,7 +62,7 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: item 8: directory 0770 and files 0600, owned by the client; authSet changes owner and mode`, async (t) => {
+  test.serial(`${mode.name}: item 8: directory 0770 and files 0600, owned by the client; authSet changes owner and mode`, async (t) => {
     const echo = await startEchoService({
       connectionAccept: (conn) => conn.authSet(65534, 65534, 0o640),
     }, mode.options);
@@ -88,7 +88,7 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: item 8: without authSet the files are 0600 and belong to the client's uid`, async (t) => {
+  test.serial(`${mode.name}: item 8: without authSet the files are 0600 and belong to the client's uid`, async (t) => {
     const echo = await startEchoService({}, mode.options);
     const client = await QbClient.start();
     try {
@@ -103,7 +103,7 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: item 6: enforceBufferSize raises the size the client negotiates`, async (t) => {
+  test.serial(`${mode.name}: item 6: enforceBufferSize raises the size the client negotiates`, async (t) => {
     const echo = await startEchoService({}, { ...mode.options, beforeRun: (s) => s.enforceBufferSize(100000) });
     const client = await QbClient.start();
     try {
@@ -115,7 +115,7 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: item 23: rate limit OFF writes 1 at offset 8240 and clients get EAGAIN; OFF_2 writes 2; NORMAL restores`, async (t) => {
+  test.serial(`${mode.name}: item 23: rate limit OFF writes 1 at offset 8240 and clients get EAGAIN; OFF_2 writes 2; NORMAL restores`, async (t) => {
     const echo = await startEchoService({}, mode.options);
     const client = await QbClient.start();
     try {
@@ -147,8 +147,8 @@ for (const mode of MODES) {
 
   // With 2 workers the two clients are served by different threads, in parallel: the
   // budget is a per-thread rule, so this test runs where both share one thread.
-  if (mode.workers <= 1) test(`${mode.name}: item 24: per-dispatch budget 50/5/1 shares the server between busy clients`, async (t) => {
-    const echo = await startEchoService({}, mode.options);
+  if (mode.workers <= 1) test.serial(`${mode.name}: item 24: per-dispatch budget 50/5/1 shares the server between busy clients`, async (t) => {
+    const echo = await startEchoService({}, { ...mode.options, behaviour: { reportRequests: true } });
     const order = () => echo.log.filter((e) => e.callback === 'request').map((e) => e.pid);
     const clients = [await QbClient.start(), await QbClient.start()];
     try {
@@ -178,8 +178,8 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: item 25: client hang-up → closed, destroyed, files and directory removed`, async (t) => {
-    const echo = await startEchoService({}, mode.options);
+  test.serial(`${mode.name}: item 25: client hang-up → closed, destroyed, files and directory removed`, async (t) => {
+    const echo = await startEchoService({}, { ...mode.options, behaviour: { reportRequests: true } });
     const client = await QbClient.start();
     try {
       await ok(t, client, `connect ${echo.name} 12328`);
@@ -196,7 +196,7 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: item 25: connectionClosed returning non-zero is called again until it returns 0`, async (t) => {
+  test.serial(`${mode.name}: item 25: connectionClosed returning non-zero is called again until it returns 0`, async (t) => {
     const echo = await startEchoService({}, { ...mode.options, behaviour: { closedRetries: 3 } });
     const client = await QbClient.start();
     try {
@@ -210,7 +210,7 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: item 26: disconnect() makes the client see ENOTCONN`, async (t) => {
+  test.serial(`${mode.name}: item 26: disconnect() makes the client see ENOTCONN`, async (t) => {
     const echo = await startEchoService({}, mode.options);
     const client = await QbClient.start();
     try {
@@ -226,7 +226,7 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: destroy() with clients connected disconnects them all and removes their files`, async (t) => {
+  test.serial(`${mode.name}: destroy() with clients connected disconnects them all and removes their files`, async (t) => {
     const echo = await startEchoService({}, mode.options);
     const clients = await Promise.all([1, 2, 3].map(() => QbClient.start()));
     try {
@@ -242,7 +242,7 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: item 31: stats count requests, responses, events, retries and the event queue`, async (t) => {
+  test.serial(`${mode.name}: item 31: stats count requests, responses, events, retries and the event queue`, async (t) => {
     const echo = await startEchoService({}, mode.options);
     const client = await QbClient.start();
     try {
@@ -276,7 +276,7 @@ for (const mode of MODES) {
     }
   });
 
-  test(`${mode.name}: connections(), connectionFirstGet/NextGet and contexts`, async (t) => {
+  test.serial(`${mode.name}: connections(), connectionFirstGet/NextGet and contexts`, async (t) => {
     const echo = await startEchoService({ connectionAccept: (c) => void (c.context = { pid: c.pid }) }, mode.options);
     echo.service.context = 'service data';
     const clients = await Promise.all([1, 2, 3].map(() => QbClient.start()));
@@ -300,7 +300,7 @@ for (const mode of MODES) {
   });
 
   // ref()/unref() belong to the thread that serves the connection (in worker mode, the worker).
-  if (mode.workers === 0) test(`${mode.name}: ref() keeps a disconnected connection until unref()`, async (t) => {
+  if (mode.workers === 0) test.serial(`${mode.name}: ref() keeps a disconnected connection until unref()`, async (t) => {
     const echo = await startEchoService({}, { ...mode.options, behaviour: { refInCreated: true } });
     const client = await QbClient.start();
     try {

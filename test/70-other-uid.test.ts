@@ -18,7 +18,7 @@ test.after.always('no connection directories left behind', (t) => {
 });
 
 for (const mode of MODES) {
-  test(`${mode.name}: a client of uid 65534 is seen as such, uses its rings, and only it can read them`, async (t) => {
+  test.serial(`${mode.name}: a client of uid 65534 is seen as such, uses its rings, and only it can read them`, async (t) => {
     let accepted: number[] = [];
     const echo = await startEchoService({ connectionAccept: (_c, uid, gid) => void (accepted = [uid, gid]) }, mode.options);
     const client = await QbClient.start({ uid: NOBODY, gid: NOBODY });

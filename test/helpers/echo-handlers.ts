@@ -18,8 +18,12 @@ export interface Behaviour {
   closedRetries?: number;
   /** A request with this id ends the worker thread that serves it (a crash, for tests). */
   exitOnId?: number;
+  /** A request with this id makes msgProcess throw. */
+  throwOnId?: number;
   /** connectionCreated takes a reference (in-thread tests drop it themselves). */
   refInCreated?: boolean;
+  /** Report every request (tests that count or order them); off, a worker sends no message per request. */
+  reportRequests?: boolean;
 }
 
 export type Report = (callback: CallbackName, pid: number) => void;
@@ -58,9 +62,10 @@ export function echoHandlers(report: Report, behaviour: Behaviour = {}): Require
       if (behaviour.refInCreated) conn.ref();
     },
     msgProcess(conn, data) {
-      report('request', conn.pid);
+      if (behaviour.reportRequests) report('request', conn.pid);
       const header = readRequestHeader(data);
       if (header.id === behaviour.exitOnId) process.exit(1);
+      if (header.id === behaviour.throwOnId) throw new Error(`request id ${header.id} makes this handler throw`);
       if (header.id === ID_ECHO) {
         const payload = data.subarray(16);
         const head = writeResponseHeader(new Uint8Array(24), { id: ID_ECHO, size: 24 + payload.byteLength, error: 0 });

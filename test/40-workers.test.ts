@@ -1,0 +1,93 @@
+// Worker mode's own promises: placement, and faults that cost only the
+// connections they touch. (The conformance suite itself runs in every mode.)
+import test from 'ava';
+import { existsSync } from 'node:fs';
+import { once } from 'node:events';
+import { ENOTCONN, RemoteConnection } from '../src/index.js';
+import { buildCPrograms, QbClient } from './helpers/c-programs.js';
+import { shmEntries, startEchoService } from './helpers/echo-service.js';
+import { fails, ok } from './helpers/expect.js';
+
+test.before(async () => {
+  await buildCPrograms();
+});
+
+test.after.always('no connection directories left behind', (t) => {
+  t.deepEqual(shmEntries(), []);
+});
+
+async function connected(name: string, count: number): Promise<QbClient[]> {
+  const clients: QbClient[] = [];
+  for (let i = 0; i < count; i++) {
+    const c = await QbClient.start();
+    clients.push(c);
+    const reply = await c.cmd(`connect ${name} 12328`);
+    if (!reply.startsWith('ok')) throw new Error(`connect: ${reply}`);
+  }
+  return clients;
+}
+
+test.serial('least-loaded placement spreads connections evenly over the workers', async (t) => {
+  const echo = await startEchoService({}, { workers: 2 });
+  const clients = await connected(echo.name, 4);
+  try {
+    const shards = [...echo.service.connections()].map((c) => (c as RemoteConnection).shard);
+    t.deepEqual(shards.sort(), [0, 0, 1, 1]);
+    for (const c of clients) await ok(t, c, 'rounds 100 64');
+  } finally {
+    for (const c of clients) await c.close();
+    await echo.stop();
+  }
+});
+
+test.serial('a worker that dies costs only its own connections; new clients are served', async (t) => {
+  const echo = await startEchoService({}, { workers: 2, placement: 'round-robin', behaviour: { exitOnId: 99 } });
+  const [victim, bystander] = await connected(echo.name, 2);
+  try {
+    const [victimConn] = [...echo.service.connections()];
+    const victimDir = victimConn!.description.slice(0, -3);
+    await ok(t, bystander!, 'rounds 500 64');
+    const died = once(echo.service, 'error');
+    await ok(t, victim!, 'send 99 0'); // the worker serving it exits while handling this
+    const [error] = (await died) as [Error];
+    t.regex(error.message, /worker shard 0 ended/);
+    await fails(t, victim!, 'send 1 10', ENOTCONN);
+    t.false(existsSync(victimDir), 'its files were removed by the main thread');
+    await ok(t, bystander!, 'rounds 500 64'); // the other worker never noticed
+    const [newcomer] = await connected(echo.name, 1);
+    await ok(t, newcomer!, 'rounds 500 64'); // served by the replacement worker
+    t.deepEqual([...echo.service.connections()].map((c) => (c as RemoteConnection).shard).sort(), [0, 1]);
+    t.is(echo.service.stats().activeConnections, 2);
+    await newcomer!.close();
+  } finally {
+    await victim!.close();
+    await bystander!.close();
+    await echo.stop();
+  }
+});
+
+test.serial('a handler that throws in a worker disconnects only that client', async (t) => {
+  const echo = await startEchoService({}, { workers: 1, behaviour: { throwOnId: 98 } });
+  const [thrower, other] = await connected(echo.name, 2);
+  try {
+    const reported = once(echo.service, 'error');
+    await ok(t, thrower!, 'send 98 0');
+    const [error] = (await reported) as [Error];
+    t.regex(error.message, /msgProcess threw in shard 0/);
+    await echo.when('destroyed');
+    await fails(t, thrower!, 'send 1 10', ENOTCONN);
+    await ok(t, other!, 'rounds 200 64');
+  } finally {
+    await thrower!.close();
+    await other!.close();
+    await echo.stop();
+  }
+});
+
+test.serial('a worker module that cannot load makes run() reject, and nothing keeps running', async (t) => {
+  const { createService, IpcType } = await import('../src/index.js');
+  const service = createService(`qbt-${process.pid}-badmodule`, 0, IpcType.SHM, {}, {
+    workers: 1, workerModule: new URL('./helpers/does-not-exist.js', import.meta.url),
+  });
+  await t.throwsAsync(service.run(), { message: /worker module could not be started/ });
+});
