@@ -152,6 +152,9 @@ export class Connection implements TransportHost {
   private respond(parts: readonly Uint8Array[], length: number): number {
     const t = this.liveTransport();
     if (t === undefined) return -ENOTCONN;
+    // Counted before the client can see the message: another thread may read the
+    // counters the moment the client reacts. Taken back if the send fails.
+    this.cells[Cell.RESPONSES]!++;
     const rc = t.sendResponse(parts, length);
     return this.countSend(rc, length, 'responses');
   }
@@ -159,13 +162,15 @@ export class Connection implements TransportHost {
   private notify(parts: readonly Uint8Array[], length: number): number {
     const t = this.liveTransport();
     if (t === undefined) return -ENOTCONN;
+    this.cells[Cell.EVENTS]!++;
     const rc = t.sendEvent(parts, length);
     return this.countSend(rc, length, 'events');
   }
 
   private countSend(rc: number, length: number, counter: 'responses' | 'events'): number {
-    if (rc === length) this.cells[counter === 'events' ? Cell.EVENTS : Cell.RESPONSES]!++;
-    else if (rc === -EAGAIN || rc === -ETIMEDOUT) this.cells[Cell.SEND_RETRIES]!++;
+    if (rc === length) return rc;
+    this.cells[counter === 'events' ? Cell.EVENTS : Cell.RESPONSES]!--;
+    if (rc === -EAGAIN || rc === -ETIMEDOUT) this.cells[Cell.SEND_RETRIES]!++;
     else if (rc === -EBADMSG) {
       this.protocolError(`the client corrupted the read pointer of its ${counter === 'events' ? 'event' : 'response'} ring`);
       return -ENOTCONN;

@@ -39,20 +39,26 @@ const EXPECTED: Array<[attack: string, result: string, items: string]> = [
   ['flood-doorbells', 'alive', 'item 19'],
 ];
 
+const running: Array<{ echo?: EchoService; bystander?: QbClient }> = [];
+
+test.after.always('no connection directories left behind', async (t) => {
+  for (const r of running) {
+    await r.bystander?.close();
+    await r.echo?.stop();
+  }
+  t.deepEqual(shmEntries(), []);
+});
+
 for (const mode of MODES) {
   let echo: EchoService;
   let bystander: QbClient;
 
   test.serial.before(async (t) => {
-    echo = await startEchoService({}, { ...mode.options, handshakeTimeoutMs: 500 });
-    bystander = await QbClient.start();
+    const entry: (typeof running)[number] = {};
+    running.push(entry);
+    echo = entry.echo = await startEchoService({}, { ...mode.options, handshakeTimeoutMs: 500 });
+    bystander = entry.bystander = await QbClient.start();
     await ok(t, bystander, `connect ${echo.name} 12328`);
-  });
-
-  test.after.always('no connection directories left behind', async (t) => {
-    await bystander?.close();
-    await echo?.stop();
-    t.deepEqual(shmEntries(), []);
   });
 
   for (const [kind, expected, items] of EXPECTED) {
