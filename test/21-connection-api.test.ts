@@ -232,7 +232,8 @@ for (const mode of MODES) {
     try {
       for (const c of clients) await ok(t, c, `connect ${echo.name} 12328`);
       const dirs = [...echo.service.connections()].map((c) => c.description.slice(0, -3));
-      await echo.stop();
+      await echo.service.destroy();
+      await echo.when('destroyed', 3); // in worker mode the reports cross threads
       t.is(echo.count('destroyed'), 3);
       for (const dir of dirs) t.false(existsSync(dir), `${dir} removed`);
       for (const c of clients) await fails(t, c, 'send 1 10', ENOTCONN);

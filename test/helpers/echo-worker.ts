@@ -7,9 +7,9 @@ export default function echoWorker(data: { channel: string; behaviour: Behaviour
   const channel = new BroadcastChannel(data.channel);
   channel.unref();
   return echoHandlers((callback, pid) => {
-    // 'destroyed' is reported once the connection is fully gone (files removed
-    // right after the callback), as the in-thread test sees it.
-    if (callback === 'destroyed') setImmediate(() => channel.postMessage({ callback, pid }));
+    // 'destroyed' is reported once the connection is fully gone (its files are
+    // removed right after the callback, in the same job), as in-thread tests see it.
+    if (callback === 'destroyed') queueMicrotask(() => channel.postMessage({ callback, pid }));
     else channel.postMessage({ callback, pid });
   }, data.behaviour);
 }
