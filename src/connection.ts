@@ -2,14 +2,13 @@
 // statistics follow libqb's (docs/wire.md §10, §13); the transport moves bytes.
 import { debuglog } from 'node:util';
 import { ConnectionState, LoopPriority } from './constants.js';
-import type { ConnectionDirectory, FileOwner } from './connection-dir.js';
 import { EAGAIN, EBADMSG, EMSGSIZE, ENOMEM, ENOTCONN, ETIMEDOUT, errnoName } from './errno.js';
 import { buildConnectionResponse, buildRejection, CONNECTION_RESPONSE_SIZE } from './handshake.js';
 import { MessageId, REQUEST_HEADER_SIZE } from './headers.js';
 import { native } from './native.js';
 import type { PollHandlers } from './poll.js';
-import { Cell, clearStats, newCells, readStats } from './connection-cells.js';
-import type { ConnectionStats, ConnectionStats2 } from './stats.js';
+import { ConnectionBase } from './connection-base.js';
+import { Cell } from './connection-cells.js';
 import { openTransport, type TransportFiles } from './transport/files.js';
 import type { Transport, TransportHost } from './transport/transport.js';
 
@@ -38,20 +37,10 @@ export interface ConnectionHandlers {
   connectionDestroyed?(conn: Connection): void;
 }
 
-export class Connection implements TransportHost {
-  /** Arbitrary data of the application (qb_ipcs_context_set/get). */
-  context: unknown = undefined;
-  readonly pid: number;
-  readonly uid: number;
-  readonly gid: number;
-  /** A number unique within the service; sent to the client instead of a pointer. */
-  readonly id: number;
+export class Connection extends ConnectionBase implements TransportHost {
   private refs = 1;
   private transport: Transport | undefined;
-  private directory: ConnectionDirectory | undefined;
   private setupFd: number;
-  private bufferSizeValue = 0;
-  private owner_: FileOwner;
   private flowControl = 0;
   /** Set while a dispatch job is queued, so it is queued once. */
   private dispatchScheduled = false;
@@ -59,8 +48,6 @@ export class Connection implements TransportHost {
   /** Why the server ended this connection, when it did (for logs and tests). */
   disconnectReason: string | undefined;
   private readonly one: Uint8Array[] = [new Uint8Array(0)];
-  /** Counters and state, shared with the main thread in worker mode. */
-  readonly cells: Float64Array;
 
   /** @internal created by the service when a handshake arrives. */
   constructor(
@@ -70,18 +57,9 @@ export class Connection implements TransportHost {
     credentials: { pid: number; uid: number; gid: number },
     cells?: Float64Array,
   ) {
+    super(service, id, credentials, cells);
     this.setupFd = setupFd;
-    this.id = id;
-    this.pid = credentials.pid;
-    this.uid = credentials.uid;
-    this.gid = credentials.gid;
-    this.owner_ = { uid: credentials.uid, gid: credentials.gid, mode: 0o600 };
-    this.cells = cells ?? newCells();
     this.cells[Cell.SETUP_OPEN] = 1;
-  }
-
-  get state(): ConnectionState {
-    return this.cells[Cell.STATE]!;
   }
 
   private get stateValue(): ConnectionState {
@@ -90,38 +68,6 @@ export class Connection implements TransportHost {
 
   private set stateValue(state: ConnectionState) {
     this.cells[Cell.STATE] = state;
-  }
-
-  get serviceId(): number {
-    return this.service.serviceId;
-  }
-
-  get serviceContext(): unknown {
-    return this.service.context;
-  }
-
-  /** The negotiated size of each of the three channels (qb_ipcs_connection_get_buffer_size). */
-  get bufferSize(): number {
-    return this.bufferSizeValue;
-  }
-
-  /** qb_ipcs_connection_get_description: the connection directory + "/qb". */
-  get description(): string {
-    return this.directory?.description ?? '';
-  }
-
-  /** The owner and mode the connection's files get. */
-  get fileOwner(): Readonly<FileOwner> {
-    return this.owner_;
-  }
-
-  /**
-   * qb_ipcs_connection_auth_set: who owns the connection's files and their mode.
-   * Takes effect when called inside connectionAccept (the files do not exist yet).
-   */
-  authSet(uid: number, gid: number, mode: number): void {
-    this.owner_ = { uid, gid, mode };
-    this.directory?.setOwner(uid, gid);
   }
 
   // ---- sending ----
@@ -257,10 +203,6 @@ export class Connection implements TransportHost {
 
   // ---- lifecycle ----
 
-  /** @internal the directory this connection removes when it goes. */
-  attach(directory: ConnectionDirectory): void {
-    this.directory = directory;
-  }
 
   /** Queues one dispatch round as a job (more requests are waiting than one round takes). */
   private scheduleDispatch(): void {
@@ -398,24 +340,12 @@ export class Connection implements TransportHost {
     }
     this.transport?.destroy();
     this.transport = undefined;
-    this.directory?.remove();
-    this.directory = undefined;
+    this.directoryValue?.remove();
+    this.directoryValue = undefined;
   }
 
-  // ---- statistics ----
-
-  /** qb_ipcs_connection_stats_get_2. `clearAfterRead` zeroes all but clientPid. */
-  stats(clearAfterRead = false): ConnectionStats2 {
-    const copy = { ...readStats(this.cells, this.pid), eventQLength: this.transport?.eventQueueLength ?? 0 };
-    if (clearAfterRead) clearStats(this.cells);
-    return copy;
-  }
-
-  /** qb_ipcs_connection_stats_get (the older struct, without eventQLength). */
-  statsGet(clearAfterRead = false): ConnectionStats {
-    const copy = readStats(this.cells, this.pid);
-    if (clearAfterRead) clearStats(this.cells);
-    return copy;
+  protected get eventQueueLength(): number {
+    return this.transport?.eventQueueLength ?? 0;
   }
 }
 
