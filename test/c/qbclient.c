@@ -559,21 +559,32 @@ static void cmd_sendraw(int argc, char **argv)
 	}
 }
 
+/* Shared by recv and eventrecv: parses TIMEOUT_MS and sizes the receive buffer.
+ * Returns 0, or -1 after replying "err usage". */
+static int receive_setup(int argc, char **argv, long *timeout, size_t *cap)
+{
+	if (argc != 2 || parse_long(argv[1], -1, INT32_MAX, timeout) != 0) {
+		reply("err usage");
+		return -1;
+	}
+	*cap = response_capacity(0);
+	if (rbuf_cap > *cap) {
+		*cap = rbuf_cap;
+	}
+	grow(&rbuf, &rbuf_cap, *cap);
+	return 0;
+}
+
 static void cmd_recv(int argc, char **argv)
 {
 	long timeout;
-	size_t cap = response_capacity(0);
+	size_t cap;
 	int32_t id, hsize, error;
 	ssize_t rc;
 
-	if (argc != 2 || parse_long(argv[1], -1, INT32_MAX, &timeout) != 0) {
-		reply("err usage");
+	if (receive_setup(argc, argv, &timeout, &cap) != 0) {
 		return;
 	}
-	if (rbuf_cap > cap) {
-		cap = rbuf_cap;
-	}
-	grow(&rbuf, &rbuf_cap, cap);
 	rc = qb_ipcc_recv(conn, rbuf, cap, (int32_t)timeout);
 	if (rc < 0) {
 		reply("err errno=%d", (int)-rc);
@@ -676,18 +687,13 @@ static void cmd_events(int argc, char **argv, int consume)
 static void cmd_eventrecv(int argc, char **argv)
 {
 	long timeout;
-	size_t cap = response_capacity(0);
+	size_t cap;
 	int32_t id, hsize, error;
 	ssize_t rc;
 
-	if (argc != 2 || parse_long(argv[1], -1, INT32_MAX, &timeout) != 0) {
-		reply("err usage");
+	if (receive_setup(argc, argv, &timeout, &cap) != 0) {
 		return;
 	}
-	if (rbuf_cap > cap) {
-		cap = rbuf_cap;
-	}
-	grow(&rbuf, &rbuf_cap, cap);
 	rc = qb_ipcc_event_recv(conn, rbuf, cap, (int32_t)timeout);
 	if (rc < 0) {
 		reply("err errno=%d", (int)-rc);
