@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 
 #include "errors.h"
 #include "exports.h"
@@ -20,6 +21,22 @@ int32_t* WordAt(const Napi::CallbackInfo& info) {
   uint32_t index = info[1].As<Napi::Number>().Uint32Value();
   if (index >= words.ElementLength()) return nullptr;
   return words.Data() + index;
+}
+
+// wordAddress(words: Int32Array, index) -> the word's address, for futexWakeAt.
+// Hot paths wake by address: unwrapping a typed array costs more than the syscall.
+Napi::Value WordAddress(const Napi::CallbackInfo& info) {
+  int32_t* word = WordAt(info);
+  if (word == nullptr) return ThrowType(info.Env(), "wordAddress: index out of range");
+  return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(word)));
+}
+
+// futexWakeAt(address, count) -> woken or -errno. FUTEX_WAKE never touches the
+// memory: a stale or wrong address is EFAULT or a spurious wake-up, never a write.
+Napi::Value FutexWakeAt(const Napi::CallbackInfo& info) {
+  auto* word = reinterpret_cast<int32_t*>(static_cast<uintptr_t>(info[0].As<Napi::Number>().Int64Value()));
+  long rc = syscall(SYS_futex, word, FUTEX_WAKE, info[1].As<Napi::Number>().Int32Value(), nullptr, nullptr, 0);
+  return Napi::Number::New(info.Env(), rc < 0 ? -errno : static_cast<double>(rc));
 }
 
 // futexWake(words: Int32Array, index, count) -> woken or -errno.
@@ -53,6 +70,8 @@ Napi::Value FutexWait(const Napi::CallbackInfo& info) {
 
 void InitFutex(Napi::Env env, Napi::Object exports) {
   exports.Set("futexWake", Napi::Function::New(env, FutexWake));
+  exports.Set("wordAddress", Napi::Function::New(env, WordAddress));
+  exports.Set("futexWakeAt", Napi::Function::New(env, FutexWakeAt));
   exports.Set("futexWait", Napi::Function::New(env, FutexWait));
 }
 

@@ -42,6 +42,10 @@ export interface NativeHelper {
   mapRing(fd: number, size: number): SharedArrayBuffer;
 
   futexWake(words: Int32Array, index: number, count: number): SyscallResult;
+  /** The address of words[index], for futexWakeAt (valid while `words` is mapped). */
+  wordAddress(words: Int32Array, index: number): number;
+  /** FUTEX_WAKE by address: no typed array to unwrap on the hot path. */
+  futexWakeAt(address: number, count: number): SyscallResult;
   futexWait(words: Int32Array, index: number, expected: number, timeoutMs: number): SyscallResult;
 
   Poller: new (out: Int32Array, onReady?: (count: number) => void) => NativePoller;

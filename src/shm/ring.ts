@@ -6,7 +6,13 @@ import {
   CHUNK_HEADER_WORDS, DATA_PATH_OFFSET, FRESH_DATA_WORD, HDR_PATH_OFFSET, HeaderWord, Magic,
   PATH_FIELD_SIZE, SPACE_MARGIN_BYTES,
 } from './layout.js';
-import { semInit, semPost, semTakeUpTo, semValue } from './semaphore.js';
+import { semAddress, semInit, semPost, semTakeUpTo, semValue } from './semaphore.js';
+
+// The magic words as int32: Atomics on an Int32Array with int32 values stay
+// Smis, where Uint32Array values >= 2^31 box a HeapNumber per call.
+const VALID = Magic.VALID | 0;
+const ALLOCATED = Magic.ALLOCATED | 0;
+const DEAD = Magic.DEAD | 0;
 
 const encoder = new TextEncoder();
 
@@ -14,9 +20,12 @@ export class ShmRing {
   /** Header words (write_pt, read_pt, sem_t, flow control …). */
   readonly header: Int32Array;
   /** Data words over the double mapping: 2 × wordSize, word i + wordSize aliases word i. */
-  private readonly words: Uint32Array;
+  private readonly words: Int32Array;
   /** Data bytes over the double mapping, so any chunk reads as one contiguous span. */
   readonly bytes: Uint8Array;
+  /** The buffer under `bytes` (the .buffer getter is a slow builtin). */
+  readonly data: SharedArrayBuffer;
+  private readonly semAddress: number;
   readonly wordSize: number;
   readonly dataSize: number;
   /** At most this many chunks fit: bounds the semaphore tokens we take on trust. */
@@ -30,8 +39,10 @@ export class ShmRing {
 
   constructor(header: SharedArrayBuffer, data: SharedArrayBuffer, dataSize: number) {
     this.header = new Int32Array(header);
-    this.words = new Uint32Array(data, 0, (2 * dataSize) / 4);
+    this.words = new Int32Array(data, 0, (2 * dataSize) / 4);
     this.bytes = new Uint8Array(data, 0, 2 * dataSize);
+    this.data = data;
+    this.semAddress = semAddress(this.header);
     this.dataSize = dataSize;
     this.wordSize = dataSize / 4;
     this.maxChunks = Math.floor(this.wordSize / CHUNK_HEADER_WORDS);
@@ -68,7 +79,7 @@ export class ShmRing {
     if (freeWords * 4 < length + SPACE_MARGIN_BYTES) return -EAGAIN;
     const words = this.words;
     words[w] = 0;
-    Atomics.store(words, w + 1, Magic.ALLOCATED);
+    Atomics.store(words, w + 1, ALLOCATED);
     let offset = (w + CHUNK_HEADER_WORDS) * 4;
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i]!;
@@ -80,8 +91,8 @@ export class ShmRing {
     if (next >= n) next -= n;
     this.writePt = next;
     Atomics.store(this.header, HeaderWord.WRITE_PT, next);
-    Atomics.store(words, w + 1, Magic.VALID); // release: the chunk is complete before this
-    semPost(this.header);
+    Atomics.store(words, w + 1, VALID); // release: the chunk is complete before this
+    semPost(this.header, this.semAddress);
     return length;
   }
 
@@ -104,8 +115,8 @@ export class ShmRing {
     }
     const n = this.wordSize;
     const r = this.readPt;
-    if (Atomics.load(this.words, r + 1) !== Magic.VALID) return -EBADMSG;
-    const length = this.words[r]!;
+    if (Atomics.load(this.words, r + 1) !== VALID) return -EBADMSG;
+    const length = this.words[r]! >>> 0;
     const w = Atomics.load(this.header, HeaderWord.WRITE_PT) >>> 0;
     if (w >= n) return -EBADMSG;
     const usedWords = w >= r ? w - r : w - r + n;
@@ -120,11 +131,11 @@ export class ShmRing {
   /** Releases the chunk nextChunk() returned: size 0, DEAD, then read_pt. */
   reclaim(): number {
     const r = this.readPt;
-    if (Atomics.load(this.words, r + 1) !== Magic.VALID) return -EINVAL;
+    if (Atomics.load(this.words, r + 1) !== VALID) return -EINVAL;
     let next = r + CHUNK_HEADER_WORDS + ((this.chunkLength + 3) >>> 2);
     if (next >= this.wordSize) next -= this.wordSize;
     this.words[r] = 0;
-    Atomics.store(this.words, r + 1, Magic.DEAD);
+    Atomics.store(this.words, r + 1, DEAD);
     this.readPt = next;
     Atomics.store(this.header, HeaderWord.READ_PT, next);
     return 0;

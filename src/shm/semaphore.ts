@@ -15,17 +15,22 @@ export function semInit(header: Int32Array): void {
   Atomics.store(header, HeaderWord.SEM_PRIVATE, SEM_PSHARED);
 }
 
+/** The futex word's address, for semPost (native.wordAddress). */
+export function semAddress(header: Int32Array): number {
+  return native.wordAddress(header, HeaderWord.SEM_VALUE);
+}
+
 /**
  * sem_post: value + 1, then FUTEX_WAKE (shared) only when someone registered as
  * a waiter. We are the ring's only poster, so the overflow check cannot race.
- * Returns 0 or -EOVERFLOW.
+ * `address` is semAddress(header). Returns 0 or -EOVERFLOW.
  */
-export function semPost(header: Int32Array): number {
+export function semPost(header: Int32Array, address: number): number {
   if (Atomics.load(header, HeaderWord.SEM_VALUE) >>> 0 >= SEM_VALUE_MAX) return -EOVERFLOW;
   Atomics.add(header, HeaderWord.SEM_VALUE, 1);
   // Atomics.add is a full barrier: a waiter that registered before it is seen here;
   // one that registers after it finds the token and does not sleep.
-  if (Atomics.load(header, HeaderWord.SEM_WAITERS) !== 0) native.futexWake(header, HeaderWord.SEM_VALUE, 1);
+  if (Atomics.load(header, HeaderWord.SEM_WAITERS) !== 0) native.futexWakeAt(address, 1);
   return 0;
 }
 
