@@ -1,6 +1,6 @@
 // How a service watches file descriptors and schedules deferred work: the
 // qb_ipcs_poll_handlers contract, and the default implementation on the native
-// poller (an epoll set that libuv polls, one JS call per batch of ready fds).
+// poller (one uv_poll_t per fd in libuv's own epoll set, one JS call per ready fd).
 import { LoopPriority } from './constants.js';
 import { native, type NativePoller } from './native.js';
 
@@ -11,8 +11,9 @@ export type JobFn = () => void;
 /** qb_ipcs_poll_handlers. Each call returns 0 or a negative errno. */
 export interface PollHandlers {
   /**
-   * Set only by loops that support edge-triggered watching (the built-in one):
-   * OR it into `events` to be told of new data rather than of unread data.
+   * Set only by loops that support edge-triggered watching (the built-in one
+   * does not: libuv polls level-triggered): OR it into `events` to be told of
+   * new data rather than of unread data.
    */
   readonly edgeTriggerFlag?: number;
   jobAdd(priority: LoopPriority, fn: JobFn): number;
@@ -23,10 +24,8 @@ export interface PollHandlers {
 
 const BATCH = 256;
 
-/** The default poll handlers: level-triggered epoll driven by this thread's libuv loop. */
+/** The default poll handlers: level-triggered uv_poll handles on this thread's libuv loop. */
 export class NativeLoop implements PollHandlers {
-  /** EPOLLET. */
-  readonly edgeTriggerFlag = 0x80000000;
   private readonly ready = new Int32Array(2 * BATCH);
   private readonly dispatchers = new Map<number, DispatchFn>();
   private readonly poller: NativePoller;

@@ -1,0 +1,38 @@
+// The built-in loop enters JS as a proper callback: process.nextTick callbacks
+// and microtasks queued by a dispatch function run as soon as its batch
+// returns, before the next JS callback of the same poll phase (here the batch
+// of a second loop, whose fd became ready at the same time).
+import test from 'ava';
+import { LoopPriority, PollEvent } from '../src/index.js';
+import { native } from '../src/native.js';
+import { NativeLoop } from '../src/poll.js';
+
+test('nextTick and microtasks queued by a dispatch run right after its batch', async (t) => {
+  const loops = [new NativeLoop(), new NativeLoop()];
+  const names = loops.map((_, i) => `qbipc-ticks-${process.pid}-${i}`);
+  const listeners = names.map((name) => native.listenStream(name, true));
+  const log: string[] = [];
+  let pending = loops.length;
+  const done = new Promise<void>((resolve) => {
+    loops.forEach((loop, i) => {
+      const fd = listeners[i]!;
+      loop.dispatchAdd(LoopPriority.HIGH, fd, PollEvent.IN, () => {
+        log.push(`dispatch${i}`);
+        native.close(native.acceptStream(fd));
+        loop.dispatchDel(fd);
+        process.nextTick(() => log.push(`tick${i}`));
+        queueMicrotask(() => log.push(`micro${i}`));
+        if (--pending === 0) setImmediate(resolve);
+        return 0;
+      });
+    });
+  });
+  // Both listeners become readable before the loop polls: one poll phase, two batches.
+  const clients = names.map((name) => native.connectStream(name, true));
+  await done;
+  for (const fd of [...clients, ...listeners]) native.close(fd);
+  for (const loop of loops) loop.close();
+  const first = log[0]!.slice(-1);
+  const second = first === '0' ? '1' : '0';
+  t.deepEqual(log, [first, second].flatMap((i) => [`dispatch${i}`, `tick${i}`, `micro${i}`]));
+});
