@@ -136,6 +136,11 @@ export class Connection extends ConnectionBase implements TransportHost {
     this.processRequests();
   }
 
+  /** @internal TransportHost: requests wait with no doorbell left to announce them. */
+  requestsPending(): void {
+    if (this.stateValue === ConnectionState.ESTABLISHED && this.flowControl === 0) this.scheduleDispatch();
+  }
+
   /** @internal one dispatch round: up to `budget` requests, in ring order. */
   processRequests(): void {
     const t = this.transport;

@@ -99,10 +99,17 @@ export class ShmTransport implements Transport {
     }
     if (revents & PollEvent.OUT) this.flushDoorbells();
     if (revents & PollEvent.IN) {
-      if (this.edgeTrigger === 0 || this.consumedSinceDrain >= DRAIN_AFTER_REQUESTS) {
-        if (!this.drainDoorbells()) return 0;
+      if (this.edgeTrigger !== 0) {
+        if (this.consumedSinceDrain >= DRAIN_AFTER_REQUESTS && !this.drainDoorbells()) return 0;
+        this.host.requestsReady();
+        return 0;
       }
+      // Level-triggered: read the doorbells after the round, so that those of the
+      // requests it handled do not wake us once more for nothing.
       this.host.requestsReady();
+      if (!this.watching || !this.drainDoorbells()) return 0;
+      // A doorbell just read may announce a request that came after the round.
+      if (this.requests.hasWork) this.host.requestsPending();
     }
     return 0;
   };
@@ -186,7 +193,7 @@ export class ShmTransport implements Transport {
   }
 
   requestView(length: number): Uint8Array {
-    return new Uint8Array(this.requests.bytes.buffer, this.requests.chunkOffset, length);
+    return new Uint8Array(this.requests.data, this.requests.chunkOffset, length);
   }
 
   releaseRequest(): number {

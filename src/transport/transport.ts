@@ -11,6 +11,8 @@ export interface TransportHost {
   readonly priority: LoopPriority;
   /** Requests may be waiting: process them now. */
   requestsReady(): void;
+  /** Requests are waiting but their doorbells were read: schedule a round. */
+  requestsPending(): void;
   /** The peer went away or broke the protocol. */
   hangUp(reason: string): void;
 }
