@@ -8,7 +8,9 @@
         "native/socket.cc",
         "native/shm.cc",
         "native/futex.cc",
-        "native/poller.cc"
+        "native/poller.cc",
+        "native/dgram.cc",
+        "native/semwait.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

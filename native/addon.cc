@@ -9,6 +9,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   qbipc::InitShm(env, exports);
   qbipc::InitFutex(env, exports);
   qbipc::InitPoller(env, exports);
+  qbipc::InitDgram(env, exports);
+  qbipc::InitSemWait(env, exports);
   return exports;
 }
 

@@ -7,4 +7,6 @@ void InitSocket(Napi::Env env, Napi::Object exports);
 void InitShm(Napi::Env env, Napi::Object exports);
 void InitFutex(Napi::Env env, Napi::Object exports);
 void InitPoller(Napi::Env env, Napi::Object exports);
+void InitDgram(Napi::Env env, Napi::Object exports);
+void InitSemWait(Napi::Env env, Napi::Object exports);
 }  // namespace qbipc

@@ -20,6 +20,14 @@ export interface NativePoller {
   readonly eventFd: number;
 }
 
+/** Waits off the JS thread for a glibc semaphore to hold a token (see native/semwait.cc). */
+export interface NativeSemWaiter {
+  /** 0 started, -EBUSY while a wait is in progress; the result (0, -ETIMEDOUT, -ECANCELED) goes to onResult. */
+  wait(words: Int32Array, index: number, timeoutMs: number): SyscallResult;
+  cancel(): void;
+  close(): void;
+}
+
 export interface NativeHelper {
   listenStream(name: string, abstract: boolean): number;
   connectStream(name: string, abstract: boolean): SyscallResult;
@@ -49,6 +57,19 @@ export interface NativeHelper {
   futexWait(words: Int32Array, index: number, expected: number, timeoutMs: number): SyscallResult;
 
   Poller: new (out: Int32Array, onReady?: (count: number) => void) => NativePoller;
+
+  dgramOpen(name: string, bufferSize: number, passCred: boolean): number;
+  dgramConnect(fd: number, name: string, bufferSize: number): SyscallResult;
+  sendv(fd: number, parts: readonly Uint8Array[]): SyscallResult;
+  /** The datagram's real length (> into.byteLength when truncated) or -errno; creds: {pid, uid, gid, present}. */
+  dgramRecv(fd: number, into: Uint8Array, creds?: Int32Array): SyscallResult;
+  recvPeek(fd: number, into: Uint8Array): SyscallResult;
+  peerCredentials(fd: number, out: Int32Array): SyscallResult;
+  openExisting(path: string, size: number): number;
+  /** Blocks: reventsA | reventsB << 16, 0 on timeout, or -errno. */
+  pollTwo(fdA: number, eventsA: number, fdB: number, eventsB: number, timeoutMs: number): SyscallResult;
+  SemWaiter: new (onResult: (result: number) => void) => NativeSemWaiter;
+  semWait(words: Int32Array, index: number, timeoutMs: number): SyscallResult;
   wakeEventFd(fd: number): SyscallResult;
 }
 
