@@ -203,8 +203,6 @@ export class Service extends EventEmitter implements ConnectionOwner, PoolHost {
       case IpcType.POSIX_MQ:
       case IpcType.SYSV_MQ:
         return `libqb (and qbipc) do not implement the ${IpcType[this.type]} transport`;
-      case IpcType.SOCKET:
-        return 'the SOCKET transport is not implemented yet; use IpcType.SHM or IpcType.NATIVE';
       default:
         return undefined;
     }

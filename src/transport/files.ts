@@ -4,21 +4,24 @@
 import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { TransportType } from '../handshake.js';
 import { createShmFiles, discardShmFiles, ShmTransport, type ShmFiles } from './shm.js';
+import { createSocketFiles, discardSocketFiles, SocketTransport, type SocketFiles } from './socket.js';
 import type { Transport, TransportHost } from './transport.js';
 
-export type TransportFiles = ShmFiles;
+export type TransportFiles = ShmFiles | SocketFiles;
 
 export function createTransportFiles(
   type: TransportType, dir: ConnectionDirectory, serviceName: string, maxMsgSize: number, owner: FileOwner,
 ): TransportFiles {
+  if (type === TransportType.SOCKET) return createSocketFiles(dir, serviceName, maxMsgSize, owner);
   if (type !== TransportType.SHM) throw new Error(`no transport of type ${TransportType[type]}`);
   return createShmFiles(dir, serviceName, maxMsgSize, owner);
 }
 
 export function openTransport(host: TransportHost, setupFd: number, files: TransportFiles): Transport {
-  return new ShmTransport(host, setupFd, files);
+  return files.kind === 'socket' ? new SocketTransport(host, setupFd, files) : new ShmTransport(host, setupFd, files);
 }
 
 export function discardTransportFiles(files: TransportFiles): void {
-  discardShmFiles(files);
+  if (files.kind === 'socket') discardSocketFiles(files);
+  else discardShmFiles(files);
 }

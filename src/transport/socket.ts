@@ -1,0 +1,328 @@
+// The SOCKET transport (docs: libqb-ipc-wire.md §11): one datagram per message
+// on AF_UNIX datagram sockets with abstract names, a 24-byte control file for
+// the sent counters and the flow-control word, and the setup socket kept only
+// as the liveness channel (EOF/HUP = the client is gone).
+//
+// Hostile-client rules: every datagram is checked (sender credentials, length,
+// truncation, hdr.size = length); the control words the client can write are
+// never trusted (the queue length is not read; the event count is clamped).
+import { debuglog } from 'node:util';
+import { PollEvent } from '../constants.js';
+import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
+import { constants } from 'node:os';
+import { EAGAIN, EBADMSG, ECONNREFUSED, EMSGSIZE, ENOTCONN, QbError } from '../errno.js';
+import { TransportType } from '../handshake.js';
+import { REQUEST_HEADER_SIZE } from '../headers.js';
+import { native } from '../native.js';
+import type { Transport, TransportHost } from './transport.js';
+
+const log = debuglog('qbipc');
+const ENAMETOOLONG = constants.errno.ENAMETOOLONG;
+
+/** The control file: six i32 words. */
+export const CONTROL_FILE_SIZE = 24;
+
+/** Word indexes into the control file (byte offsets 0, 4, 8, 16). */
+export const ControlWord = {
+  /** Client +1 per request sent, server −1 per request received. */
+  REQUEST_SENT: 0,
+  /** The flow-control value the client obeys (§9). */
+  FLOW_CONTROL: 1,
+  /** Server +1 per response, client −1 per response received. */
+  RESPONSE_SENT: 2,
+  /** Server +1 per event, client −1 per event received: event_q_length. */
+  EVENT_SENT: 4,
+} as const;
+
+/** Abstract socket names hold 106 bytes (libqb cuts longer ones). */
+export const ABSTRACT_NAME_MAX = 106;
+
+/** The four datagram socket names of one connection, from the handshake's base name. */
+export function socketNames(base: string): { request: string; response: string; event: string; eventTx: string } {
+  return { request: `${base}-request`, response: `${base}-response`, event: `${base}-event`, eventTx: `${base}-event-tx` };
+}
+
+/** The name as the kernel sees it: cut at 106 bytes, as both libqb ends do. */
+function abstractKey(name: string): string {
+  const bytes = Buffer.from(name);
+  return bytes.byteLength > ABSTRACT_NAME_MAX ? bytes.subarray(0, ABSTRACT_NAME_MAX).toString('latin1') : bytes.toString('latin1');
+}
+
+/** True when the four names stay distinct after the 106-byte cut (else the binds would collide). */
+export function socketNamesDistinct(base: string): boolean {
+  return new Set(Object.values(socketNames(base)).map(abstractKey)).size === 4;
+}
+
+/** The control file and the two server sockets, made where the client was accepted. Numbers and strings only. */
+export interface SocketFiles {
+  kind: 'socket';
+  controlFd: number;
+  /** Bound to <base>-request: receives requests, sends responses. */
+  requestFd: number;
+  /** Bound to <base>-event-tx: sends events. */
+  eventFd: number;
+  base: string;
+  bufferSize: number;
+  responsePaths: { request: string; response: string; event: string };
+}
+
+/** §11.2 steps 1–4: control file (zeroed when opened), then the request and event sockets. */
+export function createSocketFiles(dir: ConnectionDirectory, serviceName: string, maxMsgSize: number, owner: FileOwner): SocketFiles {
+  const base = `${dir.path}/qb-${serviceName}`;
+  if (!socketNamesDistinct(base)) {
+    throw new QbError(-ENAMETOOLONG, `the socket names of ${base} collide once cut to ${ABSTRACT_NAME_MAX} bytes; use a shorter service name`);
+  }
+  const names = socketNames(base);
+  const controlName = `qb-control-${serviceName}`;
+  const controlFd = dir.createFile(controlName, CONTROL_FILE_SIZE, owner);
+  const opened: number[] = [controlFd];
+  try {
+    // SO_PASSCRED on the request socket: every request carries its sender's credentials.
+    const requestFd = native.dgramOpen(names.request, maxMsgSize, true);
+    opened.push(requestFd);
+    const eventFd = native.dgramOpen(names.eventTx, maxMsgSize, false);
+    const controlPath = `${dir.path}/${controlName}`;
+    return {
+      kind: 'socket', controlFd, requestFd, eventFd, base, bufferSize: maxMsgSize,
+      responsePaths: { request: controlPath, response: base, event: '' },
+    };
+  } catch (error) {
+    for (const fd of opened) native.close(fd);
+    throw error;
+  }
+}
+
+/** For a connection that ends before its transport was opened. */
+export function discardSocketFiles(files: SocketFiles): void {
+  for (const fd of [files.controlFd, files.requestFd, files.eventFd]) native.close(fd);
+}
+
+const DEAD = PollEvent.HUP | PollEvent.ERR | PollEvent.NVAL;
+/** Datagrams from strangers dropped per call before the rest waits for the next round. */
+const FOREIGN_PER_CALL = 64;
+
+/** One receive buffer per thread, grown to the largest buffer size served: requests are handled one at a time. */
+let receiveBuffer = new Uint8Array(0);
+let receiveWords = new Int32Array(0);
+const credentials = new Int32Array(4);
+const drain = new Uint8Array(256);
+
+function bufferFor(size: number): Uint8Array {
+  if (receiveBuffer.byteLength < size) {
+    receiveBuffer = new Uint8Array(Math.ceil(size / 8) * 8);
+    receiveWords = new Int32Array(receiveBuffer.buffer);
+  }
+  return receiveBuffer;
+}
+
+export class SocketTransport implements Transport {
+  readonly type = TransportType.SOCKET;
+  readonly responsePaths: { request: string; response: string; event: string };
+  private readonly control: Int32Array;
+  private readonly names: ReturnType<typeof socketNames>;
+  private readonly bufferSize: number;
+  private requestFd: number;
+  private eventFd: number;
+  /** pid, uid, gid of the client (SO_PEERCRED of the setup socket). */
+  private readonly client = new Int32Array(3);
+  private responseConnected = false;
+  private eventConnected = false;
+  private watching = false;
+  private flowControl = 0;
+  private readonly edgeTrigger: number;
+  /** A readiness edge arrived and we have not seen EAGAIN since. */
+  private mayHaveMore = false;
+  private buffer: Uint8Array;
+  private words: Int32Array;
+  requestId = 0;
+  requestSize = 0;
+  requestCapacity = 0;
+
+  constructor(
+    private readonly host: TransportHost,
+    private readonly setupFd: number,
+    files: SocketFiles,
+  ) {
+    this.requestFd = files.requestFd;
+    this.eventFd = files.eventFd;
+    try {
+      this.control = new Int32Array(native.mapShared(files.controlFd, CONTROL_FILE_SIZE));
+      const rc = native.peerCredentials(setupFd, this.client);
+      if (rc < 0) throw new QbError(rc, 'cannot read the credentials of the setup socket');
+    } catch (error) {
+      native.close(files.requestFd);
+      native.close(files.eventFd);
+      throw error;
+    } finally {
+      native.close(files.controlFd);
+    }
+    for (let i = 0; i < CONTROL_FILE_SIZE / 4; i++) Atomics.store(this.control, i, 0);
+    this.names = socketNames(files.base);
+    this.bufferSize = files.bufferSize;
+    this.responsePaths = files.responsePaths;
+    this.edgeTrigger = host.poll.edgeTriggerFlag ?? 0;
+    this.buffer = bufferFor(files.bufferSize);
+    this.words = receiveWords;
+  }
+
+  private get requestEvents(): number {
+    return (this.flowControl !== 0 ? 0 : PollEvent.IN) | this.edgeTrigger;
+  }
+
+  private readonly onRequests = (_fd: number, revents: number): number => {
+    if (revents & (PollEvent.ERR | PollEvent.NVAL)) {
+      this.host.hangUp('request socket error');
+      return 0;
+    }
+    if (revents & PollEvent.IN) {
+      this.mayHaveMore = true;
+      this.host.requestsReady();
+    }
+    return 0;
+  };
+
+  /** Liveness (§11.6): EOF or HUP on the setup socket is the client going away; bytes are discarded. */
+  private readonly onSetup = (_fd: number, revents: number): number => {
+    if (revents & DEAD) {
+      this.host.hangUp(revents & PollEvent.HUP ? 'client closed the connection' : 'setup socket error');
+      return 0;
+    }
+    for (;;) {
+      const n = native.recv(this.setupFd, drain);
+      if (n > 0) continue;
+      if (n === -EAGAIN) return 0;
+      this.host.hangUp(n === 0 ? 'client closed the connection' : `setup socket recv failed (${n})`);
+      return 0;
+    }
+  };
+
+  start(): void {
+    const poll = this.host.poll;
+    let rc = poll.dispatchAdd(this.host.priority, this.requestFd, this.requestEvents, this.onRequests);
+    if (rc === 0) {
+      rc = poll.dispatchAdd(this.host.priority, this.setupFd, PollEvent.IN | this.edgeTrigger, this.onSetup);
+      if (rc < 0) poll.dispatchDel(this.requestFd);
+    }
+    this.watching = rc === 0;
+    if (rc < 0) this.host.hangUp(`cannot watch the connection's sockets (${rc})`);
+  }
+
+  reprioritise(): void {
+    if (!this.watching) return;
+    this.host.poll.dispatchMod(this.host.priority, this.requestFd, this.requestEvents, this.onRequests);
+    this.host.poll.dispatchMod(this.host.priority, this.setupFd, PollEvent.IN | this.edgeTrigger, this.onSetup);
+  }
+
+  /** Connects a server socket to the client's (connect-on-first-send, or on the first verified request). */
+  private connect(which: 'response' | 'event'): boolean {
+    if (which === 'response') {
+      this.responseConnected ||= native.dgramConnect(this.requestFd, this.names.response, this.bufferSize) === 0;
+      return this.responseConnected;
+    }
+    this.eventConnected ||= native.dgramConnect(this.eventFd, this.names.event, this.bufferSize) === 0;
+    return this.eventConnected;
+  }
+
+  private send(fd: number, counter: number, parts: readonly Uint8Array[]): number {
+    Atomics.add(this.control, counter, 1);
+    const rc = native.sendv(fd, parts);
+    if (rc < 0) Atomics.sub(this.control, counter, 1);
+    // The client's socket is gone: that is a disconnect, not a message error.
+    return rc === -ECONNREFUSED ? -ENOTCONN : rc;
+  }
+
+  sendResponse(parts: readonly Uint8Array[], _length: number): number {
+    if (!this.watching) return -ENOTCONN;
+    // Not bound yet (the client is still attaching): a transient condition, as a full channel.
+    if (!this.responseConnected && !this.connect('response')) return -EAGAIN;
+    return this.send(this.requestFd, ControlWord.RESPONSE_SENT, parts);
+  }
+
+  sendEvent(parts: readonly Uint8Array[], _length: number): number {
+    if (!this.watching) return -ENOTCONN;
+    if (!this.eventConnected && !this.connect('event')) return -EAGAIN;
+    return this.send(this.eventFd, ControlWord.EVENT_SENT, parts);
+  }
+
+  /**
+   * Receives the next datagram from the client: 1 (requestId/requestSize/
+   * requestCapacity set; capacity < 16 is left to the connection to refuse),
+   * 0 when none is queued, or -errno for a datagram that breaks the protocol
+   * (truncated: -EMSGSIZE; hdr.size ≠ length: -EBADMSG).
+   */
+  nextRequest(): number {
+    for (let dropped = 0; dropped < FOREIGN_PER_CALL; dropped++) {
+      const n = native.dgramRecv(this.requestFd, this.buffer, credentials);
+      if (n === -EAGAIN) {
+        this.mayHaveMore = false;
+        return 0;
+      }
+      if (n < 0) return n;
+      const c = this.client;
+      if (credentials[3] !== 1 || credentials[0] !== c[0] || credentials[1] !== c[1] || credentials[2] !== c[2]) {
+        log('dropped a %d-byte datagram from pid %d: not the client (pid %d)', n, credentials[0], c[0]);
+        continue;
+      }
+      // The client has attached both its sockets: from now on the kernel refuses other senders.
+      if (!this.responseConnected) this.connect('response');
+      if (!this.eventConnected) this.connect('event');
+      Atomics.sub(this.control, ControlWord.REQUEST_SENT, 1);
+      this.requestCapacity = n;
+      if (n > this.bufferSize) return -EMSGSIZE;
+      if (n >= REQUEST_HEADER_SIZE) {
+        this.requestId = this.words[0]!;
+        this.requestSize = this.words[2]!;
+        if (this.requestSize !== n) return -EBADMSG;
+      }
+      return 1;
+    }
+    this.mayHaveMore = true;
+    return 0;
+  }
+
+  requestView(length: number): Uint8Array {
+    return this.buffer.subarray(0, length);
+  }
+
+  releaseRequest(): number {
+    return 0;
+  }
+
+  get hasPendingRequests(): boolean {
+    return this.mayHaveMore;
+  }
+
+  setFlowControl(value: number): void {
+    Atomics.store(this.control, ControlWord.FLOW_CONTROL, value);
+    const wasOn = this.flowControl !== 0;
+    this.flowControl = value;
+    if (wasOn !== (value !== 0) && this.watching) {
+      this.host.poll.dispatchMod(this.host.priority, this.requestFd, this.requestEvents, this.onRequests);
+    }
+  }
+
+  get eventQueueLength(): number {
+    return Math.max(0, Atomics.load(this.control, ControlWord.EVENT_SENT));
+  }
+
+  /** §11.8: stop watching, close the request and event sockets (the connection closes the setup socket). */
+  stop(): void {
+    if (this.watching) {
+      this.host.poll.dispatchDel(this.requestFd);
+      this.host.poll.dispatchDel(this.setupFd);
+    }
+    this.watching = false;
+    this.closeSockets();
+  }
+
+  private closeSockets(): void {
+    if (this.requestFd >= 0) native.close(this.requestFd);
+    if (this.eventFd >= 0) native.close(this.eventFd);
+    this.requestFd = this.eventFd = -1;
+  }
+
+  /** The control file is unlinked with the connection directory; the mapping goes with this object. */
+  destroy(): void {
+    this.closeSockets();
+  }
+}
