@@ -12,3 +12,4 @@ export {
   type RequestHeader, type ResponseHeader,
 } from './headers.js';
 export * from './errno.js';
+export { connect, Client, type ConnectOptions, type ServerCredentials } from './client/client.js';
