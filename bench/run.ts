@@ -1,120 +1,349 @@
-// The benchmark: every server of the driver table under the same libqb C load
-// client, rounds alternating servers, each qbipc row as a ratio to libqb C
-// measured in the same run. `npm run bench -- --quick` for a short run.
-import { mkdirSync, writeFileSync } from 'node:fs';
+// The benchmark: every server of the driver table (drivers/servers.ts) under
+// every client that speaks its protocol (drivers/clients.ts), for every
+// workload (drivers/workloads.ts). Each round starts every server, then runs
+// each workload on every pair back to back — the order alternating from one
+// workload and round to the next — so a qbipc cell and its libqb C cell are
+// measured moments apart and the noisy machine's drift hits both alike.
+//
+// `qbipc bench …` and `npm run bench -- …` run this; `node dist/bench/run.js …` too.
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import path from 'node:path';
-import { ROOT } from './drivers/build-c.js';
+import { fileURLToPath } from 'node:url';
+import { intFlag, parseFlags, positiveFlag, UsageError } from '../src/cli/args.js';
+import { buildC, libqbMissing, libqbVersion, ROOT } from './drivers/build-c.js';
+import { CLIENTS, type ClientDriver } from './drivers/clients.js';
 import { cpuSeconds, rssKb } from './drivers/cpu.js';
-import { ALL_CPUS, pin, runLoad, type LoadResult, type Workload } from './drivers/load.js';
-import { SERVERS } from './drivers/servers.js';
+import { ALL_CPUS, pin, runLoad } from './drivers/load.js';
+import { SERVERS, ServerUnavailable, type RunningServer, type ServerDriver } from './drivers/servers.js';
+import { FULL, inSweep, loadArgs, QUICK, type Workload } from './drivers/workloads.js';
+import { plotSvg, type Series } from './report/plot.js';
+import { Progress } from './report/progress.js';
+import { aggregate, type Measurement, type Row } from './report/stats.js';
+import { LEGEND, markdownTable, terminalTable, type Names } from './report/table.js';
 
-interface Cell {
-  server: string;
-  workload: string;
-  rounds: Array<LoadResult & { cpuUsPerMsg: number; rssKb: number }>;
+export const BENCH_USAGE = `usage: qbipc bench [--quick] [--servers KEYS] [--clients KEYS] [--workloads KEYS]
+                   [--rounds N] [--seconds S] [--docs] [--from FILE.json]
+  --quick        under a minute: fewer workloads, 1 round of 0.4 s per cell (a smoke run, not numbers)
+  --servers      comma-separated, default all: ${SERVERS.map((s) => s.key).join(', ')}
+                 (libqb runs whenever a qbipc server does: it is the ratio's base)
+  --clients      comma-separated, default all (--quick: ${CLIENTS.filter((c) => c.quick).map((c) => c.key).join(', ')}): ${CLIENTS.map((c) => c.key).join(', ')}
+  --workloads    comma-separated keys or prefixes (pp-, pipe-, events-, churn-), default all
+  --rounds N     rounds, default 3 (--quick: 1); the tables show the median and the spread
+  --seconds S    seconds per cell, default 2 (--quick: 0.4)
+  --docs         also write the table and the plot into docs/benchmark.md
+  --from FILE    measure nothing: print and write the table and plot of an earlier run's JSON file
+                 (also a .partial.json that an interrupted run left)`;
+
+const PIN_CPU = '0';
+
+function pick<T extends { key: string }>(table: T[], list: string | undefined, flag: string, match: (item: T, word: string) => boolean): T[] {
+  if (list === undefined) return table;
+  const words = list.split(',').map((w) => w.trim()).filter(Boolean);
+  for (const w of words) {
+    if (!table.some((item) => match(item, w))) {
+      throw new UsageError(`${flag}: unknown "${w}"; choose from ${table.map((t) => t.key).join(', ')}`, BENCH_USAGE);
+    }
+  }
+  return table.filter((item) => words.some((w) => match(item, w)));
 }
 
-function parseArgs(argv: string[]) {
-  const quick = argv.includes('--quick');
-  const value = (flag: string) => {
-    const i = argv.indexOf(flag);
-    return i >= 0 ? argv[i + 1] : undefined;
+function parse(argv: string[]) {
+  const { values, positionals } = parseFlags(argv, {
+    quick: { type: 'boolean' },
+    servers: { type: 'string' },
+    clients: { type: 'string' },
+    workloads: { type: 'string' },
+    rounds: { type: 'string' },
+    seconds: { type: 'string' },
+    docs: { type: 'boolean' },
+    from: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  }, BENCH_USAGE);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`, BENCH_USAGE);
+  const quick = values.quick === true;
+  const workloads = pick(quick ? QUICK : FULL, values.workloads, '--workloads', (w, word) => w.key === word || (word.endsWith('-') && w.key.startsWith(word)));
+  let servers = pick(SERVERS, values.servers, '--servers', (s, word) => s.key === word);
+  let clients = pick(CLIENTS.filter((c) => !quick || c.quick || values.clients !== undefined), values.clients, '--clients', (c, word) => c.key === word);
+  // A client this build lacks: an error when asked for by name, a note otherwise.
+  const unavailable: Array<{ key: string; why: string }> = [];
+  for (const c of clients) {
+    const why = c.missing?.();
+    if (why === undefined) continue;
+    if (values.clients !== undefined) throw new Error(`--clients ${c.key}: ${why}`);
+    unavailable.push({ key: c.key, why });
+  }
+  clients = clients.filter((c) => !unavailable.some((u) => u.key === c.key));
+  if (servers.some((s) => s.speaks === 'libqb') && !servers.some((s) => s.baseline)) servers = [SERVERS.find((s) => s.baseline)!, ...servers];
+  return {
+    help: values.help === true,
+    docs: values.docs === true,
+    from: values.from,
+    quick,
+    workloads,
+    servers,
+    clients,
+    unavailable,
+    rounds: intFlag(values.rounds, '--rounds', 1, 100, quick ? 1 : 3, BENCH_USAGE),
+    seconds: positiveFlag(values.seconds, '--seconds', quick ? 0.4 : 2, BENCH_USAGE),
   };
-  for (const arg of argv) {
-    if (arg.startsWith('--') && !['--quick', '--seconds', '--rounds', '--servers'].includes(arg)) {
-      throw new Error(`unknown flag ${arg}; flags: --quick, --seconds N, --rounds N, --servers a,b`);
-    }
+}
+
+interface Pair {
+  server: ServerDriver;
+  client: ClientDriver;
+}
+
+function machine() {
+  return {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cpus: availableParallelism(),
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    libqb: libqbVersion() ?? 'not found',
+    loadavgAtStart: loadavg().map((l) => Number(l.toFixed(2))),
+  };
+}
+
+/** What a run measured: the JSON file under bench/results/, and all that --from needs. */
+interface Results {
+  version: 1;
+  when: string;
+  quick: boolean;
+  rounds: number;
+  seconds: number;
+  machine: ReturnType<typeof machine>;
+  servers: Array<{ key: string; skipped?: string | undefined }>;
+  clients: string[];
+  /** Clients left out because this build lacks them. */
+  unavailable?: Array<{ key: string; why: string }>;
+  workloads: Workload[];
+  measurements: Measurement[];
+  /** Rounds finished, when the run was interrupted. */
+  partial?: number;
+  /** Written for readers of the file; publish() recomputes them. */
+  rows?: Row[];
+  notes?: string[];
+}
+
+const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
+const resultsBase = (r: Pick<Results, 'when' | 'quick'>) => path.join(RESULTS_DIR, `bench-${r.when.replace(/[:.]/g, '-')}${r.quick ? '-quick' : ''}`);
+
+export async function runBench(argv: string[]): Promise<number> {
+  const opts = parse(argv);
+  if (opts.help) {
+    console.log(BENCH_USAGE);
+    return 0;
   }
-  const seconds = Number(value('--seconds') ?? (quick ? 1 : 3));
-  const rounds = Number(value('--rounds') ?? (quick ? 1 : 3));
-  if (!(seconds > 0) || !Number.isInteger(rounds) || rounds < 1) throw new Error('--seconds must be > 0 and --rounds a positive integer');
-  const only = value('--servers')?.split(',');
-  return { quick, seconds, rounds, only };
-}
+  if (opts.from !== undefined) return publish(readResults(opts.from), { docs: opts.docs, from: path.resolve(opts.from) });
+  // Fail early and clearly on a machine without libqb-dev.
+  if (opts.servers.some((s) => s.speaks === 'libqb') || opts.clients.some((c) => c.speaks === 'libqb')) {
+    const missing = libqbMissing();
+    if (missing !== undefined) throw new Error(`${missing}\n(without it only the node net row can run: qbipc bench --servers net --clients node)`);
+    buildC('qbload');
+    buildC('qb-echo-server');
+  }
+  const pairs: Pair[] = opts.servers.flatMap((server) => opts.clients.filter((c) => c.speaks === server.speaks).map((client) => ({ server, client })));
+  const skipped = new Map<string, string>(); // server key → why
+  const measurements: Measurement[] = [];
+  const results = (): Results => ({
+    version: 1, when, quick: opts.quick, rounds: opts.rounds, seconds: opts.seconds, machine: info,
+    servers: opts.servers.map((s) => ({ key: s.key, skipped: skipped.get(s.key) })),
+    clients: opts.clients.map((c) => c.key),
+    unavailable: opts.unavailable,
+    workloads: opts.workloads, measurements,
+  });
+  // After every round the measurements so far go to a .partial.json (`--from` publishes it).
+  const when = new Date().toISOString();
+  const partialFile = `${resultsBase({ when, quick: opts.quick })}.partial.json`;
+  const savePartial = (roundsDone: number) => {
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    writeFileSync(partialFile, `${JSON.stringify({ ...results(), partial: roundsDone }, null, 2)}\n`);
+  };
+  const running = new Map<string, RunningServer>();
+  const stopAll = () => Promise.all([...running.values()].map((r) => r.stop())).then(() => running.clear());
+  const onSignal = () => {
+    process.stderr.write(`\ninterrupted: stopping the servers; what was measured is in ${path.relative(process.cwd(), partialFile)}\n`);
+    void stopAll().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
 
-const WORKLOADS: Workload[] = [
-  { name: 'ping-pong 64 B, 1 client, same CPU', clients: 1, size: 64, depth: 1, cpus: '0' },
-  { name: 'ping-pong 64 B, 1 client', clients: 1, size: 64, depth: 1 },
-  { name: 'ping-pong 64 B, 8 clients', clients: 8, size: 64, depth: 1 },
-  { name: 'pipelined 64 B ×16, 8 clients', clients: 8, size: 64, depth: 16 },
-];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-
-async function main() {
-  const { seconds, rounds, only } = parseArgs(process.argv.slice(2));
-  const servers = SERVERS.filter((s) => s.baseline || !only || only.some((o) => s.name.includes(o)));
-  const cells = new Map<string, Cell>();
-  const total = rounds * servers.length * WORKLOADS.length;
-  let done = 0;
-  for (let round = 0; round < rounds; round++) {
-    // Alternate the order each round, so drift on this noisy machine hits every server alike.
-    const order = round % 2 === 0 ? servers : [...servers].reverse();
-    for (const driver of order) {
-      const service = `qbbench-${process.pid}-${round}`;
-      const server = await driver.start(service);
-      try {
-        for (const w of WORKLOADS) {
-          process.stderr.write(`\r[${'#'.repeat(done)}${'.'.repeat(total - done)}] ${driver.name}: ${w.name}      `);
-          pin(server.pid, w.cpus ?? ALL_CPUS);
-          const cpuBefore = cpuSeconds(server.pid);
-          const result = await runLoad(service, w, seconds);
-          const cpu = cpuSeconds(server.pid) - cpuBefore;
-          const key = `${driver.name}|${w.name}`;
-          const cell = cells.get(key) ?? { server: driver.name, workload: w.name, rounds: [] };
-          cell.rounds.push({ ...result, cpuUsPerMsg: (cpu * 1e6) / result.messages, rssKb: rssKb(server.pid) });
-          cells.set(key, cell);
-          done++;
-        }
-      } finally {
-        await server.stop();
+  const info = machine();
+  const progress = new Progress(opts.rounds * opts.workloads.length * pairs.length);
+  try {
+    for (let round = 0; round < opts.rounds; round++) {
+      const starting = opts.servers.filter((s) => !skipped.has(s.key) && pairs.some((p) => p.server === s));
+      progress.step(`round ${round + 1}/${opts.rounds}: starting ${starting.map((s) => s.name).join(', ')}`);
+      const started = await Promise.allSettled(starting.map((s) => s.start(`qbbench-${process.pid}-${s.key}-r${round}`)));
+      let failed: unknown;
+      for (const [i, outcome] of started.entries()) {
+        const s = starting[i]!;
+        if (outcome.status === 'fulfilled') running.set(s.key, outcome.value);
+        else if (outcome.reason instanceof ServerUnavailable) {
+          skipped.set(s.key, outcome.reason.message);
+          progress.note(`skipping ${s.name}: ${outcome.reason.message}`);
+          progress.drop(pairs.filter((p) => p.server === s).length * opts.workloads.length * (opts.rounds - round));
+        } else failed ??= outcome.reason;
       }
+      if (failed !== undefined) throw failed;
+      for (const [wi, w] of opts.workloads.entries()) {
+        const live = pairs.filter((p) => running.has(p.server.key));
+        const order = (round + wi) % 2 === 0 ? live : [...live].reverse();
+        for (const { server, client } of order) {
+          progress.step(`round ${round + 1}/${opts.rounds} · ${w.title} · ${server.name} ← ${client.name}`);
+          const m = await measure(running.get(server.key)!, client, w, opts.seconds);
+          measurements.push({ round, workload: w.key, server: server.key, client: client.key, ...m });
+          if (m.error !== undefined) progress.note(`FAILED ${w.title} · ${server.name} ← ${client.name}: ${m.error}`);
+          progress.advance();
+        }
+      }
+      await stopAll();
+      if (round + 1 < opts.rounds) savePartial(round + 1);
     }
+  } finally {
+    await stopAll();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
   }
-  process.stderr.write('\n');
-
-  const rows = [...cells.values()].map((cell) => {
-    const rates = cell.rounds.map((r) => r.msgs_per_sec);
-    return {
-      server: cell.server,
-      workload: cell.workload,
-      rate: median(rates),
-      spread: rates.length > 1 ? (Math.max(...rates) - Math.min(...rates)) / median(rates) : 0,
-      p50: median(cell.rounds.map((r) => r.p50_us)),
-      p99: median(cell.rounds.map((r) => r.p99_us)),
-      cpu: median(cell.rounds.map((r) => r.cpuUsPerMsg)),
-      rss: Math.max(...cell.rounds.map((r) => r.rssKb)),
-      errors: cell.rounds.reduce((n, r) => n + r.errors, 0),
-    };
-  });
-  const baseline = servers.find((s) => s.baseline)!.name;
-  const table = rows.map((r) => {
-    const base = rows.find((b) => b.server === baseline && b.workload === r.workload)!;
-    return { ...r, ratio: r.rate / base.rate, cpuRatio: r.cpu / base.cpu };
-  });
-
-  const header = ['workload', 'server', 'msgs/s', '±', 'vs libqb', 'p50 µs', 'p99 µs', 'CPU µs/msg', 'RSS MiB', 'errors'];
-  const lines = table.map((r) => [r.workload, r.server, Math.round(r.rate).toLocaleString('en-US'), `${(r.spread * 100).toFixed(0)}%`,
-    `${r.ratio.toFixed(2)}×`, r.p50.toFixed(1), r.p99.toFixed(1), r.cpu.toFixed(2), (r.rss / 1024).toFixed(0), String(r.errors)]);
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const fmt = (cols: string[]) => cols.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  console.log(`\n${rounds} round(s) × ${seconds} s per cell, median; ± = spread (max − min) / median; libqb C client load\n`);
-  console.log(fmt(header));
-  console.log(widths.map((w) => '─'.repeat(w)).join('  '));
-  for (const l of lines) console.log(fmt(l));
-
-  const dir = path.join(ROOT, 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, JSON.stringify({ when: new Date().toISOString(), seconds, rounds, node: process.version, table, cells: [...cells.values()] }, null, 2));
-  console.log(`\nresults: ${path.relative(process.cwd(), file)}`);
-  if (table.some((r) => r.errors > 0)) process.exitCode = 1;
+  progress.finish();
+  const code = publish(results(), { docs: opts.docs });
+  rmSync(partialFile, { force: true });
+  return code;
 }
 
-main().catch((error: Error) => {
-  console.error(`\nbench: ${error.message}`);
-  process.exit(1);
-});
+function readResults(file: string): Results {
+  let raw: Omit<Results, 'clients'> & { clients: Array<string | { key: string }> };
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8')) as typeof raw;
+  } catch (error) {
+    throw new UsageError(`--from: cannot read ${file}: ${(error as Error).message}`, BENCH_USAGE);
+  }
+  if (raw.version !== 1 || !Array.isArray(raw.measurements)) throw new UsageError(`--from: ${file} is not a results file of this harness`, BENCH_USAGE);
+  return { ...raw, clients: raw.clients.map((c) => (typeof c === 'string' ? c : c.key)) };
+}
+
+const NAMES: Names = {
+  server: (k) => SERVERS.find((s) => s.key === k)?.name ?? k,
+  client: (k) => CLIENTS.find((c) => c.key === k)?.name ?? k,
+  clientMark: (k) => (CLIENTS.find((c) => c.key === k)?.speaks === 'net' ? ' †' : ''),
+};
+
+/**
+ * From measurements to rows, notes, the terminal table and the files (JSON,
+ * Markdown, SVG; docs/benchmark.md with --docs). `from`: re-publishing a
+ * results file, which is then not rewritten.
+ */
+function publish(results: Results, opts: { docs: boolean; from?: string }): number {
+  const names = NAMES;
+  const servers = results.servers.map((s) => SERVERS.find((d) => d.key === s.key)).filter((d): d is ServerDriver => d !== undefined);
+  const clients = results.clients.map((k) => CLIENTS.find((c) => c.key === k)).filter((c): c is ClientDriver => c !== undefined);
+  const pairs: Pair[] = servers.flatMap((server) => clients.filter((c) => c.speaks === server.speaks).map((client) => ({ server, client })));
+  const { measurements } = results;
+  const ran = new Set(measurements.map((m) => `${m.server}|${m.client}`));
+  const rank = (r: Row) => pairs.findIndex((p) => p.server.key === r.server && p.client.key === r.client);
+  const rows = aggregate(measurements, (server, client) => {
+    if (server === 'libqb') return undefined;
+    const c = ran.has(`libqb|${client}`) ? client : 'qbload';
+    return ran.has(`libqb|${c}`) ? { server: 'libqb', client: c } : undefined;
+  }).sort((a, b) => rank(a) - rank(b)); // the driver tables' order, whatever order they ran in
+
+  const notes: string[] = [];
+  if (results.partial !== undefined) notes.push(`interrupted: ${results.partial} of ${results.rounds} round(s) measured`);
+  for (const s of servers) {
+    if (!pairs.some((p) => p.server === s)) notes.push(`${s.name}: no selected client speaks its protocol — not measured`);
+  }
+  for (const s of results.servers) {
+    if (s.skipped !== undefined) notes.push(`${names.server(s.key)}: skipped — the service cannot run in this build (run() rejected ENOTSUP: ${s.skipped})`);
+  }
+  if (pairs.some((p) => p.client.speaks === 'net')) {
+    notes.push('† the node net row uses a node client (bench/clients/node-load.ts: same framing, flags, checks and histogram as qbload): '
+      + 'libqb clients cannot talk to a plain unix socket. Its "vs libqb C" compares with the libqb C server under the libqb C client; '
+      + 'its events share the one stream with the responses.');
+  }
+  for (const u of results.unavailable ?? []) notes.push(`${names.client(u.key)}: not measured — ${u.why}`);
+  if (!results.clients.includes('qbipc') && !(results.unavailable ?? []).some((u) => u.key === 'qbipc')) {
+    notes.push('the qbipc client (src/client) is measured in the full run, or with --clients qbipc');
+  }
+  if (results.rounds < 3) notes.push(`${results.rounds} round(s) only: no median to speak of — use the full run (3 rounds) for numbers.`);
+  for (const r of rows) for (const f of r.failures) notes.push(`failed: ${r.workload} · ${names.server(r.server)} ← ${names.client(r.client)}, ${f}`);
+  for (const r of rows) if (r.errors > 0) notes.push(`verification errors: ${r.workload} · ${names.server(r.server)} ← ${names.client(r.client)}: ${r.errors}`);
+
+  const info = results.machine;
+  const summary = `${results.when.slice(0, 16).replace('T', ' ')} UTC · ${results.quick ? 'quick, ' : ''}${results.rounds} round(s) × ${results.seconds} s per cell · `
+    + `${info.cpus} × ${info.cpu}, ${info.memoryGiB} GiB, Linux ${info.kernel}, Node ${info.node}, libqb ${info.libqb} · load average at start ${info.loadavgAtStart.join(' ')}`;
+  console.log(`\n${summary}`);
+  console.log(terminalTable(rows, results.workloads, names));
+  console.log(`\n${LEGEND.join('\n')}`);
+  if (notes.length > 0) console.log(`\n${notes.map((n) => `note: ${n}`).join('\n')}`);
+
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const base = opts.from?.replace(/(\.partial)?\.json$/, '') ?? resultsBase(results);
+  const file = (ext: string) => `${base}.${ext}`;
+  const svg = plotSvg(`ping-pong 64 B: rate vs clients (${results.rounds} round(s), median; bars: range)`, sweepSeries(rows, results.workloads, names, pairs));
+  const markdown = [`${summary}`, '', markdownTable(rows, results.workloads, names), '', ...LEGEND.map((l) => `- ${l}`), '',
+    ...notes.map((n) => `- ${n}`)].join('\n');
+  if (opts.from === undefined) writeFileSync(file('json'), `${JSON.stringify({ ...results, rows, notes }, null, 2)}\n`);
+  writeFileSync(file('svg'), svg);
+  writeFileSync(file('md'), `${markdown}\n`);
+  console.log(`\nresults: ${path.relative(process.cwd(), opts.from ?? file('json'))} (+ .md, and .svg: rate vs clients)`);
+  if (opts.docs) {
+    updateDocs(markdown, file('svg'));
+    console.log('docs/benchmark.md: table and plot updated');
+  }
+  return rows.some((r) => r.failures.length > 0 || r.errors > 0) ? 1 : 0;
+}
+
+async function measure(server: RunningServer, client: ClientDriver, w: Workload, seconds: number): Promise<Partial<Measurement>> {
+  if (!server.alive()) return { error: `the server is gone: ${server.stderrTail() || 'no message'}` };
+  const cpusList = w.sameCpu ? PIN_CPU : ALL_CPUS;
+  try {
+    pin(server.pid, cpusList);
+    const [command, pre] = client.command();
+    const before = cpuSeconds(server.pid);
+    const result = await runLoad(command, [...pre, ...loadArgs(server.address, w, seconds)], cpusList, (seconds + 60) * 1000);
+    return { result, cpuSeconds: cpuSeconds(server.pid) - before, rssKb: rssKb(server.pid) };
+  } catch (error) {
+    const tail = server.alive() ? '' : ` (the server exited: ${server.stderrTail() || 'no message'})`;
+    return { error: `${(error as Error).message}${tail}` };
+  }
+}
+
+/** The plot's lines, in the order of the driver tables (pairs). */
+function sweepSeries(rows: Row[], workloads: Workload[], names: Names, pairs: Pair[]): Series[] {
+  const sweep = new Map(workloads.filter(inSweep).map((w) => [w.key, w.clients]));
+  const series = new Map<string, Series>();
+  for (const r of rows) {
+    const clients = sweep.get(r.workload);
+    if (clients === undefined || r.rounds === 0) continue;
+    const key = `${r.server}|${r.client}`;
+    const label = r.client === 'qbload' ? names.server(r.server) : `${names.server(r.server)} ← ${names.client(r.client)}${names.clientMark(r.client)}`;
+    const s = series.get(key) ?? { label, colorKey: r.server, dashed: r.client !== 'qbload', points: [] };
+    s.points.push({ clients, rate: r.rate, min: r.rateMin, max: r.rateMax });
+    series.set(key, s);
+  }
+  const rank = (key: string) => pairs.findIndex((p) => `${p.server.key}|${p.client.key}` === key);
+  return [...series.entries()].sort(([a], [b]) => rank(a) - rank(b)).map(([, v]) => v);
+}
+
+const DOCS = path.join(ROOT, 'docs', 'benchmark.md');
+const BEGIN = '<!-- bench:results:begin -->';
+const END = '<!-- bench:results:end -->';
+
+function updateDocs(markdown: string, svgFile: string): void {
+  const text = readFileSync(DOCS, 'utf8');
+  const a = text.indexOf(BEGIN);
+  const b = text.indexOf(END);
+  if (a < 0 || b < a) throw new Error(`${DOCS} lacks the ${BEGIN} … ${END} markers`);
+  copyFileSync(svgFile, path.join(ROOT, 'docs', 'benchmark-rate-vs-clients.svg'));
+  const section = `${BEGIN}\n${markdown}\n\n![rate vs clients](benchmark-rate-vs-clients.svg)\n`;
+  writeFileSync(DOCS, text.slice(0, a) + section + text.slice(b));
+}
+
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  runBench(process.argv.slice(2)).then((code) => process.exit(code), (error: Error) => {
+    console.error(`bench: ${error.message}${error instanceof UsageError ? `\n${error.usage}` : ''}`);
+    process.exit(error instanceof UsageError ? 2 : 1);
+  });
+}

@@ -9,6 +9,7 @@
  *   qbload -n NAME -c CLIENTS -s PAYLOAD_BYTES [-k ROUNDS | -T SECONDS]
  *          [-d DEPTH] [-m MAXMSG] [-w WARMUP_ROUNDS] [-t TIMEOUT_MS]
  *   qbload -n NAME --churn -c CLIENTS -T SECONDS
+ *   qbload -n NAME --events -c CLIENTS -s EVENT_BYTES [-b BATCH] -T SECONDS
  *
  *   -c  number of client processes (fork), default 1
  *   -s  payload bytes per request (after the 16-byte header), default 64
@@ -26,6 +27,11 @@
  *   --churn  every client loops { qb_ipcc_connect, one 64-byte round trip,
  *       qb_ipcc_disconnect } for -T seconds (default 5); latency figures are
  *       per whole cycle
+ *   --events  every client loops { one EVENTS request (id 2, payload
+ *       {u32 BATCH, u32 EVENT_BYTES}), then qb_ipcc_event_recv() of the
+ *       BATCH events the server pushes }; "messages" counts events, the
+ *       latency figures are per whole batch (request to its last event)
+ *   -b  events per request in --events mode, default 64
  *
  * Each child connects, does its warm-up, reports "ready" to the parent and
  * blocks on a barrier pipe; the parent closes the pipe once every child is
@@ -48,6 +54,8 @@
  *   mb_per_sec= messages * size / seconds / 1e6 (request payload, one way)
  *   churn adds "mode":"churn","connects":N,"connects_per_sec":R
  *   (size is then 64, depth 1, messages = completed cycles).
+ *   events adds "mode":"events","batch":B (size = event payload bytes,
+ *   messages = events received, mb_per_sec = event payload bytes).
  * Exit status: 0 only if errors == 0 and every client succeeded; 2 if a
  * client could not connect (message with strerror on stderr); 1 otherwise.
  * SIGTERM/SIGINT to the parent kill the clients, which are always reaped.
@@ -79,6 +87,8 @@
 #include <qb/qbipcc.h>
 
 #define MSG_ECHO 1
+#define MSG_EVENTS 2
+#define MSG_EVENT 3
 #define REQ_HDR ((size_t)sizeof(struct qb_ipc_request_header))
 #define RES_HDR ((size_t)sizeof(struct qb_ipc_response_header))
 
@@ -192,11 +202,14 @@ struct opts {
 	uint64_t warmup;
 	int32_t timeout_ms;
 	int churn;
+	int events;
+	uint32_t batch;
 };
 
 static struct opts o = {
 	.clients = 1, .size = 64, .rounds = 0, .seconds = 0, .depth = 1,
 	.maxmsg = 0, .warmup = 0, .timeout_ms = 10000, .churn = 0,
+	.events = 0, .batch = 64,
 };
 
 static inline uint64_t
@@ -337,22 +350,30 @@ eagain_backoff(unsigned *spins, uint64_t *since)
  * response) returns.  If the connection died while waiting for the response
  * libqb also reports -EAGAIN; the retry then fails with ENOTCONN.
  */
-static int
-round_trip(struct client *cl, uint64_t seq)
+static ssize_t
+send_recv(struct client *cl)
 {
 	struct iovec iov = { cl->req, cl->req_len };
 	unsigned spins = 0;
 	uint64_t since = 0;
 	ssize_t rc;
 
-	tag_request(cl, seq);
 	for (;;) {
 		rc = qb_ipcc_sendv_recv(cl->c, &iov, 1, cl->resp, cl->resp_cap,
 					o.timeout_ms);
 		if (rc != -EAGAIN || eagain_backoff(&spins, &since) != 0) {
-			break;
+			return rc;
 		}
 	}
+}
+
+static int
+round_trip(struct client *cl, uint64_t seq)
+{
+	ssize_t rc;
+
+	tag_request(cl, seq);
+	rc = send_recv(cl);
 	if (rc < 0) {
 		report_error("qb_ipcc_sendv_recv: %s", strerror((int)-rc));
 		return -1;
@@ -360,11 +381,17 @@ round_trip(struct client *cl, uint64_t seq)
 	return check_response(cl, rc, seq) == 0 ? 0 : 1;
 }
 
+/*
+ * Connects and prepares a request of SIZE payload bytes; RECV_SIZE is the
+ * largest payload the client must be able to receive (events mode: the
+ * event payload).
+ */
 static int
-client_setup(struct client *cl, size_t size)
+client_setup(struct client *cl, size_t size, size_t recv_size)
 {
 	struct qb_ipc_request_header *rh;
-	size_t maxmsg = o.maxmsg > size + 64 ? o.maxmsg : size + 64;
+	size_t big = size > recv_size ? size : recv_size;
+	size_t maxmsg = o.maxmsg > big + 64 ? o.maxmsg : big + 64;
 	int32_t bufsz;
 	size_t j;
 
@@ -379,9 +406,9 @@ client_setup(struct client *cl, size_t size)
 		return READY_NOCONN;
 	}
 	bufsz = qb_ipcc_get_buffer_size(cl->c);
-	if (bufsz <= 0 || (size_t)bufsz < RES_HDR + size) {
+	if (bufsz <= 0 || (size_t)bufsz < RES_HDR + big) {
 		report_error("negotiated buffer %d too small for %zu-byte "
-			     "payloads", bufsz, size);
+			     "payloads", bufsz, big);
 		qb_ipcc_disconnect(cl->c);
 		cl->c = NULL;
 		return READY_FAIL;
@@ -446,12 +473,14 @@ run_sync(struct client *cl, struct result *r, uint64_t deadline)
 }
 
 /*
- * qb_ipcc_recv() in slices of at most 500 ms: a single long wait would not
- * notice a dead server (libqb checks the connection only when a wait times
- * out), so a crash would cost the whole timeout.
+ * qb_ipcc_recv() (or qb_ipcc_event_recv()) in slices of at most 500 ms: a
+ * single long wait would not notice a dead server (libqb checks the
+ * connection only when a wait times out), so a crash would cost the whole
+ * timeout.
  */
 static ssize_t
-recv_sliced(struct client *cl)
+recv_sliced(struct client *cl,
+	    ssize_t (*recv_fn)(qb_ipcc_connection_t *, void *, size_t, int32_t))
 {
 	int32_t left = o.timeout_ms;
 	ssize_t rc;
@@ -459,7 +488,7 @@ recv_sliced(struct client *cl)
 	for (;;) {
 		int32_t slice = left < 500 ? left : 500;
 
-		rc = qb_ipcc_recv(cl->c, cl->resp, cl->resp_cap, slice);
+		rc = recv_fn(cl->c, cl->resp, cl->resp_cap, slice);
 		if (rc != -ETIMEDOUT && rc != -EAGAIN) {
 			return rc;
 		}
@@ -524,7 +553,7 @@ run_pipelined(struct client *cl, struct result *r, uint64_t deadline)
 			}
 			continue;
 		}
-		rc = recv_sliced(cl);
+		rc = recv_sliced(cl, qb_ipcc_recv);
 		t = now_ns();
 		if (rc < 0) {
 			report_error("qb_ipcc_recv (message %llu): %s",
@@ -557,7 +586,7 @@ run_churn(struct result *r, uint64_t deadline)
 		int rc;
 
 		t0 = t1;
-		rc = client_setup(&cl, 64);
+		rc = client_setup(&cl, 64, 64);
 		if (rc != READY_OK) {
 			r->errors++;
 			client_teardown(&cl);
@@ -577,6 +606,92 @@ run_churn(struct result *r, uint64_t deadline)
 		}
 		h_record(&r->hist, t1 - t0);
 		r->messages++;
+	}
+	return 0;
+}
+
+/* Events mode: the request payload is {u32 batch, u32 event bytes}. */
+static void
+events_request_init(struct client *cl)
+{
+	uint32_t args[2] = { o.batch, (uint32_t)o.size };
+
+	((struct qb_ipc_request_header *)cl->req)->id = MSG_EVENTS;
+	memcpy(cl->req + REQ_HDR, args, sizeof(args));
+}
+
+/*
+ * One EVENTS request and its BATCH events, each checked: length, id 3,
+ * header size, error == its index in the batch, first and last payload byte
+ * ((k + j) & 0xff).  Returns 0 ok, 1 bad (counted in R if given), -1 fatal.
+ */
+static int
+event_batch(struct client *cl, struct result *r)
+{
+	const struct qb_ipc_response_header *h =
+		(const struct qb_ipc_response_header *)cl->resp;
+	size_t len = o.size;
+	ssize_t rc;
+	uint32_t k;
+	int bad = 0;
+
+	rc = send_recv(cl);
+	if (rc < 0) {
+		report_error("events request: %s", strerror((int)-rc));
+		return -1;
+	}
+	if ((size_t)rc != RES_HDR || h->id != MSG_EVENTS || h->error != 0) {
+		report_error("bad answer to the events request: len=%zd id=%d "
+			     "error=%d (does the server implement id 2?)",
+			     rc, h->id, h->error);
+		return -1;
+	}
+	for (k = 0; k < o.batch; k++) {
+		rc = recv_sliced(cl, qb_ipcc_event_recv);
+		if (rc < 0) {
+			report_error("qb_ipcc_event_recv (event %u): %s", k,
+				     strerror((int)-rc));
+			return -1;
+		}
+		if ((size_t)rc != RES_HDR + len || h->id != MSG_EVENT ||
+		    h->size != (int32_t)rc || h->error != (int32_t)k ||
+		    (len > 0 &&
+		     (cl->resp[RES_HDR] != (unsigned char)(k & 0xff) ||
+		      cl->resp[RES_HDR + len - 1] !=
+		      (unsigned char)((k + len - 1) & 0xff)))) {
+			report_error("bad event %u: len=%zd id=%d size=%d "
+				     "error=%d", k, rc, h->id, h->size,
+				     h->error);
+			bad = 1;
+		}
+		if (r != NULL) {
+			r->messages++;
+		}
+	}
+	if (bad && r != NULL) {
+		r->errors++;
+	}
+	return bad;
+}
+
+/* Events mode: request a batch, receive it, until the deadline. */
+static int
+run_events(struct client *cl, struct result *r, uint64_t deadline)
+{
+	uint64_t n = 0, t0, t1 = now_ns();
+
+	for (;;) {
+		if (deadline ? t1 >= deadline : n >= o.rounds) {
+			break;
+		}
+		t0 = now_ns();
+		if (event_batch(cl, r) < 0) {
+			r->errors++;
+			return -1;
+		}
+		t1 = now_ns();
+		h_record(&r->hist, t1 - t0);
+		n++;
 	}
 	return 0;
 }
@@ -647,13 +762,23 @@ child_main(int ready_wr, int barrier_rd, int result_wr)
 
 	if (o.churn) {
 		/* probe once so that a missing server is a connect failure */
-		st = client_setup(&cl, 64);
+		st = client_setup(&cl, 64, 64);
 		if (st == READY_OK && round_trip(&cl, 0) != 0) {
 			st = READY_FAIL;
 		}
 		client_teardown(&cl);
+	} else if (o.events) {
+		st = client_setup(&cl, 8, o.size);
+		if (st == READY_OK) {
+			events_request_init(&cl);
+			/* one verified batch, so a server without events fails
+			 * here and not in the measurement */
+			if (event_batch(&cl, NULL) != 0) {
+				st = READY_FAIL;
+			}
+		}
 	} else {
-		st = client_setup(&cl, o.size);
+		st = client_setup(&cl, o.size, o.size);
 		for (seq = 0; st == READY_OK && seq < o.warmup; seq++) {
 			if (round_trip(&cl, seq) != 0) {
 				st = READY_FAIL;
@@ -677,6 +802,8 @@ child_main(int ready_wr, int barrier_rd, int result_wr)
 	}
 	if (o.churn) {
 		rc = run_churn(&r, deadline);
+	} else if (o.events) {
+		rc = run_events(&cl, &r, deadline);
 	} else if (o.depth <= 1) {
 		rc = run_sync(&cl, &r, deadline);
 	} else {
@@ -763,7 +890,9 @@ usage(void)
 		"[-k ROUNDS | -T SECONDS]\n"
 		"              [-d DEPTH] [-m MAXMSG] [-w WARMUP_ROUNDS] "
 		"[-t TIMEOUT_MS]\n"
-		"       qbload -n NAME --churn -c CLIENTS -T SECONDS\n");
+		"       qbload -n NAME --churn -c CLIENTS -T SECONDS\n"
+		"       qbload -n NAME --events -c CLIENTS -s EVENT_BYTES "
+		"[-b BATCH] -T SECONDS\n");
 	exit(2);
 }
 
@@ -787,12 +916,13 @@ parse_args(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "churn", no_argument, NULL, 'C' },
+		{ "events", no_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt, have_k = 0;
 
-	while ((opt = getopt_long(argc, argv, "n:c:s:k:T:d:m:w:t:h", lo,
+	while ((opt = getopt_long(argc, argv, "n:c:s:k:T:d:m:w:t:b:h", lo,
 				  NULL)) != -1) {
 		switch (opt) {
 		case 'n': o.name = optarg; break;
@@ -814,6 +944,17 @@ parse_args(int argc, char **argv)
 		case 'w': o.warmup = parse_u64(optarg, "-w"); break;
 		case 't': o.timeout_ms = (int32_t)parse_u64(optarg, "-t"); break;
 		case 'C': o.churn = 1; break;
+		case 'E': o.events = 1; break;
+		case 'b': {
+			uint64_t b = parse_u64(optarg, "-b");
+
+			if (b < 1 || b > 1000000) {
+				fprintf(stderr, "qbload: -b must be 1..1000000\n");
+				exit(2);
+			}
+			o.batch = (uint32_t)b;
+			break;
+		}
 		default: usage();
 		}
 	}
@@ -835,6 +976,14 @@ parse_args(int argc, char **argv)
 	if (have_k && o.seconds > 0) {
 		fprintf(stderr, "qbload: -k and -T are mutually exclusive\n");
 		exit(2);
+	}
+	if (o.churn && o.events) {
+		fprintf(stderr, "qbload: --churn and --events are mutually "
+			"exclusive\n");
+		exit(2);
+	}
+	if (o.events) {
+		o.depth = 1;
 	}
 	if (o.churn) {
 		o.size = 64;
@@ -1022,6 +1171,8 @@ main(int argc, char **argv)
 	}
 	if (o.churn) {
 		printf("{\"mode\":\"churn\",");
+	} else if (o.events) {
+		printf("{\"mode\":\"events\",\"batch\":%u,", o.batch);
 	} else {
 		printf("{");
 	}

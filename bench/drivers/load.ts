@@ -1,34 +1,26 @@
-// The load client: bench/c/qbload.c, a libqb C client that forks N processes.
+// Running a load program (qbload or the node load client) and reading its
+// JSON line; CPU placement with taskset.
 import { execFile, execFileSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { buildC } from './build-c.js';
 
+/** qbload's JSON line (bench/c/qbload.c); node-load prints the same fields. */
 export interface LoadResult {
+  mode?: 'churn' | 'events';
   clients: number;
   size: number;
   depth: number;
+  batch?: number;
   messages: number;
   errors: number;
   seconds: number;
   msgs_per_sec: number;
   mb_per_sec: number;
+  connects?: number;
+  connects_per_sec?: number;
   p50_us: number;
   p99_us: number;
   p999_us: number;
   max_us: number;
-}
-
-export interface Workload {
-  name: string;
-  clients: number;
-  size: number;
-  depth: number;
-  /**
-   * Pin server and clients to these CPUs (taskset list), or leave placement to
-   * the scheduler. On this 2-vCPU machine a cross-CPU wake-up costs ~60 µs, so a
-   * 1-client ping-pong measures placement luck unless both sides share a CPU.
-   */
-  cpus?: string;
 }
 
 /** Every CPU this process may use, as a taskset list. */
@@ -39,17 +31,23 @@ export function pin(pid: number, cpus: string): void {
   execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
 }
 
-export function runLoad(service: string, w: Workload, seconds: number): Promise<LoadResult> {
-  const args = ['-n', service, '-c', String(w.clients), '-s', String(w.size), '-T', String(seconds), '-d', String(w.depth),
-    '-m', String(Math.max(12328, w.size + 64))];
+/** Runs `command args` on `cpus` (killed after `timeoutMs`); resolves with its JSON line. */
+export function runLoad(command: string, args: string[], cpus: string, timeoutMs: number): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    execFile('taskset', ['-c', w.cpus ?? ALL_CPUS, buildC('qbload'), ...args], { timeout: (seconds + 30) * 1000 }, (error, stdout, stderr) => {
-      if (error) return reject(new Error(`qbload ${args.join(' ')} failed: ${stderr || error.message}`));
+    execFile('taskset', ['-c', cpus, command, ...args], { timeout: timeoutMs, killSignal: 'SIGTERM' }, (error, stdout, stderr) => {
+      const line = stdout.trim().split('\n').pop() ?? '';
+      let result: LoadResult | undefined;
       try {
-        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as LoadResult);
+        result = JSON.parse(line) as LoadResult;
       } catch {
-        reject(new Error(`qbload printed no JSON: ${stdout}`));
+        // reported below
       }
+      if (error && (result === undefined || result.errors === 0)) {
+        const why = error.killed ? `timed out after ${timeoutMs / 1000} s` : `exit ${error.code ?? error.signal}`;
+        return reject(new Error(`${why}: ${stderr.trim().split('\n').slice(-3).join(' | ') || error.message}`));
+      }
+      if (result === undefined) return reject(new Error(`printed no JSON: ${stdout.slice(0, 200)}`));
+      resolve(result); // errors > 0 is recorded with the result, not thrown
     });
   });
 }

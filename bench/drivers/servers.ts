@@ -1,66 +1,119 @@
-// The servers the benchmark compares: one driver per row kind. Each starts a
-// process, waits for its "ready" line, and on stop reports its CPU time.
-import { spawn, type ChildProcess } from 'node:child_process';
+// The server table: one driver per row. Each starts a process, waits for its
+// "ready" line and stops it by pid. A server that cannot run in this build
+// (qbipc serve exits 69: run() rejected ENOTSUP) rejects with ServerUnavailable,
+// and the harness skips its rows with a note.
+import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { buildC, ROOT } from './build-c.js';
 
-export interface ServerUsage {
-  userUs: number;
-  sysUs: number;
-  maxRssKb: number;
-}
+/** What a client must speak to load a server. */
+export type Protocol = 'libqb' | 'net';
 
 export interface RunningServer {
   pid: number;
-  stop(): Promise<ServerUsage>;
+  /** What the load program's -n gets. */
+  address: string;
+  alive(): boolean;
+  /** The last lines the server wrote to stderr. */
+  stderrTail(): string;
+  stop(): Promise<void>;
 }
 
 export interface ServerDriver {
+  /** --servers key. */
+  key: string;
   /** Row label. */
   name: string;
-  /** The baseline every other row is divided by. */
+  speaks: Protocol;
+  /** The row every other row is divided by. */
   baseline?: boolean;
-  start(service: string): Promise<RunningServer>;
+  start(tag: string): Promise<RunningServer>;
 }
 
-async function startProcess(command: string, args: string[]): Promise<RunningServer> {
-  const child: ChildProcess = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  const it = lines[Symbol.asyncIterator]();
-  const exited = new Promise<never>((_, reject) =>
-    child.once('exit', (code) => reject(new Error(`${path.basename(command)} ${args.join(' ')} exited (${code}) before it was ready`))));
-  exited.catch(() => undefined);
-  for (;;) {
-    const next = await Promise.race([it.next(), exited]);
-    if (next.done) throw new Error(`${command} closed its output before it was ready`);
-    if (next.value.startsWith('ready')) break;
-  }
+export class ServerUnavailable extends Error {
+  readonly code = 'ENOTSUP';
+}
+
+/** `qbipc serve` exits with this when run() rejects ENOTSUP (src/cli/serve.ts). */
+const EXIT_UNAVAILABLE = 69;
+const READY_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 5_000;
+
+function startProcess(command: string, args: string[], address: string): Promise<RunningServer> {
+  const label = `${path.basename(command)} ${args.map((a) => path.basename(a)).join(' ')}`;
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let tail = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => {
+    tail = (tail + chunk).slice(-2000);
+  });
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const kill = (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal); // by pid: ChildProcess.kill
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      kill('SIGKILL');
+      reject(new Error(`${label} was not ready within ${READY_TIMEOUT_MS / 1000} s`));
+    }, READY_TIMEOUT_MS);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot start ${label}: ${error.message}`));
+    });
+    child.once('close', (code, signal) => { // after 'exit', once stderr is read to its end
+      clearTimeout(timer);
+      const why = tail.trim() || `exit ${code ?? signal}`;
+      reject(code === EXIT_UNAVAILABLE ? new ServerUnavailable(why) : new Error(`${label} exited before it was ready: ${why}`));
+    });
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (!line.startsWith('ready')) return;
+      clearTimeout(timer);
+      resolve({
+        pid: child.pid!,
+        address,
+        alive: () => child.exitCode === null && child.signalCode === null,
+        stderrTail: () => tail.trim(),
+        async stop() {
+          kill('SIGTERM');
+          const timer = setTimeout(() => kill('SIGKILL'), STOP_TIMEOUT_MS);
+          await exited;
+          clearTimeout(timer);
+        },
+      });
+    });
+  });
+}
+
+const cli = () => path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+
+function qbipc(workers: number): ServerDriver {
   return {
-    pid: child.pid!,
-    async stop() {
-      child.kill('SIGTERM');
-      for (;;) {
-        const next = await it.next();
-        if (next.done) throw new Error(`${command} did not report its rusage`);
-        const m = /^rusage user_us=(\d+) sys_us=(\d+) maxrss_kb=(\d+)/.exec(next.value);
-        if (m) {
-          await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once('exit', r)));
-          return { userUs: Number(m[1]), sysUs: Number(m[2]), maxRssKb: Number(m[3]) };
-        }
-      }
-    },
+    key: workers === 0 ? 'qbipc' : `qbipc-w${workers}`,
+    name: workers === 0 ? 'qbipc in-thread' : `qbipc workers=${workers}`,
+    speaks: 'libqb',
+    start: (tag) => startProcess(process.execPath, [cli(), 'serve', tag, '--workers', String(workers)], tag),
   };
 }
 
+/** Worker counts measured: 1 … the CPUs of this machine. */
+export const WORKER_COUNTS = Array.from({ length: Math.max(1, availableParallelism()) }, (_, i) => i + 1);
+
 export const SERVERS: ServerDriver[] = [
   {
-    name: 'libqb C (qb_loop, 1 thread)',
+    key: 'libqb',
+    name: 'libqb C (qb_loop)',
+    speaks: 'libqb',
     baseline: true,
-    start: (service) => startProcess(buildC('qb-echo-server'), ['-n', service, '-t', 'shm']),
+    start: (tag) => startProcess(buildC('qb-echo-server'), ['-n', tag, '-t', 'shm'], tag),
   },
+  qbipc(0),
+  ...WORKER_COUNTS.map(qbipc),
   {
-    name: 'qbipc in-thread',
-    start: (service) => startProcess(process.execPath, [path.join(ROOT, 'dist', 'bench', 'servers', 'qbipc-echo.js'), service, '0']),
+    key: 'net',
+    name: 'node net (unix socket)',
+    speaks: 'net',
+    start: (tag) => startProcess(process.execPath, [path.join(ROOT, 'dist', 'bench', 'servers', 'net-echo.js'), `@${tag}`], `@${tag}`),
   },
 ];

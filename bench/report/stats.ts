@@ -1,0 +1,109 @@
+// From measurements (one per round and cell) to rows: medians over rounds,
+// the spread, and each row's ratio to the libqb C server measured in the same
+// round (the ratio is taken per round, then its median: drift between rounds
+// cancels out).
+import type { LoadResult } from '../drivers/load.js';
+
+export interface Measurement {
+  round: number;
+  workload: string;
+  server: string;
+  client: string;
+  result?: LoadResult;
+  error?: string;
+  /** Server CPU seconds (user + system, all threads) during the cell. */
+  cpuSeconds?: number;
+  rssKb?: number;
+}
+
+export interface Row {
+  workload: string;
+  server: string;
+  client: string;
+  /** Rounds that produced a result. */
+  rounds: number;
+  /** Messages (events, connects) per second: median over rounds, and its extremes. */
+  rate: number;
+  rateMin: number;
+  rateMax: number;
+  /** (max − min) / median of the rates. */
+  spread: number;
+  /** Median of rate / (libqb C server's rate in the same round), and that ratio's (max − min). */
+  ratio?: number;
+  ratioSpread?: number;
+  /** The pair the ratio divides by ("libqb|qbload"). */
+  ratioBase?: string;
+  mbPerSec: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  /** Server CPU seconds per million messages (= µs per message). */
+  cpuPerMillion: number;
+  rssMiB: number;
+  errors: number;
+  failures: string[];
+}
+
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** The rate a workload is judged by: connects/s for churn, else messages (events)/s. */
+export function rateOf(r: LoadResult): number {
+  return r.mode === 'churn' ? (r.connects_per_sec ?? r.msgs_per_sec) : r.msgs_per_sec;
+}
+
+const cellKey = (workload: string, server: string, client: string) => `${workload}|${server}|${client}`;
+
+/**
+ * Rows in the order cells were first measured. `baseFor(server, client)` names
+ * the pair a row is compared with (undefined: no ratio, e.g. the baseline itself).
+ */
+export function aggregate(ms: Measurement[], baseFor: (server: string, client: string) => { server: string; client: string } | undefined): Row[] {
+  const groups = new Map<string, Measurement[]>();
+  for (const m of ms) {
+    const k = cellKey(m.workload, m.server, m.client);
+    groups.set(k, [...(groups.get(k) ?? []), m]);
+  }
+  const rateIn = (workload: string, server: string, client: string, round: number) => {
+    const r = groups.get(cellKey(workload, server, client))?.find((m) => m.round === round)?.result;
+    return r === undefined ? undefined : rateOf(r);
+  };
+  return [...groups.values()].map((cell) => {
+    const { workload, server, client } = cell[0]!;
+    const ok = cell.filter((m) => m.result !== undefined);
+    const results = ok.map((m) => m.result!);
+    const rates = results.map(rateOf);
+    const rate = median(rates);
+    const base = baseFor(server, client);
+    const ratios = base === undefined ? [] : ok.flatMap((m) => {
+      const b = rateIn(workload, base.server, base.client, m.round);
+      return b === undefined || b <= 0 ? [] : [rateOf(m.result!) / b];
+    });
+    const perMillion = ok.map((m) => ((m.cpuSeconds ?? NaN) * 1e6) / Math.max(1, m.result!.messages));
+    return {
+      workload, server, client,
+      rounds: ok.length,
+      rate,
+      rateMin: Math.min(...rates),
+      rateMax: Math.max(...rates),
+      spread: rates.length > 1 ? (Math.max(...rates) - Math.min(...rates)) / rate : 0,
+      ...(ratios.length > 0 ? {
+        ratio: median(ratios),
+        ratioSpread: ratios.length > 1 ? Math.max(...ratios) - Math.min(...ratios) : 0,
+        ratioBase: `${base!.server}|${base!.client}`,
+      } : {}),
+      mbPerSec: median(results.map((r) => r.mb_per_sec)),
+      p50: median(results.map((r) => r.p50_us)),
+      p99: median(results.map((r) => r.p99_us)),
+      p999: median(results.map((r) => r.p999_us)),
+      cpuPerMillion: median(perMillion),
+      rssMiB: median(ok.map((m) => (m.rssKb ?? NaN) / 1024)),
+      errors: results.reduce((n, r) => n + r.errors, 0),
+      failures: cell.filter((m) => m.error !== undefined).map((m) => `round ${m.round + 1}: ${m.error}`),
+    };
+  });
+}

@@ -1,0 +1,79 @@
+// The result table, once as cells, rendered for the terminal and as Markdown
+// (docs/benchmark.md): one block per workload, one line per (server, client).
+import type { Workload } from '../drivers/workloads.js';
+import type { Row } from './stats.js';
+
+export interface Names {
+  server(key: string): string;
+  client(key: string): string;
+  /** A mark after a client name that a note explains (the node client). */
+  clientMark(key: string): string;
+}
+
+const HEADER = ['server', 'client', 'rate/s', '±', 'vs libqb C', 'MB/s', 'p50 µs', 'p99 µs', 'p99.9 µs', 'CPU s/M', 'RSS MiB'];
+const LEFT = 2; // the first two columns are text
+
+const UNIT = { msgs: 'messages/s', events: 'events/s', connects: 'connects/s' } as const;
+
+function sig(x: number): string {
+  if (!Number.isFinite(x)) return '–';
+  if (x >= 100) return Math.round(x).toLocaleString('en-US');
+  return x >= 10 ? x.toFixed(1) : x.toFixed(2);
+}
+
+function cells(r: Row, names: Names): string[] {
+  const who = [names.server(r.server), `${names.client(r.client)}${names.clientMark(r.client)}`];
+  if (r.rounds === 0) return [...who, 'failed', '', '', '', '', '', '', '', ''];
+  const ratio = r.ratio === undefined ? (r.server === 'libqb' ? 'baseline' : '–')
+    : `${r.ratio.toFixed(2)}×${r.ratioSpread ? ` ±${(r.ratioSpread / 2).toFixed(2)}` : ''}`;
+  return [
+    ...who,
+    Math.round(r.rate).toLocaleString('en-US') + (r.errors > 0 ? ' !' : ''),
+    `${(r.spread * 100).toFixed(0)}%`,
+    ratio,
+    sig(r.mbPerSec),
+    sig(r.p50),
+    sig(r.p99),
+    sig(r.p999),
+    sig(r.cpuPerMillion),
+    Number.isFinite(r.rssMiB) ? r.rssMiB.toFixed(0) : '–',
+  ];
+}
+
+function groups(rows: Row[], workloads: Workload[]): Array<{ w: Workload; rows: Row[] }> {
+  return workloads.map((w) => ({ w, rows: rows.filter((r) => r.workload === w.key) })).filter((g) => g.rows.length > 0);
+}
+
+const heading = (w: Workload) => `${w.title} — rate in ${UNIT[w.unit]}; latency: ${w.latency}`;
+
+export function terminalTable(rows: Row[], workloads: Workload[], names: Names): string {
+  const all = groups(rows, workloads).map((g) => ({ ...g, lines: g.rows.map((r) => cells(r, names)) }));
+  const widths = HEADER.map((h, i) => Math.max(h.length, ...all.flatMap((g) => g.lines.map((l) => l[i]!.length))));
+  const fmt = (cols: string[]) => `  ${cols.map((c, i) => (i < LEFT ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')}`.trimEnd();
+  const out: string[] = [];
+  for (const g of all) {
+    out.push('', heading(g.w), fmt(HEADER), `  ${widths.map((n) => '─'.repeat(n)).join('  ')}`);
+    for (const l of g.lines) out.push(fmt(l));
+  }
+  return out.join('\n');
+}
+
+export function markdownTable(rows: Row[], workloads: Workload[], names: Names): string {
+  const out: string[] = [];
+  const line = (cols: string[]) => `| ${cols.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+  for (const g of groups(rows, workloads)) {
+    out.push('', `**${heading(g.w)}**`, '', line(HEADER), line(HEADER.map((_, i) => (i < LEFT ? '---' : '---:'))));
+    for (const r of g.rows) out.push(line(cells(r, names)));
+  }
+  return out.join('\n').trimStart();
+}
+
+/** What the columns mean; printed under both tables. */
+export const LEGEND = [
+  'rate/s: median over rounds of the whole run\'s rate (all clients together); a "!" marks a row with verification errors.',
+  '±: spread of that rate over the rounds, (max − min) / median.',
+  'vs libqb C: median over rounds of (this row\'s rate / the libqb C server\'s rate in the same round, same workload), ± half its range.',
+  'MB/s: payload bytes one way. p50/p99/p99.9: latency percentiles over every message of the round (median over rounds).',
+  'CPU s/M: server CPU seconds (user + system, every thread, from /proc) per million messages — equally µs per message.',
+  'RSS MiB: the server\'s resident set after the cell (median over rounds).',
+];

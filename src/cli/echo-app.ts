@@ -1,0 +1,171 @@
+// The echo application `qbipc serve` runs and the benchmark measures: the
+// protocol of bench/c/qb-echo-server.c, so any libqb client written for one
+// works with the other.
+//
+//   request  = 16-byte request header {id, size} + payload
+//   id 1 ECHO   → id 1, error 0, the payload (ring to ring, no copy between)
+//   id 2 EVENTS → payload {u32 count, u32 len}: a bare response (id 2), then
+//                 `count` events: id 3, error k, size 24 + len, payload byte
+//                 j = (k + j) & 0xff. A new EVENTS request replaces the
+//                 events still pending on that connection.
+//   other ids   → same id, size 24, error -EINVAL
+//
+// As the C server, nothing is lost when a ring is full: a response that does
+// not fit goes to a per-connection backlog (flushed, in order, before any later
+// response) and events wait; both are retried from the event loop (setImmediate,
+// then every 1 ms after 64 fruitless tries — the C server's jobs, then timer).
+//
+// The default export is the worker-module form (a function of workerData
+// returning the handlers), so the same code serves in-thread and in workers.
+import { EAGAIN, EINVAL, EMSGSIZE } from '../errno.js';
+import { REQUEST_HEADER_SIZE, RESPONSE_HEADER_SIZE, makeResponse, requestId, writeResponseHeader } from '../headers.js';
+import type { Connection, ConnectionHandlers } from '../connection.js';
+
+export const ID_ECHO = 1;
+export const ID_EVENTS = 2;
+export const ID_EVENT = 3;
+
+const RETRY_IMMEDIATE_MAX = 64;
+const RETRY_TIMER_MS = 1;
+/** A client that lets more than this pile up unread is dropped (as the C server). */
+const BACKLOG_LIMIT = 256 * 1024 * 1024;
+
+interface Pending {
+  /** Responses that did not fit, oldest first (copies: the request view dies with msgProcess). */
+  backlog: Uint8Array[];
+  backlogBytes: number;
+  eventNext: number;
+  eventTotal: number;
+  eventLength: number;
+  retry: { immediate: NodeJS.Immediate } | { timer: NodeJS.Timeout } | undefined;
+  fruitless: number;
+}
+
+export function echoHandlers(): Required<Pick<ConnectionHandlers, 'msgProcess' | 'connectionClosed'>> & ConnectionHandlers {
+  const header = new Uint8Array(RESPONSE_HEADER_SIZE);
+  const parts: Uint8Array[] = [header, header];
+  const eventHeader = new Uint8Array(RESPONSE_HEADER_SIZE);
+  const eventParts: Uint8Array[] = [eventHeader, eventHeader];
+  let pattern = new Uint8Array(0);
+
+  const state = (conn: Connection): Pending => {
+    let p = conn.context as Pending | undefined;
+    if (p === undefined) {
+      p = { backlog: [], backlogBytes: 0, eventNext: 0, eventTotal: 0, eventLength: 0, retry: undefined, fruitless: 0 };
+      conn.context = p;
+    }
+    return p;
+  };
+
+  /** Sends what is pending; true when something is still blocked. */
+  const flush = (conn: Connection, p: Pending): boolean => {
+    let progress = false;
+    while (p.backlog.length > 0) {
+      const rc = conn.responseSend(p.backlog[0]!);
+      if (rc === -EAGAIN) break;
+      p.backlogBytes -= p.backlog.shift()!.byteLength; // sent, or the client is gone: done with it either way
+      progress = true;
+    }
+    if (p.backlog.length === 0 && p.eventNext < p.eventTotal) {
+      const len = p.eventLength;
+      writeResponseHeader(eventHeader, { id: ID_EVENT, size: RESPONSE_HEADER_SIZE + len, error: 0 });
+      eventParts.length = len > 0 ? 2 : 1;
+      while (p.eventNext < p.eventTotal) {
+        const k = p.eventNext;
+        // the error field carries k (little-endian i32 at offset 16)
+        eventHeader[16] = k; eventHeader[17] = k >>> 8; eventHeader[18] = k >>> 16; eventHeader[19] = k >>> 24;
+        if (len > 0) eventParts[1] = pattern.subarray(k & 0xff, (k & 0xff) + len);
+        const rc = conn.eventSendv(eventParts);
+        if (rc === -EAGAIN) break;
+        if (rc < 0) {
+          p.eventTotal = p.eventNext; // the client is gone
+          break;
+        }
+        p.eventNext++;
+        progress = true;
+      }
+    }
+    const blocked = p.backlog.length > 0 || p.eventNext < p.eventTotal;
+    p.fruitless = progress ? 0 : p.fruitless + 1;
+    if (blocked && p.retry === undefined) {
+      const again = () => {
+        p.retry = undefined;
+        flush(conn, p);
+      };
+      p.retry = p.fruitless < RETRY_IMMEDIATE_MAX ? { immediate: setImmediate(again) } : { timer: setTimeout(again, RETRY_TIMER_MS) };
+    }
+    return blocked;
+  };
+
+  /** Sends a response now, or queues a copy behind older ones. */
+  const respond = (conn: Connection, iov: Uint8Array[]): void => {
+    const p = conn.context as Pending | undefined;
+    if (p === undefined || p.backlog.length === 0) {
+      if (conn.responseSendv(iov) !== -EAGAIN) return;
+    }
+    const total = iov.reduce((n, b) => n + b.byteLength, 0);
+    const copy = new Uint8Array(total);
+    let at = 0;
+    for (const b of iov) {
+      copy.set(b, at);
+      at += b.byteLength;
+    }
+    const q = state(conn);
+    q.backlog.push(copy);
+    q.backlogBytes += total;
+    if (q.backlogBytes > BACKLOG_LIMIT) {
+      conn.disconnect();
+      return;
+    }
+    if (q.retry === undefined) flush(conn, q);
+  };
+
+  const answer = (conn: Connection, id: number, error: number) => respond(conn, [makeResponse(id, error)]);
+
+  return {
+    msgProcess(conn, request) {
+      if (request.byteLength < REQUEST_HEADER_SIZE) return void answer(conn, 0, -EINVAL);
+      const id = requestId(request);
+      if (id === ID_ECHO) {
+        const payload = request.subarray(REQUEST_HEADER_SIZE);
+        writeResponseHeader(header, { id: ID_ECHO, size: RESPONSE_HEADER_SIZE + payload.byteLength, error: 0 });
+        parts.length = payload.byteLength > 0 ? 2 : 1;
+        parts[1] = payload;
+        respond(conn, parts);
+        return 0;
+      }
+      if (id !== ID_EVENTS) return void answer(conn, id, -EINVAL);
+      if (request.byteLength < REQUEST_HEADER_SIZE + 8) return void answer(conn, id, -EINVAL);
+      const args = new DataView(request.buffer, request.byteOffset + REQUEST_HEADER_SIZE, 8);
+      const count = args.getUint32(0, true);
+      const length = args.getUint32(4, true);
+      if (RESPONSE_HEADER_SIZE + length > conn.bufferSize) return void answer(conn, id, -EMSGSIZE);
+      if (pattern.byteLength < length + 256) {
+        pattern = new Uint8Array(length + 256);
+        for (let i = 0; i < pattern.byteLength; i++) pattern[i] = i & 0xff;
+      }
+      answer(conn, ID_EVENTS, 0);
+      const p = state(conn);
+      p.eventNext = 0;
+      p.eventTotal = count;
+      p.eventLength = length;
+      if (p.retry === undefined) flush(conn, p);
+      return 0;
+    },
+    connectionClosed(conn) {
+      const p = conn.context as Pending | undefined;
+      const retry = p?.retry;
+      if (retry !== undefined) {
+        if ('immediate' in retry) clearImmediate(retry.immediate);
+        else clearTimeout(retry.timer);
+      }
+      conn.context = undefined;
+      return 0;
+    },
+  };
+}
+
+/** Worker-module form: `createService(…, { workers, workerModule: <this file> })`. */
+export default function echoWorker(): ConnectionHandlers {
+  return echoHandlers();
+}

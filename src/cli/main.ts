@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// qbipc: the command line. `qbipc serve|bench|ping …`; each command is a
+// module exporting `(argv) => Promise<exit code>`, loaded only when used.
+import { fileURLToPath } from 'node:url';
+import { UsageError } from './args.js';
+
+const USAGE = `usage: qbipc <command> [flags]
+  serve NAME [--type shm|socket] [--workers N]   an echo service libqb clients can use
+  bench [--quick] [--servers …] [--clients …]    benchmark qbipc against libqb's C server
+  ping NAME [--count N] [--size B]               round trips and latency against a libqb service
+Run "qbipc <command> --help" for a command's flags.`;
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, { module: string; export: string }> = {
+  serve: { module: './serve.js', export: 'serve' },
+  bench: { module: './bench.js', export: 'bench' },
+  ping: { module: './ping.js', export: 'ping' },
+};
+
+async function load(name: string): Promise<Command> {
+  const { module, export: exported } = COMMANDS[name]!;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(module)) as Record<string, unknown>;
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    const file = fileURLToPath(new URL(module, import.meta.url));
+    // only when the command's own module is missing, not something it imports
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(`'${file}'`)) {
+      throw new Error(`"qbipc ${name}" is not available in this build: ${file} is missing (run "npm run build")`);
+    }
+    throw error;
+  }
+  const fn = mod[exported];
+  if (typeof fn !== 'function') throw new Error(`"qbipc ${name}": ${module} does not export ${exported}()`);
+  return fn as Command;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    (name === undefined ? console.error : console.log)(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  if (!Object.hasOwn(COMMANDS, name)) {
+    console.error(`qbipc: unknown command "${name}"\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await (await load(name))(rest);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`qbipc ${name}: ${error.message}\n${error.usage}`);
+      return 2;
+    }
+    console.error(`qbipc ${name}: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+process.exit(code);
