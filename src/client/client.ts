@@ -282,23 +282,44 @@ export class Client {
   // ---- waiting ----
 
   /**
-   * Keeps the fds registered: edge-triggered for data (registered once, no
-   * epoll_ctl per call; what an edge announces and nobody took yet is found by
-   * the next call's fast path), HUP always, POLLOUT only while SHM doorbells are
-   * owed. SHM responses: the native semaphore wait runs while a recv() waits.
+   * Keeps the fds registered with the thread's level-triggered loop: POLLIN on
+   * an fd once a call waits for what it announces, POLLOUT on the setup socket
+   * while SHM doorbells are owed; hang-ups are reported whatever the mask.
+   * POLLIN is dropped lazily, only when it fires with nobody waiting (or an
+   * unread message would wake the loop on every turn): a ping-pong never
+   * changes a mask. SHM responses: the native semaphore wait runs while a
+   * recv() waits.
    */
   private watch(): void {
     if (!this.connected) return;
     const c = this.channel;
-    const et = clientLoop().edgeTriggerFlag;
-    this.setMask(this.setupFd, c.type === IpcType.SHM ? PollEvent.IN | et | c.setupInterest : 0);
-    if (c.eventFd !== this.setupFd) this.setMask(c.eventFd, PollEvent.IN | et);
-    if (c.responseFd !== undefined) this.setMask(c.responseFd, PollEvent.IN | et);
+    const wantEvents = this.events.length > 0 ? PollEvent.IN : 0;
     const wantResponses = this.responses.length > 0;
-    if (c.responseFd !== undefined) return;
+    if (c.type === IpcType.SHM) {
+      this.setMask(this.setupFd, (this.currentMask(this.setupFd) & PollEvent.IN) | wantEvents | c.setupInterest);
+    } else {
+      this.setMask(this.setupFd, 0);
+      this.setMask(c.eventFd, this.currentMask(c.eventFd) | wantEvents);
+    }
+    if (c.responseFd !== undefined) {
+      this.setMask(c.responseFd, this.currentMask(c.responseFd) | (wantResponses ? PollEvent.IN : 0));
+      return;
+    }
     if (wantResponses && !this.semWaiting) {
       this.semWaiting = this.waiter!.wait(c.responseSemaphore!, c.responseSemaphoreIndex, -1) === 0;
     } else if (!wantResponses && this.semWaiting) this.waiter!.cancel();
+  }
+
+  /** After a readiness report: POLLIN stays only where a call still waits. */
+  private quiet(fd: number): void {
+    const c = this.channel;
+    const waiting = (fd === c.eventFd && this.events.length > 0) || (fd === c.responseFd && this.responses.length > 0);
+    const mask = this.currentMask(fd);
+    if (!waiting && mask & PollEvent.IN) this.setMask(fd, mask & ~PollEvent.IN);
+  }
+
+  private currentMask(fd: number): number {
+    return this.masks.get(fd) ?? 0;
   }
 
   private setMask(fd: number, events: number): void {
@@ -323,6 +344,8 @@ export class Client {
     }
     if (this.events.length > 0 && (fd === this.channel.eventFd)) this.pumpEvents();
     if (this.responses.length > 0 && fd === this.channel.responseFd) this.pumpResponses();
+    if (!this.connected) return 0;
+    if (revents & PollEvent.IN) this.quiet(fd);
     this.watch();
     return 0;
   };
