@@ -6,6 +6,7 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { ping } from '../src/cli/ping.js';
 import {
   connect, EACCES, ECONNREFUSED, EINVAL, EMSGSIZE, ENOTCONN, IpcType, makeResponse, readResponseHeader,
@@ -223,6 +224,27 @@ test('a connected client with no call pending does not keep the process alive', 
     await echo.stop();
   }
 });
+
+for (const type of TRANSPORTS) {
+  test(`${IpcType[type]}: the client inside worker threads: round trips, disconnect, and termination while a call waits`, async (t) => {
+    // The child's main thread never loads the addon, so the worker's exit is
+    // where the library could be unloaded under live mappings (it crashed once).
+    const echo = await startEchoService({}, { type });
+    try {
+      const child = new URL('./helpers/qbipc-client-in-worker.js', import.meta.url);
+      const result = await new Promise<{ code: number | string | null; signal: string | null; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, [fileURLToPath(child), echo.name, '2000'], { timeout: 60_000 }, (error, stdout, stderr) => {
+          resolve({ code: error?.code ?? 0, signal: error?.signal ?? null, stdout, stderr });
+        });
+      });
+      t.deepEqual({ code: result.code, signal: result.signal }, { code: 0, signal: null }, result.stderr);
+      t.is(result.stdout, 'ok 2000\n');
+      await echo.when('destroyed', 2); // the server saw both clients go
+    } finally {
+      await echo.stop();
+    }
+  });
+}
 
 for (const type of TRANSPORTS) {
   test(`qbipc ping over ${IpcType[type]}: round trips, checked, with latency figures`, async (t) => {
