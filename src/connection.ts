@@ -2,7 +2,7 @@
 // statistics follow libqb's (docs/wire.md §10, §13); the transport moves bytes.
 import { debuglog } from 'node:util';
 import { ConnectionState, LoopPriority } from './constants.js';
-import { EAGAIN, EBADMSG, EMSGSIZE, ENOMEM, ENOTCONN, ETIMEDOUT, errnoName } from './errno.js';
+import { EAGAIN, EBADMSG, EMSGSIZE, ENOMEM, ENOTCONN, ETIMEDOUT, errnoName, isDisconnectError } from './errno.js';
 import { buildConnectionResponse, buildRejection, CONNECTION_RESPONSE_SIZE } from './handshake.js';
 import { MessageId, REQUEST_HEADER_SIZE } from './headers.js';
 import { native } from './native.js';
@@ -85,7 +85,6 @@ export class Connection extends ConnectionBase implements TransportHost {
 
   /** qb_ipcs_event_send: refuses messages larger than the buffer size with -EMSGSIZE. */
   eventSend(data: Uint8Array): number {
-    if (data.byteLength > this.bufferSizeValue) return -EMSGSIZE;
     this.one[0] = data;
     return this.notify(this.one, data.byteLength);
   }
@@ -98,6 +97,8 @@ export class Connection extends ConnectionBase implements TransportHost {
   private respond(parts: readonly Uint8Array[], length: number): number {
     const t = this.liveTransport();
     if (t === undefined) return -ENOTCONN;
+    // Larger than the client's buffer: it could never take it (an SHM ring would say EAGAIN forever).
+    if (length > this.bufferSizeValue) return -EMSGSIZE;
     // Counted before the client can see the message: another thread may read the
     // counters the moment the client reacts. Taken back if the send fails.
     this.cells[Cell.RESPONSES]!++;
@@ -108,19 +109,27 @@ export class Connection extends ConnectionBase implements TransportHost {
   private notify(parts: readonly Uint8Array[], length: number): number {
     const t = this.liveTransport();
     if (t === undefined) return -ENOTCONN;
+    if (length > this.bufferSizeValue) return -EMSGSIZE;
     this.cells[Cell.EVENTS]!++;
     const rc = t.sendEvent(parts, length);
     return this.countSend(rc, length, 'events');
   }
 
+  /**
+   * A send's result, as libqb counts it: the message is counted only when sent
+   * whole; EAGAIN/ETIMEDOUT are retries; only a disconnect-class error (the
+   * shared isDisconnectError rule) ends the connection — EMSGSIZE, EINVAL and
+   * the like fail this message alone.
+   */
   private countSend(rc: number, length: number, counter: 'responses' | 'events'): number {
     if (rc === length) return rc;
     this.cells[counter === 'events' ? Cell.EVENTS : Cell.RESPONSES]!--;
+    const what = counter === 'events' ? 'event' : 'response';
     if (rc === -EAGAIN || rc === -ETIMEDOUT) this.cells[Cell.SEND_RETRIES]!++;
     else if (rc === -EBADMSG) {
-      this.protocolError(`the client corrupted the read pointer of its ${counter === 'events' ? 'event' : 'response'} ring`);
+      this.protocolError(`the client corrupted the read pointer of its ${what} ring`);
       return -ENOTCONN;
-    } else if (rc < 0) this.hangUp(`${counter === 'events' ? 'event doorbell' : 'response'} failed: ${errnoName(rc)}`);
+    } else if (isDisconnectError(rc)) this.hangUp(`${what} send failed: ${errnoName(rc)}`);
     return rc;
   }
 

@@ -2,7 +2,7 @@
 // Checklist items 7, 8, 23, 24, 25, 26, 31 (docs: libqb-ipc-wire.md §18).
 import test from 'ava';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { Connection, EACCES, EAGAIN, ENOTCONN, ETIMEDOUT, RateLimit, type ServiceConnection } from '../src/index.js';
+import { Connection, EACCES, EAGAIN, EMSGSIZE, ENOTCONN, ETIMEDOUT, IpcType, RateLimit, type ServiceConnection } from '../src/index.js';
 import { makeResponse } from '../src/headers.js';
 import { buildCPrograms, QbClient } from './helpers/c-programs.js';
 import { shmEntries, startEchoService } from './helpers/echo-service.js';
@@ -315,6 +315,31 @@ for (const mode of MODES) {
       conn.unref();
       t.is(echo.count('destroyed'), 1);
       t.false(existsSync(dir));
+    } finally {
+      await client.close();
+      await echo.stop();
+    }
+  });
+}
+
+// responseSend belongs to the thread that serves the connection: in-thread here, over both transports.
+for (const type of [IpcType.SHM, IpcType.SOCKET]) {
+  test.serial(`in-thread ${IpcType[type]}: a response or event larger than the buffer fails alone with EMSGSIZE; the connection serves on`, async (t) => {
+    const echo = await startEchoService({}, { type });
+    const client = await QbClient.start();
+    try {
+      await ok(t, client, `connect ${echo.name} 12328`);
+      await ok(t, client, 'echo 10');
+      const conn = echo.service.connectionFirstGet() as Connection;
+      const before = conn.stats();
+      const oversized = makeResponse(1, 0, new Uint8Array(conn.bufferSize)); // header + buffer size
+      t.is(conn.responseSend(oversized), -EMSGSIZE);
+      t.is(conn.responseSendv([oversized.subarray(0, 24), oversized.subarray(24)]), -EMSGSIZE);
+      t.is(conn.eventSendv([oversized]), -EMSGSIZE);
+      const after = conn.stats();
+      t.deepEqual([after.responses, after.events, after.sendRetries], [before.responses, before.events, before.sendRetries], 'not counted');
+      await ok(t, client, 'rounds 20 100');
+      t.is(echo.count('closed'), 0, 'not a disconnect-class error');
     } finally {
       await client.close();
       await echo.stop();
