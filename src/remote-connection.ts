@@ -4,7 +4,6 @@
 import { ConnectionBase, type ServiceView } from './connection-base.js';
 import { Cell } from './connection-cells.js';
 import { EMSGSIZE } from './errno.js';
-import { semValue } from './shm/semaphore.js';
 
 /** What a RemoteConnection asks of the pool that owns its shard. */
 export interface RemoteOwner extends ServiceView {
@@ -15,8 +14,8 @@ export interface RemoteOwner extends ServiceView {
 export class RemoteConnection extends ConnectionBase {
   /** @internal set when the shard is chosen. */
   shard = -1;
-  /** @internal the event ring's header, mapped here too, for eventQLength. */
-  private eventHeader: Int32Array | undefined;
+  /** @internal reads eventQLength from the connection's shared memory (event ring or control file). */
+  private eventQueue: (() => number) | undefined;
 
   /** @internal */
   constructor(
@@ -31,10 +30,10 @@ export class RemoteConnection extends ConnectionBase {
   }
 
   /** @internal */
-  placed(shard: number, bufferSize: number, eventHeader: Int32Array | undefined): void {
+  placed(shard: number, bufferSize: number, eventQueue: (() => number) | undefined): void {
     this.shard = shard;
     this.bufferSizeValue = bufferSize;
-    this.eventHeader = eventHeader;
+    this.eventQueue = eventQueue;
   }
 
   /** qb_ipcs_disconnect, carried out by the shard. */
@@ -54,6 +53,6 @@ export class RemoteConnection extends ConnectionBase {
   }
 
   protected get eventQueueLength(): number {
-    return this.eventHeader ? semValue(this.eventHeader) : 0;
+    return this.eventQueue?.() ?? 0;
   }
 }

@@ -8,8 +8,7 @@ import { ConnectionState } from './constants.js';
 import { ENOTCONN } from './errno.js';
 import { native } from './native.js';
 import type { RemoteConnection, RemoteOwner } from './remote-connection.js';
-import { HEADER_FILE_SIZE } from './shm/layout.js';
-import { discardTransportFiles, type TransportFiles } from './transport/files.js';
+import { discardTransportFiles, eventQueueProbe, type TransportFiles } from './transport/files.js';
 import { ServiceCounter, type FromShard, type RateSettings, type ShardInit, type ToShard } from './worker-protocol.js';
 
 export type Placement = 'least-loaded' | 'round-robin';
@@ -170,13 +169,13 @@ export class WorkerPool implements RemoteOwner {
   /** Hands an accepted connection to a shard, which answers the client and serves it. */
   place(conn: RemoteConnection, files: TransportFiles, bufferSize: number): void {
     const shard = this.pick();
-    let eventHeader: Int32Array | undefined;
+    let eventQueue: (() => number) | undefined;
     try {
-      if (files.kind === 'shm') eventHeader = new Int32Array(native.mapShared(files.event.headerFd, HEADER_FILE_SIZE));
+      eventQueue = eventQueueProbe(files);
     } catch {
-      eventHeader = undefined; // eventQLength then reads 0; the connection itself is unaffected
+      eventQueue = undefined; // eventQLength then reads 0; the connection itself is unaffected
     }
-    conn.placed(shard.index, bufferSize, eventHeader);
+    conn.placed(shard.index, bufferSize, eventQueue);
     shard.connections.set(conn.id, conn);
     const adopt: ToShard = {
       type: 'adopt', id: conn.id, setupFd: conn.setupFd, pid: conn.pid, uid: conn.uid, gid: conn.gid,

@@ -3,8 +3,8 @@
 // connection is served, perhaps another thread. Only numbers and strings cross.
 import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { TransportType } from '../handshake.js';
-import { createShmFiles, discardShmFiles, ShmTransport, type ShmFiles } from './shm.js';
-import { createSocketFiles, discardSocketFiles, SocketTransport, type SocketFiles } from './socket.js';
+import { createShmFiles, discardShmFiles, shmEventQueueProbe, ShmTransport, type ShmFiles } from './shm.js';
+import { createSocketFiles, discardSocketFiles, socketEventQueueProbe, SocketTransport, type SocketFiles } from './socket.js';
 import type { Transport, TransportHost } from './transport.js';
 
 export type TransportFiles = ShmFiles | SocketFiles;
@@ -24,4 +24,9 @@ export function openTransport(host: TransportHost, setupFd: number, files: Trans
 export function discardTransportFiles(files: TransportFiles): void {
   if (files.kind === 'socket') discardSocketFiles(files);
   else discardShmFiles(files);
+}
+
+/** event_q_length of a connection served by another thread, read here from shared memory. */
+export function eventQueueProbe(files: TransportFiles): () => number {
+  return files.kind === 'socket' ? socketEventQueueProbe(files) : shmEventQueueProbe(files);
 }

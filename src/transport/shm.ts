@@ -6,7 +6,9 @@ import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { EAGAIN, ENOTCONN } from '../errno.js';
 import { TransportType } from '../handshake.js';
 import { native } from '../native.js';
+import { HEADER_FILE_SIZE } from '../shm/layout.js';
 import { closeRingFiles, createRingFiles, openRing, type RingFiles } from '../shm/ring-files.js';
+import { semValue } from '../shm/semaphore.js';
 import type { ShmRing } from '../shm/ring.js';
 import type { Transport, TransportHost } from './transport.js';
 
@@ -52,6 +54,12 @@ export function createShmFiles(dir: ConnectionDirectory, serviceName: string, ma
     event,
     responsePaths: { request: `${dir.path}/${base('request')}`, response: `${dir.path}/${base('response')}`, event: `${dir.path}/${base('event')}` },
   };
+}
+
+/** event_q_length read from another thread (worker mode's main thread): its own mapping of the event ring's header. */
+export function shmEventQueueProbe(files: ShmFiles): () => number {
+  const header = new Int32Array(native.mapShared(files.event.headerFd, HEADER_FILE_SIZE));
+  return () => semValue(header);
 }
 
 /** For a connection that ends before its transport was opened. */

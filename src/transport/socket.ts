@@ -92,6 +92,15 @@ export function createSocketFiles(dir: ConnectionDirectory, serviceName: string,
   }
 }
 
+/**
+ * event_q_length read from another thread (worker mode's main thread): its own
+ * mapping of the control file, clamped as the transport's (the client writes it).
+ */
+export function socketEventQueueProbe(files: SocketFiles): () => number {
+  const control = new Int32Array(native.mapShared(files.controlFd, CONTROL_FILE_SIZE));
+  return () => Math.max(0, Atomics.load(control, ControlWord.EVENT_SENT));
+}
+
 /** For a connection that ends before its transport was opened. */
 export function discardSocketFiles(files: SocketFiles): void {
   for (const fd of [files.controlFd, files.requestFd, files.eventFd]) native.close(fd);
