@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { Acceptor, type Handshake } from './acceptor.js';
 import { ConnectionState, IpcType, LoopPriority, RateLimit } from './constants.js';
 import { Connection, type ConnectionHandlers, type ConnectionOwner } from './connection.js';
+import { Cell } from './connection-cells.js';
 import { ConnectionDirectory } from './connection-dir.js';
 import { EACCES, EINVAL, ENOMEM, ENOTSUP, ESHUTDOWN, QbError, errnoName } from './errno.js';
 import { native } from './native.js';
@@ -251,12 +252,13 @@ export class Service extends EventEmitter implements ConnectionOwner, PoolHost {
     this.pool!.place(conn, files, size);
   }
 
-  /** Worker mode's rejection: the shard never hears of this client. */
+  /** Worker mode's rejection: answered here; connectionDestroyed then runs in a shard, as in-thread. */
   private refuse(conn: RemoteConnection, negErrno: number): void {
     native.send(conn.setupFd, buildRejection(negErrno));
     native.shutdown(conn.setupFd);
     native.close(conn.setupFd);
-    conn.directory?.remove();
+    conn.cells[Cell.SETUP_OPEN] = 0;
+    if (!this.pool!.rejected(conn)) conn.directory?.remove();
   }
 
   /** max(requested, enforced), clamped to options.maxBufferSize. */

@@ -184,6 +184,23 @@ export class WorkerPool implements RemoteOwner {
     shard.port.postMessage(adopt);
   }
 
+  /**
+   * A client refused on the main thread: a shard runs connectionDestroyed for
+   * it (libqb calls it for rejected connections too) and removes its directory.
+   * False when no shard can (the pool is shutting down): the caller cleans up.
+   */
+  rejected(conn: RemoteConnection): boolean {
+    if (this.destroying) return false;
+    const shard = this.pick();
+    if (shard === undefined || !shard.isReady) return false;
+    conn.directory?.seal();
+    shard.port.postMessage({
+      type: 'rejected', id: conn.id, pid: conn.pid, uid: conn.uid, gid: conn.gid,
+      directory: conn.directory?.state, cells: conn.cells,
+    } satisfies ToShard);
+    return true;
+  }
+
   private pick(): Shard {
     if (this.placement === 'round-robin') return this.shards[this.nextShard++ % this.shards.length]!;
     let best = this.shards[0]!;

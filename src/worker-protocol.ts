@@ -39,6 +39,16 @@ export type ToShard =
       directory: DirectoryState;
       cells: Float64Array;
     }
+  | {
+      /** Refused on the main thread (handshake answered, socket closed): connectionDestroyed runs here, as in libqb. */
+      type: 'rejected';
+      id: number;
+      pid: number;
+      uid: number;
+      gid: number;
+      directory: DirectoryState | undefined;
+      cells: Float64Array;
+    }
   | { type: 'disconnect'; id: number }
   | { type: 'event'; id: number; seq: number; parts: Uint8Array[] }
   | { type: 'rate'; rate: RateSettings; seq: number }

@@ -244,7 +244,8 @@ for (const mode of MODES) {
     const client = await QbClient.start();
     try {
       await fails(t, client, `connect ${echo.name} 12328`, 36 /* ENAMETOOLONG */);
-      if (mode.workers === 0) await echo.when('destroyed'); // in worker mode a refused client never reaches a shard
+      await echo.when('destroyed'); // refused clients get connectionDestroyed in every mode, as in libqb
+      t.deepEqual(echo.log.map((e) => e.callback), ['accept', 'destroyed']);
     } finally {
       await client.close();
       await echo.stop();

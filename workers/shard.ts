@@ -54,6 +54,14 @@ class Shard implements ConnectionOwner {
         if (this.rate.flowControl !== 0) conn.setFlowControl(this.rate.flowControl);
         return;
       }
+      case 'rejected': {
+        // Never served: no socket, no transport. Dropping the only reference runs
+        // connectionDestroyed and removes the directory, as Connection.reject in-thread.
+        const conn = new Connection(this, -1, message.id, message, message.cells);
+        if (message.directory !== undefined) conn.attach(ConnectionDirectory.restore(message.directory));
+        conn.unref();
+        return;
+      }
       case 'disconnect':
         this.connections.get(message.id)?.disconnect();
         return;
