@@ -10,7 +10,8 @@
         "native/futex.cc",
         "native/poller.cc",
         "native/dgram.cc",
-        "native/semwait.cc"
+        "native/semwait.cc",
+        "native/busguard.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   qbipc::InitPoller(env, exports);
   qbipc::InitDgram(env, exports);
   qbipc::InitSemWait(env, exports);
+  qbipc::InitBusGuard(env, exports);
   return exports;
 }
 

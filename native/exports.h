@@ -9,4 +9,5 @@ void InitFutex(Napi::Env env, Napi::Object exports);
 void InitPoller(Napi::Env env, Napi::Object exports);
 void InitDgram(Napi::Env env, Napi::Object exports);
 void InitSemWait(Napi::Env env, Napi::Object exports);
+void InitBusGuard(Napi::Env env, Napi::Object exports);
 }  // namespace qbipc

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "busguard.h"
 #include "errors.h"
 #include "exports.h"
 
@@ -37,10 +38,12 @@ struct Mapping {
 Napi::Value WrapMapping(Napi::Env env, void* base, size_t visible, size_t mapped) {
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
   auto* mapping = new Mapping{base, mapped};
+  GuardMapping(base, mapped);  // the peer may truncate the file: SIGBUS becomes a fault JS can see
   std::unique_ptr<v8::BackingStore> store = v8::SharedArrayBuffer::NewBackingStore(
       base, visible,
       [](void*, size_t, void* data) {
         auto* m = static_cast<Mapping*>(data);
+        UnguardMapping(m->base);
         munmap(m->base, m->length);
         delete m;
       },

@@ -9,6 +9,7 @@ import { native } from './native.js';
 import type { PollHandlers } from './poll.js';
 import { ConnectionBase } from './connection-base.js';
 import { Cell } from './connection-cells.js';
+import { anyFaulted, faultCount } from './mapping-faults.js';
 import { openTransport, type TransportFiles } from './transport/files.js';
 import type { Transport, TransportHost } from './transport/transport.js';
 
@@ -44,6 +45,8 @@ export class Connection extends ConnectionBase implements TransportHost {
   private flowControl = 0;
   /** Set while a dispatch job is queued, so it is queued once. */
   private dispatchScheduled = false;
+  /** The process's mapping-fault count when this connection last looked. */
+  private faultsSeen = faultCount();
 
   /** Why the server ended this connection, when it did (for logs and tests). */
   disconnectReason: string | undefined;
@@ -122,6 +125,7 @@ export class Connection extends ConnectionBase implements TransportHost {
    * the like fail this message alone.
    */
   private countSend(rc: number, length: number, counter: 'responses' | 'events'): number {
+    if (this.mappingsFaulted()) return -ENOTCONN;
     if (rc === length) return rc;
     this.cells[counter === 'events' ? Cell.EVENTS : Cell.RESPONSES]!--;
     const what = counter === 'events' ? 'event' : 'response';
@@ -163,6 +167,7 @@ export class Connection extends ConnectionBase implements TransportHost {
         if (handled === 0) this.cells[Cell.RECV_RETRIES]!++;
         break;
       }
+      if (this.mappingsFaulted()) return; // before the application sees a request read from zero pages
       if (rc < 0) return this.protocolError(`corrupt request ring (${errnoName(rc)})`);
       const capacity = t.requestCapacity;
       if (capacity < REQUEST_HEADER_SIZE) {
@@ -187,7 +192,21 @@ export class Connection extends ConnectionBase implements TransportHost {
       if (this.stateValue !== ConnectionState.ESTABLISHED) return;
       if (typeof result === 'number' && result < 0) break; // back off: the rest waits for the next round
     }
+    if (this.mappingsFaulted()) return;
     if (this.flowControl === 0 && t.hasPendingRequests) this.scheduleDispatch();
+  }
+
+  /**
+   * §14 item 8: the client truncated a file we map (our access faulted and now
+   * hits private zero pages): disconnect it. One Atomics.load when nothing faulted.
+   */
+  private mappingsFaulted(): boolean {
+    const now = faultCount();
+    if (now === this.faultsSeen) return false;
+    this.faultsSeen = now;
+    if (this.transport === undefined || !anyFaulted(this.transport.mappings)) return false;
+    this.protocolError('the client truncated a shared file (an access faulted)');
+    return true;
   }
 
   // ---- flow control ----
@@ -199,6 +218,7 @@ export class Connection extends ConnectionBase implements TransportHost {
     this.cells[Cell.FLOW_CONTROL_STATE] = value;
     this.cells[Cell.FLOW_CONTROL_COUNT]!++;
     this.transport?.setFlowControl(value);
+    if (this.mappingsFaulted()) return;
     if (value === 0 && this.transport?.hasPendingRequests) this.scheduleDispatch();
   }
 

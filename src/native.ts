@@ -71,6 +71,11 @@ export interface NativeHelper {
   SemWaiter: new (onResult: (result: number) => void) => NativeSemWaiter;
   semWait(words: Int32Array, index: number, timeoutMs: number): SyscallResult;
   wakeEventFd(fd: number): SyscallResult;
+
+  /** Int32Array(1) over the process-wide count of SIGBUS faults caught in shared mappings (native/busguard.cc). */
+  mappingFaults(): Int32Array;
+  /** Whether the mapping under `view` faulted (the peer truncated its file) and now holds private zero pages. */
+  mappingFaulted(view: ArrayBufferView): boolean;
 }
 
 function load(): NativeHelper {

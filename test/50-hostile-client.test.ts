@@ -1,7 +1,10 @@
 // A raw attacker (test/c/hostile.c, no libqb) against the service, while a
-// real libqb client keeps using it. Checklist items 4, 22, 27 (§14 of the wire doc).
+// real libqb client keeps using it. Checklist items 4, 22, 27, 28 (§14 of the wire doc);
+// truncation (28) is done by a qbipc client, which maps the rings as libqb's does.
 import test from 'ava';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { connect, writeRequestHeader } from '../src/index.js';
 import { buildCPrograms, QbClient, runProgram } from './helpers/c-programs.js';
 import { shmEntries, startEchoService, type EchoService } from './helpers/echo-service.js';
 import { ok } from './helpers/expect.js';
@@ -91,6 +94,24 @@ for (const mode of MODES) {
       rmSync(victims, { recursive: true, force: true });
     }
   });
+
+  for (const ring of ['request', 'response'] as const) {
+    test.serial(`${mode.name}: item 28 / §14.8: the ${ring} ring's data file truncated → disconnected (the server's access faults), not a crash`, async (t) => {
+      const before = echo.count('destroyed');
+      const client = await connect(echo.name, 12328);
+      try {
+        const { rings } = (client as unknown as { channel: { rings: Array<{ dataPath: string }> } }).channel;
+        const dir = dirname(rings[0]!.dataPath);
+        truncateSync(rings[ring === 'request' ? 0 : 1]!.dataPath, 0);
+        client.send(writeRequestHeader(new Uint8Array(20), { id: 1, size: 20 }));
+        await echo.when('destroyed', before + 1);
+        t.false(existsSync(dir), 'its directory was removed');
+        await ok(t, bystander, 'rounds 20 100');
+      } finally {
+        client.disconnect();
+      }
+    });
+  }
 
   test.serial(`${mode.name}: a stalled handshake is dropped after handshakeTimeoutMs`, async (t) => {
     const { result, output } = await attack(echo.name, 'stall-handshake', '5');

@@ -224,6 +224,10 @@ export class ShmTransport implements Transport {
     return this.events.pending;
   }
 
+  get mappings(): readonly ArrayBufferView[] {
+    return [this.requests, this.responses, this.events].flatMap((ring) => [ring.header, ring.bytes]);
+  }
+
   stop(): void {
     if (this.watching) this.host.poll.dispatchDel(this.fd);
     this.watching = false;

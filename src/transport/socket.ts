@@ -314,6 +314,10 @@ export class SocketTransport implements Transport {
     return Math.max(0, Atomics.load(this.control, ControlWord.EVENT_SENT));
   }
 
+  get mappings(): readonly ArrayBufferView[] {
+    return [this.control];
+  }
+
   /** §11.8: stop watching, close the request and event sockets (the connection closes the setup socket). */
   stop(): void {
     if (this.watching) {

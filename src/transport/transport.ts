@@ -39,6 +39,8 @@ export interface Transport {
   readonly hasPendingRequests: boolean;
   setFlowControl(value: number): void;
   readonly eventQueueLength: number;
+  /** Views over every file the client can truncate (ring headers and data, the control file). */
+  readonly mappings: readonly ArrayBufferView[];
   /** Stops watching its fds and closes sockets of its own (not the setup socket). */
   stop(): void;
   /** Last reference gone: rings closed, files removed. */
