@@ -1,9 +1,9 @@
 // The SOCKET transport of the server, against real libqb 2.0.6 C clients and
 // raw datagrams, in every server mode. Checklist items (docs: libqb-ipc-wire.md
-// §18) 7, 8, 20, 21, 22, 23, 25, 26, 29, 30, 31; §11.9 (foreign senders).
+// §18) 7, 8, 20, 21, 22, 23, 25, 26, 28, 29, 30, 31; §11.9 (foreign senders); §14 (forged control words).
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import {
   connect, EAGAIN, ECONNREFUSED, ENOTCONN, IpcType, makeResponse, RateLimit, writeRequestHeader, type Client, type ServiceConnection,
 } from '../src/index.js';
@@ -216,6 +216,11 @@ for (const mode of MODES) {
       const { requestFd } = (c as unknown as { channel: { requestFd: number } }).channel;
       return native.sendv(requestFd, [writeRequestHeader(new Uint8Array(12329), { id: 1, size: 12329 })]);
     }],
+    ['item 28 / §14.8: the control file truncated to 0 bytes, then a valid request (the server\'s access faults)', (c) => {
+      const { requestFd, controlPath } = (c as unknown as { channel: { requestFd: number; controlPath: string } }).channel;
+      truncateSync(controlPath, 0);
+      return native.sendv(requestFd, [writeRequestHeader(new Uint8Array(20), { id: 1, size: 20 })]);
+    }],
   ];
 
   for (const [what, send] of HOSTILE) {
@@ -238,6 +243,33 @@ for (const mode of MODES) {
       }
     });
   }
+
+  test.serial(`${mode.name}: §14 items 6, 7: forged control words (request count, event count, flow control) are never trusted`, async (t) => {
+    const echo = await startEchoService({}, socket(mode.options));
+    let client: Client | undefined;
+    try {
+      client = await connect(echo.name, 12328);
+      const request = writeRequestHeader(new Uint8Array(20), { id: 1, size: 20 });
+      const forged = (client as unknown as { channel: { control: Int32Array } }).channel.control;
+      const conn = echo.service.connectionFirstGet()!;
+      Atomics.store(forged, 0, 0x7fffffff); // "this many requests are queued"
+      Atomics.store(forged, 4, -1000); // a negative event queue
+      t.is((await client.sendRecv(request, 5000)).byteLength, 28, 'served one request, not a storm of empty reads');
+      t.is(conn.stats().eventQLength, 0, 'clamped at 0');
+      Atomics.store(forged, 0, -5);
+      t.is((await client.sendRecv(request, 5000)).byteLength, 28, 'a negative count does not stop the reads');
+      await echo.service.requestRateLimit(RateLimit.OFF);
+      Atomics.store(forged, 1, 0); // the client clears its flow-control word and sends anyway
+      t.true(client.send(request) > 0);
+      await t.throwsAsync(client.recv(300), { code: 'ETIMEDOUT' }, 'not read while flow control is on');
+      await echo.service.requestRateLimit(RateLimit.NORMAL);
+      t.is((await client.recv(5000)).byteLength, 28);
+      t.is(echo.count('closed'), 0);
+    } finally {
+      client?.disconnect();
+      await echo.stop();
+    }
+  });
 
   test.serial(`${mode.name}: a service name whose socket names would collide once cut to 106 bytes is refused (ENAMETOOLONG)`, async (t) => {
     const echo = await startEchoService({}, socket({ ...mode.options, tag: 'x'.repeat(70) }));
