@@ -10,6 +10,7 @@ import type { PollHandlers } from './poll.js';
 import { ConnectionBase } from './connection-base.js';
 import { Cell } from './connection-cells.js';
 import { anyFaulted, faultCount } from './mapping-faults.js';
+import { largestMessage } from './shm/layout.js';
 import { openTransport, type TransportFiles } from './transport/files.js';
 import type { Transport, TransportHost } from './transport/transport.js';
 
@@ -100,8 +101,9 @@ export class Connection extends ConnectionBase implements TransportHost {
   private respond(parts: readonly Uint8Array[], length: number): number {
     const t = this.liveTransport();
     if (t === undefined) return -ENOTCONN;
-    // Larger than the client's buffer: it could never take it (an SHM ring would say EAGAIN forever).
-    if (length > this.bufferSizeValue) return -EMSGSIZE;
+    // Responses may exceed the buffer size by what the ring's rounding leaves (libqb allows it);
+    // one that no ring of this size could ever hold fails now instead of with EAGAIN forever.
+    if (length > largestMessage(this.bufferSizeValue)) return -EMSGSIZE;
     // Counted before the client can see the message: another thread may read the
     // counters the moment the client reacts. Taken back if the send fails.
     this.cells[Cell.RESPONSES]!++;
@@ -112,7 +114,7 @@ export class Connection extends ConnectionBase implements TransportHost {
   private notify(parts: readonly Uint8Array[], length: number): number {
     const t = this.liveTransport();
     if (t === undefined) return -ENOTCONN;
-    if (length > this.bufferSizeValue) return -EMSGSIZE;
+    if (length > this.bufferSizeValue) return -EMSGSIZE; // qb_ipcs_event_send's limit
     this.cells[Cell.EVENTS]!++;
     const rc = t.sendEvent(parts, length);
     return this.countSend(rc, length, 'events');

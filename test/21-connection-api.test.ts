@@ -320,7 +320,7 @@ for (const mode of MODES) {
 
 // responseSend belongs to the thread that serves the connection: in-thread here, over both transports.
 for (const type of [IpcType.SHM, IpcType.SOCKET]) {
-  test.serial(`in-thread ${IpcType[type]}: a response or event larger than the buffer fails alone with EMSGSIZE; the connection serves on`, async (t) => {
+  test.serial(`in-thread ${IpcType[type]}: an event above the buffer size, or a response no ring could hold, fails alone with EMSGSIZE; the connection serves on`, async (t) => {
     const echo = await startEchoService({}, { type });
     const client = await QbClient.start();
     try {
@@ -329,9 +329,11 @@ for (const type of [IpcType.SHM, IpcType.SOCKET]) {
       const conn = echo.service.connectionFirstGet() as Connection;
       const before = conn.stats();
       const oversized = makeResponse(1, 0, new Uint8Array(conn.bufferSize)); // header + buffer size
-      t.is(conn.responseSend(oversized), -EMSGSIZE);
-      t.is(conn.responseSendv([oversized.subarray(0, 24), oversized.subarray(24)]), -EMSGSIZE);
-      t.is(conn.eventSendv([oversized]), -EMSGSIZE);
+      t.is(conn.eventSend(oversized), -EMSGSIZE);
+      t.is(conn.eventSendv([oversized.subarray(0, 24), oversized.subarray(24)]), -EMSGSIZE);
+      const huge = makeResponse(1, 0, new Uint8Array(2 * conn.bufferSize)); // beyond the 16 KiB ring
+      t.is(conn.responseSend(huge), -EMSGSIZE);
+      t.is(conn.responseSendv([huge.subarray(0, 24), huge.subarray(24)]), -EMSGSIZE);
       const after = conn.stats();
       t.deepEqual([after.responses, after.events, after.sendRetries], [before.responses, before.events, before.sendRetries], 'not counted');
       await ok(t, client, 'rounds 20 100');

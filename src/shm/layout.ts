@@ -47,6 +47,11 @@ export function ringDataSize(maxMsgSize: number): number {
   return Math.ceil((maxMsgSize + 13) / PAGE) * PAGE;
 }
 
+/** The longest message a ring made for `maxMsgSize` can ever hold, even empty (its data size less the space margin). */
+export function largestMessage(maxMsgSize: number): number {
+  return ringDataSize(maxMsgSize) - SPACE_MARGIN_BYTES;
+}
+
 /** Words a chunk of `length` payload bytes occupies. */
 export function chunkWords(length: number): number {
   return CHUNK_HEADER_WORDS + Math.ceil(length / 4);
