@@ -11,9 +11,9 @@ export type JobFn = () => void;
 /** qb_ipcs_poll_handlers. Each call returns 0 or a negative errno. */
 export interface PollHandlers {
   /**
-   * Set only by loops that support edge-triggered watching (the built-in one
-   * does not: libuv polls level-triggered): OR it into `events` to be told of
-   * new data rather than of unread data.
+   * OR it into `events` to be told of new data rather than of unread data;
+   * 0 or absent on loops that watch level-triggered only (the built-in one:
+   * libuv polls level-triggered).
    */
   readonly edgeTriggerFlag?: number;
   jobAdd(priority: LoopPriority, fn: JobFn): number;
@@ -26,6 +26,8 @@ const BATCH = 256;
 
 /** The default poll handlers: level-triggered uv_poll handles on this thread's libuv loop. */
 export class NativeLoop implements PollHandlers {
+  /** Level-triggered only (uv_poll); callers OR it in unconditionally. */
+  readonly edgeTriggerFlag = 0;
   private readonly ready = new Int32Array(2 * BATCH);
   private readonly dispatchers = new Map<number, DispatchFn>();
   private readonly poller: NativePoller;
