@@ -1,27 +1,52 @@
 // `qbipc ping NAME [--count N] [--size B] [--timeout MS] [--quiet] [--sync]`: round trips against
 // any libqb service that echoes id 1 (the reference echo servers, qbipc's own),
 // each one checked, with latency figures. Exit 0 when every reply matched, 1 when
-// one did not (or timed out), 2 when the connection failed, 64 on bad usage.
+// one did not (or timed out), 2 on bad usage or when the connection failed (as
+// ping(8): 2 = no exchange at all).
 // --sync uses the blocking sendRecvSync (this process has nothing else to do).
-import { parseArgs } from 'node:util';
 import { connect, type Client } from '../client/client.js';
 import { IpcType } from '../constants.js';
 import { readResponseHeader, REQUEST_HEADER_SIZE, RESPONSE_HEADER_SIZE, writeRequestHeader } from '../headers.js';
+import { intFlag, parseFlags, UsageError } from './args.js';
 
 const ID_ECHO = 1;
-const USAGE = 'usage: qbipc ping NAME [--count N] [--size BYTES] [--timeout MS] [--quiet] [--sync]';
+export const PING_USAGE = `usage: qbipc ping NAME [--count N] [--size BYTES] [--timeout MS] [--quiet] [--sync]
+  NAME          the service name (as given to qb_ipcs_create())
+  --count N     round trips (default 10)
+  --size BYTES  payload bytes per request (default 64)
+  --timeout MS  connect and per-round-trip timeout (default 5000)
+  --quiet       only the summary
+  --sync        blocking round trips (sendRecvSync)`;
+
+/** Every flag checked here, before anything connects. */
+function parse(argv: string[]) {
+  const { values, positionals } = parseFlags(argv, {
+    count: { type: 'string', short: 'c' },
+    size: { type: 'string', short: 's' },
+    timeout: { type: 'string', short: 't' },
+    quiet: { type: 'boolean', short: 'q' },
+    sync: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  }, PING_USAGE);
+  if (values.help === true) return { help: true } as const;
+  if (positionals.length !== 1) {
+    throw new UsageError(positionals.length === 0 ? 'ping needs a service NAME' : `ping takes one NAME, got ${positionals.length} words: ${positionals.join(' ')}`, PING_USAGE);
+  }
+  return {
+    help: false,
+    name: positionals[0]!,
+    count: intFlag(values.count, '--count', 1, 1e9, 10, PING_USAGE),
+    size: intFlag(values.size, '--size', 0, 64 * 1024 * 1024, 64, PING_USAGE),
+    timeout: intFlag(values.timeout, '--timeout', 1, 3_600_000, 5000, PING_USAGE),
+    quiet: values.quiet === true,
+    sync: values.sync === true,
+  } as const;
+}
 
 export interface PingOptions {
   /** Where lines go (default: process.stdout / process.stderr). */
   out?: (line: string) => void;
   err?: (line: string) => void;
-}
-
-function positive(value: string | undefined, fallback: number, name: string, min = 1): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${value}`);
-  return n;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -59,36 +84,21 @@ async function roundTrip(client: Client, request: Uint8Array, timeoutMs: number)
 export async function ping(argv: string[], options: PingOptions = {}): Promise<number> {
   const out = options.out ?? ((line: string) => void process.stdout.write(`${line}\n`));
   const err = options.err ?? ((line: string) => void process.stderr.write(`${line}\n`));
-  let name: string;
-  let count: number;
-  let size: number;
-  let timeout: number;
-  let quiet: boolean;
-  let sync: boolean;
+  let opts: ReturnType<typeof parse>;
   try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        count: { type: 'string', short: 'c' },
-        size: { type: 'string', short: 's' },
-        timeout: { type: 'string', short: 't' },
-        quiet: { type: 'boolean', short: 'q' },
-        sync: { type: 'boolean' },
-      },
-    });
-    if (positionals.length !== 1) throw new Error('one service NAME is needed');
-    name = positionals[0]!;
-    count = positive(values.count, 10, 'count');
-    size = positive(values.size, 64, 'size', 0);
-    timeout = positive(values.timeout, 5000, 'timeout');
-    quiet = values.quiet ?? false;
-    sync = values.sync ?? false;
+    opts = parse(argv);
   } catch (error) {
-    err(`qbipc ping: ${(error as Error).message}`);
-    err(USAGE);
-    return 64;
+    if (!(error instanceof UsageError)) throw error;
+    // handled here, not by main: ping() is also called with its own out/err
+    err(`qbipc ping: ${error.message}`);
+    err(error.usage);
+    return 2;
   }
+  if (opts.help) {
+    out(PING_USAGE);
+    return 0;
+  }
+  const { name, count, size, timeout, quiet, sync } = opts;
 
   let client: Client;
   try {
