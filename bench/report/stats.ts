@@ -26,8 +26,8 @@ export interface Row {
   rate: number;
   rateMin: number;
   rateMax: number;
-  /** (max − min) / median of the rates. */
-  spread: number;
+  /** (max − min) / median of the rates; undefined with fewer than 2 rounds (no spread to speak of). */
+  spread?: number;
   /** Median of rate / (libqb C server's rate in the same round), and that ratio's (max − min). */
   ratio?: number;
   ratioSpread?: number;
@@ -90,7 +90,7 @@ export function aggregate(ms: Measurement[], baseFor: (server: string, client: s
       rate,
       rateMin: Math.min(...rates),
       rateMax: Math.max(...rates),
-      spread: rates.length > 1 ? (Math.max(...rates) - Math.min(...rates)) / rate : 0,
+      ...(rates.length > 1 ? { spread: (Math.max(...rates) - Math.min(...rates)) / rate } : {}),
       ...(ratios.length > 0 ? {
         ratio: median(ratios),
         ratioSpread: ratios.length > 1 ? Math.max(...ratios) - Math.min(...ratios) : 0,

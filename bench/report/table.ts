@@ -29,7 +29,7 @@ function cells(r: Row, names: Names): string[] {
   return [
     ...who,
     Math.round(r.rate).toLocaleString('en-US') + (r.errors > 0 ? ' !' : ''),
-    `${(r.spread * 100).toFixed(0)}%`,
+    r.spread === undefined ? '–' : `${(r.spread * 100).toFixed(0)}%`,
     ratio,
     sig(r.mbPerSec),
     sig(r.p50),
@@ -71,7 +71,7 @@ export function markdownTable(rows: Row[], workloads: Workload[], names: Names):
 /** What the columns mean; printed under both tables. */
 export const LEGEND = [
   'rate/s: median over rounds of the whole run\'s rate (all clients together); a "!" marks a row with verification errors.',
-  '±: spread of that rate over the rounds, (max − min) / median.',
+  '±: spread of that rate over the rounds, (max − min) / median ("–": a single round).',
   'vs libqb C: median over rounds of (this row\'s rate / the libqb C server\'s rate in the same round, same workload), ± half its range.',
   'MB/s: payload bytes one way. p50/p99/p99.9: latency percentiles over every message of the round (median over rounds).',
   'CPU s/M: server CPU seconds (user + system, every thread, from /proc) per million messages — equally µs per message.',
