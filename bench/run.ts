@@ -7,14 +7,14 @@
 //
 // `qbipc bench …` and `npm run bench -- …` run this; `node dist/bench/run.js …` too.
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { intFlag, parseFlags, positiveFlag, UsageError } from '../src/cli/args.js';
-import { buildC, libqbMissing, libqbVersion, ROOT } from './drivers/build-c.js';
+import { buildC, libqbMissing, ROOT } from './drivers/build-c.js';
 import { CLIENTS, type ClientDriver } from './drivers/clients.js';
 import { cpuSeconds, rssKb } from './drivers/cpu.js';
 import { ALL_CPUS, pin, runLoad } from './drivers/load.js';
+import { machine, machineLine, type Machine } from './drivers/machine.js';
 import { SERVERS, ServerUnavailable, type RunningServer, type ServerDriver } from './drivers/servers.js';
 import { FULL, inSweep, loadArgs, QUICK, type Workload } from './drivers/workloads.js';
 import { plotSvg, type Series } from './report/plot.js';
@@ -94,18 +94,6 @@ interface Pair {
   client: ClientDriver;
 }
 
-function machine() {
-  return {
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cpus: availableParallelism(),
-    memoryGiB: Math.round(totalmem() / 2 ** 30),
-    kernel: release(),
-    node: process.version,
-    libqb: libqbVersion() ?? 'not found',
-    loadavgAtStart: loadavg().map((l) => Number(l.toFixed(2))),
-  };
-}
-
 /** What a run measured: the JSON file under bench/results/, and all that --from needs. */
 interface Results {
   version: 1;
@@ -113,7 +101,7 @@ interface Results {
   quick: boolean;
   rounds: number;
   seconds: number;
-  machine: ReturnType<typeof machine>;
+  machine: Machine;
   servers: Array<{ key: string; skipped?: string | undefined }>;
   clients: string[];
   /** Clients left out because this build lacks them. */
@@ -272,7 +260,7 @@ function publish(results: Results, opts: { docs: boolean; from?: string }): numb
 
   const info = results.machine;
   const summary = `${results.when.slice(0, 16).replace('T', ' ')} UTC · ${results.quick ? 'quick, ' : ''}${results.rounds} round(s) × ${results.seconds} s per cell · `
-    + `${info.cpus} × ${info.cpu}, ${info.memoryGiB} GiB, Linux ${info.kernel}, Node ${info.node}, libqb ${info.libqb} · load average at start ${info.loadavgAtStart.join(' ')}`;
+    + machineLine(info);
   console.log(`\n${summary}`);
   console.log(terminalTable(rows, results.workloads, names));
   console.log(`\n${LEGEND.join('\n')}`);
