@@ -44,7 +44,7 @@ export function runLoad(command: string, args: string[], cpus: string, timeoutMs
       }
       if (error && (result === undefined || result.errors === 0)) {
         const why = error.killed ? `timed out after ${timeoutMs / 1000} s` : `exit ${error.code ?? error.signal}`;
-        return reject(new Error(`${why}: ${stderr.trim().split('\n').slice(-3).join(' | ') || error.message}`));
+        return reject(new Error(`${why}: ${stderr.trim().split('\n').slice(-3).join(' | ') || error.message.trim()}`));
       }
       if (result === undefined) return reject(new Error(`printed no JSON: ${stdout.slice(0, 200)}`));
       resolve(result); // errors > 0 is recorded with the result, not thrown
