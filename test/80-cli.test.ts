@@ -1,16 +1,23 @@
 // The qbipc command line: bad flags fail fast with a clear message and exit
-// code 2; `qbipc serve` is an echo service a stock libqb C client can use.
+// code 2; a machine without libqb-dev is told how to install it; `qbipc serve`
+// is an echo service a stock libqb C client can use; `qbipc ping` round-trips
+// against it and against libqb's own C server; a tiny `qbipc bench` prints the
+// qbipc and libqb rows and writes its results file.
 // Every wait is on a process's output or exit, bounded by a timer that kills
 // the process by pid.
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCPrograms, QbClient, runProgram } from './helpers/c-programs.js';
 import { shmEntries, uniqueName } from './helpers/echo-service.js';
 import { ok } from './helpers/expect.js';
+import { connectionDirs, startCServer } from './helpers/peers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-const run = (...args: string[]) => runProgram(process.execPath, [CLI, ...args], { timeoutMs: 20_000 });
+// Generous: on a loaded 2-vCPU machine a Node start alone can take seconds.
+const run = (...args: string[]) => runProgram(process.execPath, [CLI, ...args], { timeoutMs: 60_000 });
 
 test.before(async () => {
   await buildCPrograms();
@@ -31,10 +38,15 @@ const usageErrors: Array<[string[], RegExp]> = [
   [['bench', '--seconds=-1'], /--seconds must be a number > 0, got "-1"/],
   [['bench', '--seconds', '-1'], /--seconds needs a value \(one that starts with "-" is written --seconds=VALUE\)/],
   [['bench', 'extra'], /unexpected argument "extra"/],
+  [['ping'], /ping needs a service NAME/],
+  [['ping', 'x', '--count', '0'], /--count must be an integer from 1 to \d+, got "0"/],
+  [['ping', 'x', '--size', 'big'], /--size must be an integer from 0 to \d+, got "big"/],
+  [['ping', 'x', '--bogus'], /unknown flag --bogus/],
 ];
 
 for (const [args, message] of usageErrors) {
-  test(`qbipc ${args.join(' ') || '(nothing)'}: exit 2 and "${message.source}"`, async (t) => {
+  // serial: a score of Node processes started at once would only measure the scheduler
+  test.serial(`qbipc ${args.join(' ') || '(nothing)'}: exit 2 and "${message.source}"`, async (t) => {
     const r = await run(...args);
     t.false(r.timedOut);
     t.is(r.code, 2, r.stderr);
@@ -44,22 +56,37 @@ for (const [args, message] of usageErrors) {
   });
 }
 
-test('qbipc serve --help and bench --help print the usage on stdout, exit 0', async (t) => {
-  for (const cmd of ['serve', 'bench']) {
+test('--help: the commands list, and each command\'s usage, on stdout, exit 0', async (t) => {
+  const top = await run('--help');
+  t.is(top.code, 0, top.stderr);
+  t.regex(top.stdout, /serve NAME[\s\S]*bench[\s\S]*ping NAME/);
+  for (const cmd of ['serve', 'bench', 'ping']) {
     const r = await run(cmd, '--help');
     t.is(r.code, 0, r.stderr);
     t.regex(r.stdout, new RegExp(`usage: qbipc ${cmd}`));
   }
 });
 
-test('qbipc bench without libqb-dev (no pkg-config on PATH): exit 1, says how to install it', async (t) => {
-  const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    execFile(process.execPath, [CLI, 'bench', '--quick'], { env: { PATH: '/nonexistent' }, timeout: 20_000 }, (error, _stdout, stderr) => {
+/** `qbipc …` with `env` instead of this process's environment; bounded. */
+function runWithEnv(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env, timeout: 60_000 }, (error, _stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : null, stderr });
     });
   });
+}
+
+test('qbipc bench without pkg-config (PATH without it): exit 1, says how to install libqb-dev', async (t) => {
+  const r = await runWithEnv({ PATH: '/nonexistent' }, 'bench', '--quick');
   t.is(r.code, 1, r.stderr);
   t.regex(r.stderr, /pkg-config is missing \(needed to find libqb-dev\); install it with: sudo apt-get install -y libqb-dev/);
+});
+
+test('qbipc bench without libqb-dev (pkg-config finds no libqb): exit 1, says how to install it', async (t) => {
+  // PKG_CONFIG_LIBDIR replaces pkg-config's default search path: libqb.pc is not found
+  const r = await runWithEnv({ ...process.env, PKG_CONFIG_LIBDIR: '/nonexistent', PKG_CONFIG_PATH: '' }, 'bench', '--quick');
+  t.is(r.code, 1, r.stderr);
+  t.regex(r.stderr, /libqb-dev is missing \(pkg-config cannot find libqb\); install it with: sudo apt-get install -y libqb-dev/);
 });
 
 /** Starts `qbipc serve NAME …`; resolves with its pid once it printed "ready". */
@@ -72,8 +99,8 @@ function startServe(args: string[]): Promise<{ pid: number; exited: Promise<numb
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       process.kill(child.pid!, 'SIGKILL');
-      reject(new Error(`qbipc serve was not ready within 20 s: ${err}`));
-    }, 20_000);
+      reject(new Error(`qbipc serve was not ready within 60 s: ${err}`));
+    }, 60_000);
     child.stdout.setEncoding('utf8').on('data', (s: string) => {
       out += s;
       const m = /^ready pid=(\d+) /m.exec(out);
@@ -124,5 +151,70 @@ test('qbipc serve on a name already served: exit 1 and says so', async (t) => {
   } finally {
     process.kill(first.pid, 'SIGTERM');
     await first.exited;
+  }
+});
+
+/** `qbipc ping NAME` as a user runs it; checks the summary of `count` good round trips. */
+async function pingOk(t: import('ava').ExecutionContext, name: string, count: number, size: number, serverPid: number): Promise<void> {
+  const r = await run('ping', name, '--count', String(count), '--size', String(size), '--quiet');
+  t.false(r.timedOut);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, new RegExp(`^PING ${name} \\(\\w+, buffer \\d+ bytes, server pid ${serverPid}\\): ${size} payload bytes`, 'm'));
+  t.regex(r.stdout, new RegExp(`^${count} sent, ${count} ok, 0 failed, \\d+ round trips/s$`, 'm'));
+  t.regex(r.stdout, /^latency us: min [\d.]+ avg [\d.]+ p50 [\d.]+ p99 [\d.]+ max [\d.]+$/m);
+}
+
+for (const type of ['shm', 'socket'] as const) {
+  test(`qbipc ping against qbipc serve --type ${type}: every round trip checked, latency summary, exit 0`, async (t) => {
+    const name = uniqueName(`cli-ping-${type}`);
+    const serve = await startServe([name, '--type', type]);
+    try {
+      await pingOk(t, name, 50, 1000, serve.pid);
+    } finally {
+      const kill = setTimeout(() => process.kill(serve.pid, 'SIGKILL'), 10_000);
+      process.kill(serve.pid, 'SIGTERM');
+      await serve.exited;
+      clearTimeout(kill);
+    }
+    t.deepEqual(shmEntries(serve.pid), [], 'no connection directories left behind');
+  });
+}
+
+test('qbipc ping against libqb\'s own C echo server (bench/c/qb-echo-server.c): exit 0', async (t) => {
+  const name = uniqueName('cli-ping-c');
+  const server = await startCServer(name, 'shm');
+  try {
+    await pingOk(t, name, 50, 1000, server.pid);
+  } finally {
+    await server.stop();
+  }
+  t.deepEqual(connectionDirs(server.pid), [], 'the C server removed its connection directories');
+});
+
+test('qbipc ping NAME nobody serves: exit 2, says it cannot connect', async (t) => {
+  const r = await run('ping', uniqueName('cli-nobody'), '--timeout', '2000');
+  t.is(r.code, 2, r.stderr);
+  t.regex(r.stderr, /qbipc ping: cannot connect/);
+});
+
+test('a tiny qbipc bench: qbipc and libqb C rows with a ratio, a results file', async (t) => {
+  const r = await runProgram(process.execPath, [CLI, 'bench', '--quick', '--servers', 'qbipc', '--clients', 'qbload',
+    '--workloads', 'pp-64-c1', '--seconds', '0.2'], { timeoutMs: 60_000 });
+  t.false(r.timedOut);
+  const file = /^results: (\S+\.json)/m.exec(r.stdout)?.[1];
+  t.truthy(file, r.stdout);
+  const json = path.resolve(file!); // printed relative to the cwd the child inherited
+  try {
+    t.is(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    t.regex(r.stdout, /^ {2}libqb C \(qb_loop\) +libqb C \(qbload\) +[\d,]+ +– +baseline /m);
+    t.regex(r.stdout, /^ {2}qbipc in-thread +libqb C \(qbload\) +[\d,]+ +– +[\d.]+× /m);
+    t.true(existsSync(json), json);
+    const results = JSON.parse(readFileSync(json, 'utf8')) as { measurements: Array<{ server: string; cpuSeconds?: number; rssKb?: number }> };
+    t.deepEqual(results.measurements.map((m) => m.server).sort(), ['libqb', 'qbipc']);
+    for (const m of results.measurements) {
+      t.true((m.cpuSeconds ?? -1) >= 0 && (m.rssKb ?? 0) > 0, JSON.stringify(m));
+    }
+  } finally {
+    for (const ext of ['json', 'md', 'svg']) rmSync(json.replace(/\.json$/, `.${ext}`), { force: true });
   }
 });
