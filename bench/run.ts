@@ -24,7 +24,7 @@ import { LEGEND, markdownTable, terminalTable, type Names } from './report/table
 
 export const BENCH_USAGE = `usage: qbipc bench [--quick] [--servers KEYS] [--clients KEYS] [--workloads KEYS]
                    [--rounds N] [--seconds S] [--docs] [--from FILE.json]
-  --quick        under a minute: fewer workloads, 1 round of 0.4 s per cell (a smoke run, not numbers)
+  --quick        under a minute: 5 workloads, 1 round of 0.4 s per cell (a smoke run, not numbers)
   --servers      comma-separated, default all: ${SERVERS.map((s) => s.key).join(', ')}
                  (libqb runs whenever a qbipc server does: it is the ratio's base)
   --clients      comma-separated, default all (--quick: ${CLIENTS.filter((c) => c.quick).map((c) => c.key).join(', ')}): ${CLIENTS.map((c) => c.key).join(', ')}
@@ -32,6 +32,7 @@ export const BENCH_USAGE = `usage: qbipc bench [--quick] [--servers KEYS] [--cli
   --rounds N     rounds, default 3 (--quick: 1); the tables show the median and the spread
   --seconds S    seconds per cell, default 2 (--quick: 0.4)
   --docs         also write the table and the plot into docs/benchmark.md
+                 (a full run's only: not with --quick, nor fewer than 3 rounds)
   --from FILE    measure nothing: print and write the table and plot of an earlier run's JSON file
                  (also a .partial.json that an interrupted run left)`;
 
@@ -75,6 +76,8 @@ function parse(argv: string[]) {
   }
   clients = clients.filter((c) => !unavailable.some((u) => u.key === c.key));
   if (servers.some((s) => s.speaks === 'libqb') && !servers.some((s) => s.baseline)) servers = [SERVERS.find((s) => s.baseline)!, ...servers];
+  const rounds = intFlag(values.rounds, '--rounds', 1, 100, quick ? 1 : 3, BENCH_USAGE);
+  if (values.docs === true && values.from === undefined) docsWorthy({ quick, rounds });
   return {
     help: values.help === true,
     docs: values.docs === true,
@@ -84,9 +87,16 @@ function parse(argv: string[]) {
     servers,
     clients,
     unavailable,
-    rounds: intFlag(values.rounds, '--rounds', 1, 100, quick ? 1 : 3, BENCH_USAGE),
+    rounds,
     seconds: positiveFlag(values.seconds, '--seconds', quick ? 0.4 : 2, BENCH_USAGE),
   };
+}
+
+/** The docs show medians with a spread: a smoke run or an interrupted one must not land there. */
+function docsWorthy(run: { quick: boolean; rounds: number; partial?: number | undefined }, file?: string): void {
+  const what = file === undefined ? 'this run' : file;
+  const why = run.quick ? 'is a --quick run' : run.partial !== undefined ? 'was interrupted' : run.rounds < 3 ? `has ${run.rounds} round(s), fewer than 3` : undefined;
+  if (why !== undefined) throw new UsageError(`--docs: ${what} ${why}; docs/benchmark.md shows full runs only`, BENCH_USAGE);
 }
 
 interface Pair {
@@ -124,7 +134,11 @@ export async function runBench(argv: string[]): Promise<number> {
     console.log(BENCH_USAGE);
     return 0;
   }
-  if (opts.from !== undefined) return publish(readResults(opts.from), { docs: opts.docs, from: path.resolve(opts.from) });
+  if (opts.from !== undefined) {
+    const earlier = readResults(opts.from);
+    if (opts.docs) docsWorthy(earlier, opts.from);
+    return publish(earlier, { docs: opts.docs, from: path.resolve(opts.from) });
+  }
   // Fail early and clearly on a machine without libqb-dev.
   if (opts.servers.some((s) => s.speaks === 'libqb') || opts.clients.some((c) => c.speaks === 'libqb')) {
     const missing = libqbMissing();

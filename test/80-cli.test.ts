@@ -38,6 +38,7 @@ const usageErrors: Array<[string[], RegExp]> = [
   [['bench', '--seconds=-1'], /--seconds must be a number > 0, got "-1"/],
   [['bench', '--seconds', '-1'], /--seconds needs a value \(one that starts with "-" is written --seconds=VALUE\)/],
   [['bench', 'extra'], /unexpected argument "extra"/],
+  [['bench', '--quick', '--docs'], /--docs: this run is a --quick run; docs\/benchmark.md shows full runs only/],
   [['ping'], /ping needs a service NAME/],
   [['ping', 'x', '--count', '0'], /--count must be an integer from 1 to \d+, got "0"/],
   [['ping', 'x', '--size', 'big'], /--size must be an integer from 0 to \d+, got "big"/],
