@@ -17,6 +17,7 @@ import { ALL_CPUS, pin, runLoad } from './drivers/load.js';
 import { machine, machineLine, type Machine } from './drivers/machine.js';
 import { SERVERS, ServerUnavailable, type RunningServer, type ServerDriver } from './drivers/servers.js';
 import { FULL, inSweep, loadArgs, QUICK, type Workload } from './drivers/workloads.js';
+import { failureNotes } from './report/failures.js';
 import { plotSvg, type Series } from './report/plot.js';
 import { Progress } from './report/progress.js';
 import { aggregate, type Measurement, type Row } from './report/stats.js';
@@ -269,7 +270,7 @@ function publish(results: Results, opts: { docs: boolean; from?: string }): numb
     notes.push('the qbipc client (src/client) is measured in the full run, or with --clients qbipc');
   }
   if (results.rounds < 3) notes.push(`${results.rounds} round(s) only: no median to speak of — use the full run (3 rounds) for numbers.`);
-  for (const r of rows) for (const f of r.failures) notes.push(`failed: ${r.workload} · ${names.server(r.server)} ← ${names.client(r.client)}, ${f}`);
+  notes.push(...failureNotes(measurements, names));
   for (const r of rows) if (r.errors > 0) notes.push(`verification errors: ${r.workload} · ${names.server(r.server)} ← ${names.client(r.client)}: ${r.errors}`);
 
   const info = results.machine;
