@@ -15,6 +15,7 @@ import { CLIENTS, type ClientDriver } from './drivers/clients.js';
 import { cpuSeconds, rssKb } from './drivers/cpu.js';
 import { ALL_CPUS, pin, runLoad } from './drivers/load.js';
 import { machine, machineLine, type Machine } from './drivers/machine.js';
+import { warmUp } from './drivers/warmup.js';
 import { SERVERS, ServerUnavailable, type RunningServer, type ServerDriver } from './drivers/servers.js';
 import { FULL, inSweep, loadArgs, QUICK, type Workload } from './drivers/workloads.js';
 import { failureNotes } from './report/failures.js';
@@ -191,6 +192,11 @@ export async function runBench(argv: string[]): Promise<number> {
         } else failed ??= outcome.reason;
       }
       if (failed !== undefined) throw failed;
+      progress.step(`round ${round + 1}/${opts.rounds}: warming up the servers (not recorded)`);
+      const warm = starting.filter((s) => running.has(s.key)).map((s) => ({
+        name: s.name, server: running.get(s.key)!, client: pairs.find((p) => p.server === s)!.client, // the table's first client: qbload for libqb servers
+      }));
+      for (const why of await warmUp(warm)) progress.note(why);
       for (const [wi, w] of opts.workloads.entries()) {
         const live = pairs.filter((p) => running.has(p.server.key));
         const order = (round + wi) % 2 === 0 ? live : [...live].reverse();
