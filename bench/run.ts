@@ -13,10 +13,10 @@ import { intFlag, parseFlags, positiveFlag, UsageError } from '../src/cli/args.j
 import { buildC, libqbMissing, ROOT } from './drivers/build-c.js';
 import { CLIENTS, type ClientDriver } from './drivers/clients.js';
 import { cpuSeconds, rssKb } from './drivers/cpu.js';
-import { ALL_CPUS, pin, runLoad } from './drivers/load.js';
+import { ALL_CPUS, pin, runLoad, stopLoad } from './drivers/load.js';
 import { machine, machineLine, type Machine } from './drivers/machine.js';
 import { warmUp } from './drivers/warmup.js';
-import { SERVERS, ServerUnavailable, type RunningServer, type ServerDriver } from './drivers/servers.js';
+import { SERVERS, ServerUnavailable, stopEveryServer, type RunningServer, type ServerDriver } from './drivers/servers.js';
 import { FULL, inSweep, loadArgs, QUICK, type Workload } from './drivers/workloads.js';
 import { failureNotes } from './report/failures.js';
 import { plotSvg, type Series } from './report/plot.js';
@@ -169,7 +169,8 @@ export async function runBench(argv: string[]): Promise<number> {
   const stopAll = () => Promise.all([...running.values()].map((r) => r.stop())).then(() => running.clear());
   const onSignal = () => {
     process.stderr.write(`\ninterrupted: stopping the servers; what was measured is in ${path.relative(process.cwd(), partialFile)}\n`);
-    void stopAll().then(() => process.exit(130));
+    stopLoad(); // the cell's load program, by pid
+    void stopEveryServer().then(() => process.exit(130)); // also those still starting
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

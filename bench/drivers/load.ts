@@ -1,6 +1,6 @@
 // Running a load program (qbload or the node load client) and reading its
 // JSON line; CPU placement with taskset.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 
 /** qbload's JSON line (bench/c/qbload.c); node-load prints the same fields. */
@@ -31,10 +31,21 @@ export function pin(pid: number, cpus: string): void {
   execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
 }
 
+/** Load programs running now (the warm-up runs several): an interrupted run stops them. */
+const running = new Set<ChildProcess>();
+let interrupted = false;
+
+/** SIGTERM to every running load program, by pid (taskset execs it: same pid). */
+export function stopLoad(): void {
+  interrupted = true;
+  for (const child of running) child.kill('SIGTERM');
+}
+
 /** Runs `command args` on `cpus` (killed after `timeoutMs`); resolves with its JSON line. */
 export function runLoad(command: string, args: string[], cpus: string, timeoutMs: number): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    execFile('taskset', ['-c', cpus, command, ...args], { timeout: timeoutMs, killSignal: 'SIGTERM' }, (error, stdout, stderr) => {
+    const child = execFile('taskset', ['-c', cpus, command, ...args], { timeout: timeoutMs, killSignal: 'SIGTERM' }, (error, stdout, stderr) => {
+      running.delete(child);
       const line = stdout.trim().split('\n').pop() ?? '';
       let result: LoadResult | undefined;
       try {
@@ -43,11 +54,13 @@ export function runLoad(command: string, args: string[], cpus: string, timeoutMs
         // reported below
       }
       if (error && (result === undefined || result.errors === 0)) {
-        const why = error.killed ? `timed out after ${timeoutMs / 1000} s` : `exit ${error.code ?? error.signal}`;
+        const why = interrupted ? 'stopped: the run was interrupted'
+          : error.killed ? `timed out after ${timeoutMs / 1000} s` : `exit ${error.code ?? error.signal}`;
         return reject(new Error(`${why}: ${stderr.trim().split('\n').slice(-3).join(' | ') || error.message.trim()}`));
       }
       if (result === undefined) return reject(new Error(`printed no JSON: ${stdout.slice(0, 200)}`));
       resolve(result); // errors > 0 is recorded with the result, not thrown
     });
+    running.add(child);
   });
 }

@@ -2,7 +2,7 @@
 // "ready" line and stops it by pid. A server that cannot run in this build
 // (qbipc serve exits 69: run() rejected ENOTSUP) rejects with ServerUnavailable,
 // and the harness skips its rows with a note.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -41,9 +41,27 @@ const EXIT_UNAVAILABLE = 69;
 const READY_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 5_000;
 
+/**
+ * Every server process spawned and not yet exited, ready or not: an
+ * interrupted run stops these, including one still starting up.
+ */
+const live = new Set<ChildProcess>();
+
+/** SIGTERM to every live server (by pid), SIGKILL after a grace period; resolves once all have exited. */
+export async function stopEveryServer(): Promise<void> {
+  await Promise.all([...live].map((child) => new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('close', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS).unref();
+  })));
+}
+
 function startProcess(command: string, args: string[], address: string): Promise<RunningServer> {
   const label = `${path.basename(command)} ${args.map((a) => path.basename(a)).join(' ')}`;
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  child.once('close', () => live.delete(child));
   let tail = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk: string) => {
