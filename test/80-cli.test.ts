@@ -7,7 +7,7 @@
 // the process by pid.
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCPrograms, QbClient, runProgram } from './helpers/c-programs.js';
@@ -218,4 +218,34 @@ test('a tiny qbipc bench: qbipc and libqb C rows with a ratio, a results file', 
   } finally {
     for (const ext of ['json', 'md', 'svg']) rmSync(json.replace(/\.json$/, `.${ext}`), { force: true });
   }
+});
+
+/** Processes whose command line names this bench run's servers (qbbench-<pid>-…). */
+function benchServers(benchPid: number): number[] {
+  return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).flatMap((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`qbbench-${benchPid}-`) ? [Number(pid)] : [];
+    } catch {
+      return []; // gone meanwhile
+    }
+  });
+}
+
+test('qbipc bench interrupted while its servers start: exit 130, no server left running', async (t) => {
+  const child = spawn(process.execPath, [CLI, 'bench', '--servers', 'qbipc', '--clients', 'qbload', '--workloads', 'pp-64-c1',
+    '--rounds', '3', '--seconds', '0.3'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const kill = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  child.stderr.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s;
+    if (/starting/.test(stderr) && !child.killed) child.kill('SIGINT'); // the servers are being spawned right now
+  });
+  const code = await exited;
+  clearTimeout(kill);
+  const partial = /what was measured is in (\S+)/.exec(stderr)?.[1];
+  if (partial !== undefined) rmSync(partial, { force: true });
+  t.is(code, 130, stderr);
+  t.regex(stderr, /interrupted: stopping the servers/);
+  t.deepEqual(benchServers(child.pid!), [], 'every server of the run was stopped');
 });
