@@ -58,9 +58,11 @@ export function plotSvg(title: string, series: Series[]): string {
     const color = COLORS[keys.indexOf(s.colorKey) % COLORS.length]!;
     const pts = [...s.points].sort((a, b) => a.clients - b.clients);
     const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
-    o.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${dash} points="${pts.map((p) => `${lx(p.clients).toFixed(1)},${ly(p.rate).toFixed(1)}`).join(' ')}"/>`);
+    // each series a few pixels aside, so range bars at the same x stay apart
+    const nudge = (i - (series.length - 1) / 2) * 4;
+    o.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${dash} points="${pts.map((p) => `${(lx(p.clients) + nudge).toFixed(1)},${ly(p.rate).toFixed(1)}`).join(' ')}"/>`);
     for (const p of pts) {
-      const x = lx(p.clients).toFixed(1);
+      const x = (lx(p.clients) + nudge).toFixed(1);
       o.push(`<line x1="${x}" x2="${x}" y1="${ly(p.min).toFixed(1)}" y2="${ly(p.max).toFixed(1)}" stroke="${color}"/>`,
         `<circle cx="${x}" cy="${ly(p.rate).toFixed(1)}" r="3.5" fill="${color}"/>`);
     }
