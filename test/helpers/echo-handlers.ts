@@ -22,8 +22,12 @@ export interface Behaviour {
   throwOnId?: number;
   /** connectionCreated takes a reference (in-thread tests drop it themselves). */
   refInCreated?: boolean;
-  /** Report every request (tests that count or order them); off, a worker sends no message per request. */
-  reportRequests?: boolean;
+  /**
+   * Report every request (tests that count or order them), or only each
+   * connection's first ('first': a stream of millions would flood the test's
+   * thread with reports); off, a worker sends no message per request.
+   */
+  reportRequests?: boolean | 'first';
 }
 
 export type Report = (callback: CallbackName, pid: number) => void;
@@ -39,6 +43,7 @@ export function echoHandlers(report: Report, behaviour: Behaviour = {}): Require
   const pumps = new Map<Connection, EventPump>();
   const closedCalls = new Map<Connection, number>();
 
+  const reported = new WeakSet<Connection>();
   const pump = (conn: Connection) => {
     const p = pumps.get(conn);
     if (p === undefined) return;
@@ -62,7 +67,11 @@ export function echoHandlers(report: Report, behaviour: Behaviour = {}): Require
       if (behaviour.refInCreated) conn.ref();
     },
     msgProcess(conn, data) {
-      if (behaviour.reportRequests) report('request', conn.pid);
+      if (behaviour.reportRequests === true) report('request', conn.pid);
+      else if (behaviour.reportRequests === 'first' && !reported.has(conn)) {
+        reported.add(conn);
+        report('request', conn.pid);
+      }
       const header = readRequestHeader(data);
       if (header.id === behaviour.exitOnId) process.exit(1);
       if (header.id === behaviour.throwOnId) throw new Error(`request id ${header.id} makes this handler throw`);

@@ -45,9 +45,12 @@ export async function startEchoService(
   const name = uniqueName(options.tag ?? 'echo');
   const log: EchoService['log'] = [];
   const waiters: Array<{ predicate: (l: EchoService['log']) => boolean; resolve: () => void }> = [];
-  const count = (callback: CallbackName) => log.filter((e) => e.callback === callback).length;
+  // Kept per callback so that waiting on a count costs O(1) per report, not a scan of the log.
+  const counts = new Map<CallbackName, number>();
+  const count = (callback: CallbackName) => counts.get(callback) ?? 0;
   const record = (callback: CallbackName, pid: number) => {
     log.push({ callback, pid });
+    counts.set(callback, count(callback) + 1);
     for (const w of waiters.filter((x) => x.predicate(log))) {
       waiters.splice(waiters.indexOf(w), 1);
       w.resolve();
