@@ -40,10 +40,21 @@ Slot* Find(uintptr_t address) {
   return nullptr;
 }
 
-void OnBus(int, siginfo_t* info, void*) {
+// What SIGBUS did before we installed ours: a fault outside our mappings goes there.
+struct sigaction previous;
+
+void OnBus(int signo, siginfo_t* info, void* context) {
   Slot* s = Find(reinterpret_cast<uintptr_t>(info->si_addr));
   if (s == nullptr) {
-    // Not ours: the default action (core dump) happens when the access is retried.
+    if ((previous.sa_flags & SA_SIGINFO) != 0 && previous.sa_sigaction != nullptr) {
+      previous.sa_sigaction(signo, info, context);  // someone else's handler: theirs to decide
+      return;
+    }
+    if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN && previous.sa_handler != nullptr) {
+      previous.sa_handler(signo);
+      return;
+    }
+    // Not ours and nobody else's: the default action (core dump) when the access is retried.
     signal(SIGBUS, SIG_DFL);
     return;
   }
@@ -62,7 +73,7 @@ void Install() {
     sa.sa_sigaction = OnBus;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, nullptr);
+    sigaction(SIGBUS, &sa, &previous);
   });
 }
 
