@@ -1,7 +1,7 @@
 // What every view of a connection shares, on whichever thread: identity from
 // the handshake credentials, the application's context, file ownership
 // (authSet), and the counters in shared memory.
-import { Cell, clearStats, newCells, readStats } from './connection-cells.js';
+import { Cell, newCells, readStats } from './connection-cells.js';
 import type { ConnectionDirectory, FileOwner } from './connection-dir.js';
 import type { ConnectionState } from './constants.js';
 import type { ConnectionStats, ConnectionStats2 } from './stats.js';
@@ -91,15 +91,11 @@ export abstract class ConnectionBase {
 
   /** qb_ipcs_connection_stats_get_2. `clearAfterRead` zeroes all but clientPid. */
   stats(clearAfterRead = false): ConnectionStats2 {
-    const copy = { ...readStats(this.cells, this.pid), eventQLength: this.eventQueueLength };
-    if (clearAfterRead) clearStats(this.cells);
-    return copy;
+    return { ...readStats(this.cells, this.pid, clearAfterRead), eventQLength: this.eventQueueLength };
   }
 
   /** qb_ipcs_connection_stats_get (the older struct, without eventQLength). */
   statsGet(clearAfterRead = false): ConnectionStats {
-    const copy = readStats(this.cells, this.pid);
-    if (clearAfterRead) clearStats(this.cells);
-    return copy;
+    return readStats(this.cells, this.pid, clearAfterRead);
   }
 }

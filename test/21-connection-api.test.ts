@@ -1,6 +1,8 @@
 // Every qbipcs.h call whose effect a real libqb client can observe.
 // Checklist items 7, 8, 23, 24, 25, 26, 31 (docs: libqb-ipc-wire.md §18).
 import test from 'ava';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { Connection, EACCES, EAGAIN, EMSGSIZE, ENOTCONN, ETIMEDOUT, IpcType, RateLimit, type ServiceConnection } from '../src/index.js';
 import { makeResponse } from '../src/headers.js';
@@ -269,6 +271,38 @@ for (const mode of MODES) {
       t.is(await conn.eventSend(new Uint8Array(12329)), -90 /* EMSGSIZE */);
     } finally {
       await client.close();
+      await echo.stop();
+    }
+  });
+
+  test.serial(`${mode.name}: item 31: stats(true) on the main thread, under traffic, loses no count`, async (t) => {
+    const { qbclient } = await buildCPrograms();
+    const echo = await startEchoService({}, mode.options);
+    const rounds = 20_000;
+    const child = spawn(qbclient, ['-n', echo.name, '-k', String(rounds), '-s', '64'], { stdio: 'ignore' });
+    const exited = once(child, 'exit');
+    try {
+      await echo.when('created');
+      const conn = echo.service.connectionFirstGet()!;
+      let finished = false;
+      void exited.then(() => (finished = true));
+      let requests = 0;
+      let responses = 0;
+      let clears = 0;
+      while (!finished) {
+        const s = conn.statsGet(true);
+        requests += s.requests;
+        responses += s.responses;
+        clears++;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      t.deepEqual(await exited, [0, null]);
+      const rest = conn.statsGet(true);
+      t.true(clears > 10, `${clears} clears while the client ran`);
+      t.is(requests + rest.requests, rounds, 'every request counted once');
+      t.is(responses + rest.responses, rounds, 'every response counted once');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await echo.stop();
     }
   });
