@@ -44,6 +44,8 @@ export class Connection extends ConnectionBase implements TransportHost {
   private transport: Transport | undefined;
   private setupFd: number;
   private flowControl = 0;
+  /** Responses may exceed the buffer size by the ring's rounding, never this (set with the buffer size). */
+  private largestResponse = 0;
   /** Set while a dispatch job is queued, so it is queued once. */
   private dispatchScheduled = false;
   /** The process's mapping-fault count when this connection last looked. */
@@ -103,7 +105,7 @@ export class Connection extends ConnectionBase implements TransportHost {
     if (t === undefined) return -ENOTCONN;
     // Responses may exceed the buffer size by what the ring's rounding leaves (libqb allows it);
     // one that no ring of this size could ever hold fails now instead of with EAGAIN forever.
-    if (length > largestMessage(this.bufferSizeValue)) return -EMSGSIZE;
+    if (length > this.largestResponse) return -EMSGSIZE;
     // Counted before the client can see the message: another thread may read the
     // counters the moment the client reacts. Taken back if the send fails.
     this.cells[Cell.RESPONSES]!++;
@@ -266,6 +268,7 @@ export class Connection extends ConnectionBase implements TransportHost {
     }
     this.transport = transport;
     this.bufferSizeValue = bufferSize;
+    this.largestResponse = largestMessage(bufferSize);
     this.stateValue = ConnectionState.ACTIVE;
     this.service.connectionActivated(this);
     transport.start();

@@ -10,12 +10,6 @@ export type JobFn = () => void;
 
 /** qb_ipcs_poll_handlers. Each call returns 0 or a negative errno. */
 export interface PollHandlers {
-  /**
-   * OR it into `events` to be told of new data rather than of unread data;
-   * 0 or absent on loops that watch level-triggered only (the built-in one:
-   * libuv polls level-triggered).
-   */
-  readonly edgeTriggerFlag?: number;
   jobAdd(priority: LoopPriority, fn: JobFn): number;
   dispatchAdd(priority: LoopPriority, fd: number, events: number, fn: DispatchFn): number;
   dispatchMod(priority: LoopPriority, fd: number, events: number, fn: DispatchFn): number;
@@ -26,8 +20,6 @@ const BATCH = 256;
 
 /** The default poll handlers: level-triggered uv_poll handles on this thread's libuv loop. */
 export class NativeLoop implements PollHandlers {
-  /** Level-triggered only (uv_poll); callers OR it in unconditionally. */
-  readonly edgeTriggerFlag = 0;
   private readonly ready = new Int32Array(2 * BATCH);
   private readonly dispatchers = new Map<number, DispatchFn>();
   private readonly poller: NativePoller;

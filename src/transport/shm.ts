@@ -16,13 +16,6 @@ const WATCH = PollEvent.IN | PollEvent.PRI | PollEvent.NVAL;
 const WATCH_FLOW_CONTROLLED = PollEvent.PRI | PollEvent.NVAL; // HUP/ERR still arrive
 const DEAD = PollEvent.HUP | PollEvent.ERR | PollEvent.NVAL;
 
-/**
- * With an edge-triggered loop every doorbell still wakes us, but the bytes need
- * not be read at once: they are drained after this many requests, which saves a
- * recv per message and keeps the client's socket buffer far from full.
- */
-const DRAIN_AFTER_REQUESTS = 32;
-
 /** Doorbell bytes are meaningless; one buffer per thread drains them all. */
 const drain = new Uint8Array(4096);
 const doorbells = new Uint8Array(4096);
@@ -79,9 +72,6 @@ export class ShmTransport implements Transport {
   private watchingOut = false;
   private flowControl = 0;
   private watching = false;
-  /** 0 (level-triggered: drain on every wake) or the loop's edge-trigger flag. */
-  private readonly edgeTrigger: number;
-  private consumedSinceDrain = 0;
   requestId = 0;
   requestSize = 0;
   requestCapacity = 0;
@@ -94,7 +84,6 @@ export class ShmTransport implements Transport {
     this.requests = openRing(files.request);
     this.responses = openRing(files.response);
     this.events = openRing(files.event);
-    this.edgeTrigger = host.poll.edgeTriggerFlag ?? 0;
     this.requestWords = new Int32Array(this.requests.bytes.buffer, 0, this.requests.bytes.byteLength / 4);
     this.responsePaths = files.responsePaths;
   }
@@ -107,12 +96,7 @@ export class ShmTransport implements Transport {
     }
     if (revents & PollEvent.OUT) this.flushDoorbells();
     if (revents & PollEvent.IN) {
-      if (this.edgeTrigger !== 0) {
-        if (this.consumedSinceDrain >= DRAIN_AFTER_REQUESTS && !this.drainDoorbells()) return 0;
-        this.host.requestsReady();
-        return 0;
-      }
-      // Level-triggered: read the doorbells after the round, so that those of the
+      // Read the doorbells after the round, so that those of the
       // requests it handled do not wake us once more for nothing.
       this.host.requestsReady();
       if (!this.watching || !this.drainDoorbells()) return 0;
@@ -124,7 +108,6 @@ export class ShmTransport implements Transport {
 
   /** Reads every doorbell byte that has arrived; false when the client is gone. */
   private drainDoorbells(): boolean {
-    this.consumedSinceDrain = 0;
     for (;;) {
       const n = native.recv(this.fd, drain);
       if (n === drain.byteLength) continue;
@@ -135,7 +118,7 @@ export class ShmTransport implements Transport {
   }
 
   private get watchedEvents(): number {
-    const base = (this.flowControl !== 0 ? WATCH_FLOW_CONTROLLED : WATCH) | this.edgeTrigger;
+    const base = this.flowControl !== 0 ? WATCH_FLOW_CONTROLLED : WATCH;
     return this.watchingOut ? base | PollEvent.OUT : base;
   }
 
@@ -205,7 +188,6 @@ export class ShmTransport implements Transport {
   }
 
   releaseRequest(): number {
-    this.consumedSinceDrain++;
     return this.requests.reclaim();
   }
 

@@ -138,8 +138,7 @@ export class SocketTransport implements Transport {
   private eventConnected = false;
   private watching = false;
   private flowControl = 0;
-  private readonly edgeTrigger: number;
-  /** A readiness edge arrived and we have not seen EAGAIN since. */
+  /** The request socket was readable and we have not seen EAGAIN since. */
   private mayHaveMore = false;
   private buffer: Uint8Array;
   private words: Int32Array;
@@ -169,13 +168,12 @@ export class SocketTransport implements Transport {
     this.names = socketNames(files.base);
     this.bufferSize = files.bufferSize;
     this.responsePaths = files.responsePaths;
-    this.edgeTrigger = host.poll.edgeTriggerFlag ?? 0;
     this.buffer = bufferFor(files.bufferSize);
     this.words = receiveWords;
   }
 
   private get requestEvents(): number {
-    return (this.flowControl !== 0 ? 0 : PollEvent.IN) | this.edgeTrigger;
+    return this.flowControl !== 0 ? 0 : PollEvent.IN;
   }
 
   private readonly onRequests = (_fd: number, revents: number): number => {
@@ -209,7 +207,7 @@ export class SocketTransport implements Transport {
     const poll = this.host.poll;
     let rc = poll.dispatchAdd(this.host.priority, this.requestFd, this.requestEvents, this.onRequests);
     if (rc === 0) {
-      rc = poll.dispatchAdd(this.host.priority, this.setupFd, PollEvent.IN | this.edgeTrigger, this.onSetup);
+      rc = poll.dispatchAdd(this.host.priority, this.setupFd, PollEvent.IN, this.onSetup);
       if (rc < 0) poll.dispatchDel(this.requestFd);
     }
     this.watching = rc === 0;
@@ -219,7 +217,7 @@ export class SocketTransport implements Transport {
   reprioritise(): void {
     if (!this.watching) return;
     this.host.poll.dispatchMod(this.host.priority, this.requestFd, this.requestEvents, this.onRequests);
-    this.host.poll.dispatchMod(this.host.priority, this.setupFd, PollEvent.IN | this.edgeTrigger, this.onSetup);
+    this.host.poll.dispatchMod(this.host.priority, this.setupFd, PollEvent.IN, this.onSetup);
   }
 
   /** Connects a server socket to the client's (connect-on-first-send, or on the first verified request). */
