@@ -11,13 +11,9 @@ export interface NativePoller {
   add(fd: number, events: number, token: number): SyscallResult;
   modify(fd: number, events: number, token: number): SyscallResult;
   remove(fd: number): SyscallResult;
-  /** Blocks the calling thread; returns pairs written to the output array. */
-  wait(timeoutMs: number): SyscallResult;
-  wake(): SyscallResult;
   ref(): void;
   unref(): void;
   close(): void;
-  readonly eventFd: number;
 }
 
 /** Waits off the JS thread for a glibc semaphore to hold a token (see native/semwait.cc). */
@@ -56,7 +52,8 @@ export interface NativeHelper {
   futexWakeAt(address: number, count: number): SyscallResult;
   futexWait(words: Int32Array, index: number, expected: number, timeoutMs: number): SyscallResult;
 
-  Poller: new (out: Int32Array, onReady?: (count: number) => void) => NativePoller;
+  /** Before each onReady call, out[0] is the ready fd's token and out[1] its poll(2) bits. */
+  Poller: new (out: Int32Array, onReady: () => void) => NativePoller;
 
   dgramOpen(name: string, bufferSize: number, passCred: boolean): number;
   dgramConnect(fd: number, name: string, bufferSize: number): SyscallResult;
@@ -70,7 +67,6 @@ export interface NativeHelper {
   pollTwo(fdA: number, eventsA: number, fdB: number, eventsB: number, timeoutMs: number): SyscallResult;
   SemWaiter: new (onResult: (result: number) => void) => NativeSemWaiter;
   semWait(words: Int32Array, index: number, timeoutMs: number): SyscallResult;
-  wakeEventFd(fd: number): SyscallResult;
 
   /** Int32Array(1) over the process-wide count of SIGBUS faults caught in shared mappings (native/busguard.cc). */
   mappingFaults(): Int32Array;

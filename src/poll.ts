@@ -16,25 +16,21 @@ export interface PollHandlers {
   dispatchDel(fd: number): number;
 }
 
-const BATCH = 256;
-
 /** The default poll handlers: level-triggered uv_poll handles on this thread's libuv loop. */
 export class NativeLoop implements PollHandlers {
-  private readonly ready = new Int32Array(2 * BATCH);
+  /** The ready fd and its events, written by the poller before each onReady. */
+  private readonly ready = new Int32Array(2);
   private readonly dispatchers = new Map<number, DispatchFn>();
   private readonly poller: NativePoller;
 
   constructor() {
-    this.poller = new native.Poller(this.ready, (count) => this.onReady(count));
+    this.poller = new native.Poller(this.ready, () => this.onReady());
   }
 
-  private onReady(count: number): void {
-    const ready = this.ready;
-    for (let i = 0; i < count; i++) {
-      const fd = ready[2 * i]!;
-      const fn = this.dispatchers.get(fd);
-      if (fn !== undefined) fn(fd, ready[2 * i + 1]!);
-    }
+  private onReady(): void {
+    const fd = this.ready[0]!;
+    const fn = this.dispatchers.get(fd);
+    if (fn !== undefined) fn(fd, this.ready[1]!);
   }
 
   jobAdd(priority: LoopPriority, fn: JobFn): number {
