@@ -21,6 +21,16 @@ export interface ConnectionRequest {
   maxMsgSize: number;
 }
 
+/** The client's request (what qb_ipcc_connect sends). */
+export function buildConnectionRequest(maxMsgSize: number): Uint8Array {
+  const bytes = new Uint8Array(CONNECTION_REQUEST_SIZE);
+  const v = new DataView(bytes.buffer);
+  v.setInt32(0, MessageId.AUTHENTICATE, true);
+  v.setInt32(8, CONNECTION_REQUEST_SIZE, true);
+  v.setUint32(16, maxMsgSize, true);
+  return bytes;
+}
+
 export function parseConnectionRequest(bytes: Uint8Array): ConnectionRequest {
   const v = new DataView(bytes.buffer, bytes.byteOffset, CONNECTION_REQUEST_SIZE);
   return { id: v.getInt32(0, true), size: v.getInt32(8, true), maxMsgSize: v.getUint32(16, true) };
@@ -39,6 +49,7 @@ export interface ConnectionResponse {
 }
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** A complete response, zero-filled like libqb's, to be sent in one write. */
 export function buildConnectionResponse(r: ConnectionResponse): Uint8Array {
@@ -57,9 +68,30 @@ export function buildConnectionResponse(r: ConnectionResponse): Uint8Array {
   return bytes;
 }
 
+/** A whole response as the client reads it (id is checked by the caller: MessageId.AUTHENTICATE). */
+export function parseConnectionResponse(bytes: Uint8Array): ConnectionResponse & { id: number } {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, CONNECTION_RESPONSE_SIZE);
+  return {
+    id: v.getInt32(0, true),
+    error: v.getInt32(16, true),
+    type: v.getInt32(24, true),
+    maxMsgSize: v.getUint32(28, true),
+    connectionId: Number(v.getBigUint64(32, true)),
+    request: getString(bytes, REQUEST_PATH_OFFSET),
+    response: getString(bytes, RESPONSE_PATH_OFFSET),
+    event: getString(bytes, EVENT_PATH_OFFSET),
+  };
+}
+
 /** The rejection response: error only, every other byte zero. */
 export function buildRejection(negErrno: number): Uint8Array {
   return buildConnectionResponse({ error: negErrno, type: TransportType.SOCKET, maxMsgSize: 0, connectionId: 0, request: '', response: '', event: '' });
+}
+
+function getString(bytes: Uint8Array, offset: number): string {
+  const raw = bytes.subarray(offset, offset + PATH_FIELD);
+  const end = raw.indexOf(0);
+  return decoder.decode(end < 0 ? raw : raw.subarray(0, end));
 }
 
 function putString(into: Uint8Array, offset: number, text: string): void {

@@ -5,8 +5,10 @@
 import { existsSync } from 'node:fs';
 import { LoopPriority, PollEvent } from '../constants.js';
 import { EAGAIN, ENOTCONN, ETIMEDOUT, QbError } from '../errno.js';
-import { CONNECTION_REQUEST_SIZE, CONNECTION_RESPONSE_SIZE, TransportType } from '../handshake.js';
-import { MessageId, writeRequestHeader } from '../headers.js';
+import {
+  buildConnectionRequest, CONNECTION_REQUEST_SIZE, CONNECTION_RESPONSE_SIZE, parseConnectionResponse, TransportType,
+} from '../handshake.js';
+import { MessageId } from '../headers.js';
 import { native } from '../native.js';
 import { FORCE_FILESYSTEM_SOCKETS } from '../options.js';
 import { clientLoop, hold, release } from './loop.js';
@@ -32,16 +34,6 @@ export interface HandshakeResult {
   server: { pid: number; uid: number; gid: number };
 }
 
-const PATH_FIELD = 4096;
-const REQUEST_PATH = 40;
-const decoder = new TextDecoder();
-
-function field(bytes: Uint8Array, offset: number): string {
-  const raw = bytes.subarray(offset, offset + PATH_FIELD);
-  const end = raw.indexOf(0);
-  return decoder.decode(end < 0 ? raw : raw.subarray(0, end));
-}
-
 /** Steps 1–3: the setup socket, connected, with SO_PASSCRED, the request sent. */
 function openSetupSocket(name: string, maxMsgSize: number, options: ConnectOptions): number {
   const filesystem = options.filesystemSockets ?? existsSync(FORCE_FILESYSTEM_SOCKETS);
@@ -49,10 +41,7 @@ function openSetupSocket(name: string, maxMsgSize: number, options: ConnectOptio
   const fd = native.connectStream(address, !filesystem);
   if (fd < 0) throw new QbError(fd, `cannot connect to the service ${filesystem ? address : `@${name}`}`);
   native.setPassCred(fd, true);
-  const request = new Uint8Array(CONNECTION_REQUEST_SIZE);
-  writeRequestHeader(request, { id: MessageId.AUTHENTICATE, size: CONNECTION_REQUEST_SIZE });
-  new DataView(request.buffer).setUint32(16, maxMsgSize, true);
-  const sent = native.send(fd, request);
+  const sent = native.send(fd, buildConnectionRequest(maxMsgSize));
   if (sent !== CONNECTION_REQUEST_SIZE) {
     native.close(fd);
     throw new QbError(sent < 0 ? sent : -EAGAIN, `cannot send the connection request to ${name}`);
@@ -108,22 +97,21 @@ export async function handshake(name: string, maxMsgSize: number, options: Conne
     throw error;
   }
   native.setPassCred(fd, false);
-  const { bytes, credentials } = response;
-  const v = new DataView(bytes.buffer);
-  const error = v.getInt32(16, true);
-  if (error !== 0 || v.getInt32(0, true) !== MessageId.AUTHENTICATE) {
+  const { credentials } = response;
+  const r = parseConnectionResponse(response.bytes);
+  if (r.error !== 0 || r.id !== MessageId.AUTHENTICATE) {
     native.shutdown(fd);
     native.close(fd);
-    const errno = error < 0 ? error : -ENOTCONN;
+    const errno = r.error < 0 ? r.error : -ENOTCONN;
     throw new QbError(errno, `the service ${name} refused the connection`);
   }
   return {
     setupFd: fd,
-    type: v.getInt32(24, true),
-    bufferSize: v.getUint32(28, true),
-    request: field(bytes, REQUEST_PATH),
-    response: field(bytes, REQUEST_PATH + PATH_FIELD),
-    event: field(bytes, REQUEST_PATH + 2 * PATH_FIELD),
+    type: r.type,
+    bufferSize: r.maxMsgSize,
+    request: r.request,
+    response: r.response,
+    event: r.event,
     server: credentials[3] === 1
       ? { pid: credentials[0]!, uid: credentials[1]! >>> 0, gid: credentials[2]! >>> 0 }
       : { pid: 0, uid: 0, gid: 0 },
