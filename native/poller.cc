@@ -43,6 +43,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     out_ = Napi::Persistent(info[0].As<Napi::Int32Array>());
     pairs_ = out_.Value().Data();  // out_ keeps the array (off-heap at this size) alive
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
+    receiver_ = Napi::Persistent(env.Global());  // napi_get_global per call costs a Context::Global()
     napi_get_uv_event_loop(env, &loop_);
     napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
     Ref();  // the loop holds us until close()
@@ -92,10 +93,10 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (napi_open_handle_scope(env, &scope) != napi_ok) return;
     self->pairs_[0] = w->token;
     self->pairs_[1] = revents;
-    napi_value callback, global;
+    napi_value callback, receiver;
     if (napi_get_reference_value(env, self->callback_, &callback) == napi_ok && callback != nullptr &&
-        napi_get_global(env, &global) == napi_ok) {
-      napi_make_callback(env, nullptr, global, callback, 0, nullptr, nullptr);
+        napi_get_reference_value(env, self->receiver_, &receiver) == napi_ok && receiver != nullptr) {
+      napi_make_callback(env, nullptr, receiver, callback, 0, nullptr, nullptr);
     }
     napi_close_handle_scope(env, scope);
   }
@@ -181,6 +182,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     if (loop_ != nullptr) {
       StopPolling();
       callback_.Reset();
+      receiver_.Reset();
       Unref();
     }
     return info.Env().Undefined();
@@ -191,6 +193,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   bool ref_ = true;
   std::unordered_map<int, Watcher*> watchers_;
   Napi::FunctionReference callback_;
+  Napi::ObjectReference receiver_;
   Napi::Reference<Napi::Int32Array> out_;
 };
 
