@@ -158,10 +158,22 @@ export class Connection extends ConnectionBase implements TransportHost {
     if (this.stateValue === ConnectionState.ESTABLISHED && this.flowControl === 0) this.scheduleDispatch();
   }
 
-  /** @internal one dispatch round: up to `budget` requests, in ring order. */
+  /**
+   * @internal one dispatch round: up to `budget` requests, in ring order. The
+   * client is woken once for all the responses of the round, at its end.
+   */
   processRequests(): void {
     const t = this.transport;
     if (t === undefined || this.stateValue !== ConnectionState.ESTABLISHED || this.flowControl !== 0) return;
+    t.holdResponseWakes();
+    try {
+      this.processRound(t);
+    } finally {
+      t.wakeResponses();
+    }
+  }
+
+  private processRound(t: Transport): void {
     const budget = this.service.budget;
     const msgProcess = this.service.handlers.msgProcess;
     let handled = 0;

@@ -96,6 +96,24 @@ for (const mode of MODES) {
     }
   });
 
+  test.serial(`${mode.name}: item 18: a response sent after msgProcess returned (from a timer) wakes a client blocked in qb_ipcc_recv(-1)`, async (t) => {
+    // Responses sent inside a dispatch round wake the client once, at the round's end;
+    // one sent outside any round must wake it by itself.
+    const echo = await startEchoService({}, { ...mode.options, behaviour: { deferEcho: true } });
+    const client = await QbClient.start();
+    try {
+      await ok(t, client, `connect ${echo.name} 12328`);
+      for (let i = 0; i < 100; i++) {
+        await ok(t, client, 'send 1 32');
+        const reply = await ok(t, client, 'recv -1', 10_000);
+        t.is(Number(reply['n']), 24 + 32);
+      }
+    } finally {
+      await client.close();
+      await echo.stop();
+    }
+  });
+
   test.serial(`${mode.name}: items 19, 20: events interleave with round trips; doorbells do not pile up`, async (t) => {
     const echo = await startEchoService({}, mode.options);
     const client = await QbClient.start();

@@ -6,7 +6,7 @@ import {
   CHUNK_HEADER_WORDS, DATA_PATH_OFFSET, FRESH_DATA_WORD, HDR_PATH_OFFSET, HeaderWord, Magic,
   PATH_FIELD_SIZE, SPACE_MARGIN_BYTES,
 } from './layout.js';
-import { semAddress, semInit, semPost, semTakeUpTo, semValue } from './semaphore.js';
+import { semAddress, semInit, semPost, semRelease, semTakeUpTo, semValue, semWake } from './semaphore.js';
 
 // The magic words as int32: Atomics on an Int32Array with int32 values stay
 // Smis, where Uint32Array values >= 2^31 box a HeapNumber per call.
@@ -33,6 +33,9 @@ export class ShmRing {
   private writePt = 0;
   private readPt = 0;
   private heldTokens = 0;
+  /** While set, write() posts the semaphore without waking: wakeHeld() wakes once for them all. */
+  private holdingWakes = false;
+  private heldWakes = 0;
   /** The chunk returned by nextChunk(): payload byte offset and length. */
   chunkOffset = 0;
   chunkLength = 0;
@@ -92,8 +95,28 @@ export class ShmRing {
     this.writePt = next;
     Atomics.store(this.header, HeaderWord.WRITE_PT, next);
     Atomics.store(words, w + 1, VALID); // release: the chunk is complete before this
-    semPost(this.header, this.semAddress);
+    if (!this.holdingWakes) semPost(this.header, this.semAddress);
+    else if (semRelease(this.header) === 0) this.heldWakes++;
     return length;
+  }
+
+  /**
+   * Defers the futex wakes of the messages written from now on to wakeHeld():
+   * a round of several responses then costs the client one wake-up (and us one
+   * syscall) instead of one each, and the woken client does not preempt the
+   * round after its first response.
+   */
+  holdWakes(): void {
+    this.holdingWakes = true;
+  }
+
+  /** Wakes the client for every message written since holdWakes(), and stops holding. */
+  wakeHeld(): void {
+    this.holdingWakes = false;
+    if (this.heldWakes === 0) return;
+    const posts = this.heldWakes;
+    this.heldWakes = 0;
+    semWake(this.header, this.semAddress, posts);
   }
 
   /** Chunks posted and not yet taken by the client (event_q_length for SHM). */

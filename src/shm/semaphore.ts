@@ -26,12 +26,26 @@ export function semAddress(header: Int32Array): number {
  * `address` is semAddress(header). Returns 0 or -EOVERFLOW.
  */
 export function semPost(header: Int32Array, address: number): number {
+  const rc = semRelease(header);
+  if (rc === 0) semWake(header, address, 1);
+  return rc;
+}
+
+/** The value half of sem_post (value + 1, no wake): 0 or -EOVERFLOW. Pair with semWake. */
+export function semRelease(header: Int32Array): number {
   if (Atomics.load(header, HeaderWord.SEM_VALUE) >>> 0 >= SEM_VALUE_MAX) return -EOVERFLOW;
   Atomics.add(header, HeaderWord.SEM_VALUE, 1);
-  // Atomics.add is a full barrier: a waiter that registered before it is seen here;
-  // one that registers after it finds the token and does not sleep.
-  if (Atomics.load(header, HeaderWord.SEM_WAITERS) !== 0) native.futexWakeAt(address, 1);
   return 0;
+}
+
+/**
+ * The wake half of `posts` sem_posts: FUTEX_WAKE up to `posts` waiters, only when
+ * one registered. Atomics.add in semRelease is a full barrier: a waiter that
+ * registered before it is seen here; one that registers after finds the tokens
+ * and does not sleep.
+ */
+export function semWake(header: Int32Array, address: number, posts: number): void {
+  if (Atomics.load(header, HeaderWord.SEM_WAITERS) !== 0) native.futexWakeAt(address, posts);
 }
 
 /**

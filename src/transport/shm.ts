@@ -141,6 +141,14 @@ export class ShmTransport implements Transport {
     return this.responses.write(parts, length);
   }
 
+  holdResponseWakes(): void {
+    this.responses.holdWakes();
+  }
+
+  wakeResponses(): void {
+    this.responses.wakeHeld();
+  }
+
   sendEvent(parts: readonly Uint8Array[], length: number): number {
     if (!this.watching) return -ENOTCONN;
     const rc = this.events.write(parts, length);

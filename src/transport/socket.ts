@@ -245,6 +245,11 @@ export class SocketTransport implements Transport {
     return this.send(this.requestFd, ControlWord.RESPONSE_SENT, parts);
   }
 
+  /** A datagram wakes its reader by itself: nothing to hold. */
+  holdResponseWakes(): void {}
+
+  wakeResponses(): void {}
+
   sendEvent(parts: readonly Uint8Array[], _length: number): number {
     if (!this.watching) return -ENOTCONN;
     if (!this.eventConnected && !this.connect('event')) return -EAGAIN;

@@ -26,6 +26,10 @@ export interface Transport {
   /** Re-registers with the poll handlers after a priority change. */
   reprioritise(): void;
   sendResponse(parts: readonly Uint8Array[], length: number): number;
+  /** A round of requests begins: responses sent until wakeResponses() may share one wake-up of the client. */
+  holdResponseWakes(): void;
+  /** The round ended: the client is woken for every response held. */
+  wakeResponses(): void;
   sendEvent(parts: readonly Uint8Array[], length: number): number;
   /** 1 when a request is ready (request/requestId/requestSize set), 0 none, <0 corrupt. */
   nextRequest(): number;

@@ -28,6 +28,8 @@ export interface Behaviour {
    * thread with reports); off, a worker sends no message per request.
    */
   reportRequests?: boolean | 'first';
+  /** Echo responses are sent from a timer after msgProcess returned (outside the dispatch round). */
+  deferEcho?: boolean;
 }
 
 export type Report = (callback: CallbackName, pid: number) => void;
@@ -78,6 +80,11 @@ export function echoHandlers(report: Report, behaviour: Behaviour = {}): Require
       if (header.id === ID_ECHO) {
         const payload = data.subarray(16);
         const head = writeResponseHeader(new Uint8Array(24), { id: ID_ECHO, size: 24 + payload.byteLength, error: 0 });
+        if (behaviour.deferEcho) {
+          const copy = payload.slice(); // the view dies when msgProcess returns
+          setTimeout(() => conn.responseSendv([head, copy]), 1);
+          return 0;
+        }
         conn.responseSendv([head, payload]); // the payload goes from ring to ring, no copy in between
         return 0;
       }
