@@ -56,6 +56,11 @@
  *   (size is then 64, depth 1, messages = completed cycles).
  *   events adds "mode":"events","batch":B (size = event payload bytes,
  *   messages = events received, mb_per_sec = event payload bytes).
+ *   synchronous round trips (depth 1, not churn or events) add
+ *   "stalled_share": the share of the clients' time spent in round trips
+ *   of 1 ms or more (histogram bucket upper bounds; < 0.8 % high).  A round
+ *   trip that slow is a stall (on a VM: the host not running the vCPU),
+ *   not work; it tells how much of a rate the stalls took.
  * Exit status: 0 only if errors == 0 and every client succeeded; 2 if a
  * client could not connect (message with strerror on stderr); 1 otherwise.
  * SIGTERM/SIGINT to the parent kill the clients, which are always reaped.
@@ -171,6 +176,28 @@ h_percentile(const struct hist *h, double pct)
 		}
 	}
 	return h->max;
+}
+
+/* Round trips of at least this long count as stalls, not work. */
+#define STALL_NS 1000000ULL
+
+/* Share of `client_seconds` spent in round trips of STALL_NS or more. */
+static double
+stalled_share(const struct hist *h, double client_seconds)
+{
+	double stalled_ns = 0;
+	unsigned i;
+
+	for (i = 0; i < H_BUCKETS; i++) {
+		if (h->count[i] != 0 && h_upper(i) >= STALL_NS) {
+			stalled_ns += (double)h->count[i] * (double)h_upper(i);
+		}
+	}
+	if (client_seconds <= 0) {
+		return 0;
+	}
+	stalled_ns /= client_seconds * 1e9;
+	return stalled_ns > 1 ? 1 : stalled_ns;
 }
 
 /* ------------------------------------------------------------ results */
@@ -1186,6 +1213,9 @@ main(int argc, char **argv)
 	if (o.churn) {
 		printf("\"connects\":%llu,\"connects_per_sec\":%.1f,",
 		       (unsigned long long)connects, (double)connects / secs);
+	}
+	if (!o.churn && !o.events && o.depth <= 1) {
+		printf("\"stalled_share\":%.4f,", stalled_share(all, secs * (double)o.clients));
 	}
 	printf("\"p50_us\":%.3f,\"p99_us\":%.3f,\"p999_us\":%.3f,"
 	       "\"max_us\":%.3f}\n",

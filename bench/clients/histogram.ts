@@ -49,6 +49,13 @@ export class Histogram {
     this.max = Math.max(this.max, max);
   }
 
+  /** ns spent in values of at least `thresholdNs` (bucket upper bounds, as qbload's stalled_share). */
+  timeAtOrAbove(thresholdNs: number): number {
+    let ns = 0;
+    for (let i = 0; i < BUCKETS; i++) if (this.counts[i]! > 0 && upper(i) >= thresholdNs) ns += this.counts[i]! * upper(i);
+    return ns;
+  }
+
   /** The value at `pct` percent, in ns (the bucket's upper bound, capped at the max). */
   percentile(pct: number): number {
     if (this.n === 0) return 0;

@@ -375,6 +375,10 @@ async function coordinator(): Promise<number> {
     msgs_per_sec: Number((messages / secs).toFixed(1)), mb_per_sec: Number(((messages * o.size) / secs / 1e6).toFixed(3)),
   });
   if (o.mode === 'churn') Object.assign(json, { connects, connects_per_sec: Number((connects / secs).toFixed(1)) });
+  if (o.mode === 'echo' && o.depth <= 1) {
+    // As qbload: the share of the clients' time in round trips of 1 ms or more (stalls).
+    json.stalled_share = Number(Math.min(1, hist.timeAtOrAbove(1e6) / (secs * o.clients * 1e9)).toFixed(4));
+  }
   const us = (pct: number) => Number((hist.percentile(pct) / 1e3).toFixed(3));
   Object.assign(json, { p50_us: us(50), p99_us: us(99), p999_us: us(99.9), max_us: Number((hist.max / 1e3).toFixed(3)) });
   console.log(JSON.stringify(json));

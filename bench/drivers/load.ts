@@ -17,6 +17,8 @@ export interface LoadResult {
   mb_per_sec: number;
   connects?: number;
   connects_per_sec?: number;
+  /** Synchronous round trips only: share of the clients' time in round trips of 1 ms or more (stalls). */
+  stalled_share?: number;
   p50_us: number;
   p99_us: number;
   p999_us: number;

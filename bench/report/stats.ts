@@ -37,6 +37,8 @@ export interface Row {
   p50: number;
   p99: number;
   p999: number;
+  /** Median share of the clients' time lost to round trips of 1 ms or more (synchronous workloads). */
+  stalled?: number;
   /** Server CPU seconds per million messages (= µs per message). */
   cpuPerMillion: number;
   rssMiB: number;
@@ -100,6 +102,9 @@ export function aggregate(ms: Measurement[], baseFor: (server: string, client: s
       p50: median(results.map((r) => r.p50_us)),
       p99: median(results.map((r) => r.p99_us)),
       p999: median(results.map((r) => r.p999_us)),
+      ...(results.some((r) => r.stalled_share !== undefined)
+        ? { stalled: median(results.flatMap((r) => (r.stalled_share === undefined ? [] : [r.stalled_share]))) }
+        : {}),
       cpuPerMillion: median(perMillion),
       rssMiB: median(ok.map((m) => (m.rssKb ?? NaN) / 1024)),
       errors: results.reduce((n, r) => n + r.errors, 0),
