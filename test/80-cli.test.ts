@@ -210,10 +210,15 @@ test('a tiny qbipc bench: qbipc and libqb C rows with a ratio, a results file', 
     t.regex(r.stdout, /^ {2}libqb C \(qb_loop\) +libqb C \(qbload\) +[\d,]+ +– +baseline /m);
     t.regex(r.stdout, /^ {2}qbipc in-thread +libqb C \(qbload\) +[\d,]+ +– +[\d.]+× /m);
     t.true(existsSync(json), json);
-    const results = JSON.parse(readFileSync(json, 'utf8')) as { measurements: Array<{ server: string; cpuSeconds?: number; rssKb?: number }> };
+    t.regex(r.stdout, / stalled /, 'the table has the stalled column');
+    const results = JSON.parse(readFileSync(json, 'utf8')) as {
+      measurements: Array<{ server: string; cpuSeconds?: number; rssKb?: number; result?: { stalled_share?: number } }>;
+    };
     t.deepEqual(results.measurements.map((m) => m.server).sort(), ['libqb', 'qbipc']);
     for (const m of results.measurements) {
       t.true((m.cpuSeconds ?? -1) >= 0 && (m.rssKb ?? 0) > 0, JSON.stringify(m));
+      const stalled = m.result?.stalled_share;
+      t.true(typeof stalled === 'number' && stalled >= 0 && stalled <= 1, `a synchronous cell carries stalled_share: ${JSON.stringify(m.result)}`);
     }
   } finally {
     for (const ext of ['json', 'md', 'svg']) rmSync(json.replace(/\.json$/, `.${ext}`), { force: true });
