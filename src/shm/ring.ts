@@ -102,21 +102,27 @@ export class ShmRing {
 
   /**
    * Defers the futex wakes of the messages written from now on to wakeHeld():
-   * a round of several responses then costs the client one wake-up (and us one
+   * a batch of several responses then costs the client one wake-up (and us one
    * syscall) instead of one each, and the woken client does not preempt the
-   * round after its first response.
+   * batch after its first response.
    */
   holdWakes(): void {
     this.holdingWakes = true;
   }
 
-  /** Wakes the client for every message written since holdWakes(), and stops holding. */
-  wakeHeld(): void {
-    this.holdingWakes = false;
-    if (this.heldWakes === 0) return;
+  /** Wakes the client for every message held so far and keeps holding: true when there were any. */
+  wakeHeldSoFar(): boolean {
+    if (this.heldWakes === 0) return false;
     const posts = this.heldWakes;
     this.heldWakes = 0;
     semWake(this.header, this.semAddress, posts);
+    return true;
+  }
+
+  /** Wakes the client for every message held, and stops holding. */
+  wakeHeld(): void {
+    this.holdingWakes = false;
+    this.wakeHeldSoFar();
   }
 
   /** Chunks posted and not yet taken by the client (event_q_length for SHM). */

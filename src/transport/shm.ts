@@ -145,6 +145,10 @@ export class ShmTransport implements Transport {
     this.responses.holdWakes();
   }
 
+  wakeResponsesSoFar(): boolean {
+    return this.responses.wakeHeldSoFar();
+  }
+
   wakeResponses(): void {
     this.responses.wakeHeld();
   }

@@ -248,6 +248,10 @@ export class SocketTransport implements Transport {
   /** A datagram wakes its reader by itself: nothing to hold. */
   holdResponseWakes(): void {}
 
+  wakeResponsesSoFar(): boolean {
+    return false;
+  }
+
   wakeResponses(): void {}
 
   sendEvent(parts: readonly Uint8Array[], _length: number): number {

@@ -28,6 +28,8 @@ export interface Transport {
   sendResponse(parts: readonly Uint8Array[], length: number): number;
   /** A round of requests begins: responses sent until wakeResponses() may share one wake-up of the client. */
   holdResponseWakes(): void;
+  /** Wakes the client for the responses held so far, still holding: true when there were any. */
+  wakeResponsesSoFar(): boolean;
   /** The round ended: the client is woken for every response held. */
   wakeResponses(): void;
   sendEvent(parts: readonly Uint8Array[], length: number): number;
