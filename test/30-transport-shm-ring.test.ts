@@ -2,12 +2,14 @@
 // Checklist items (docs: libqb-ipc-wire.md §18) 9, 10, 11, 12, 13, 14, 15, 16, 17.
 import test from 'ava';
 import { readFileSync, statSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { ConnectionDirectory } from '../src/connection-dir.js';
 import { EAGAIN, EBADMSG } from '../src/errno.js';
 import { HeaderWord, Magic, ringDataSize } from '../src/shm/layout.js';
 import { createRing } from '../src/shm/ring-files.js';
 import { ShmRing } from '../src/shm/ring.js';
 import { shmEntries } from './helpers/echo-service.js';
+import { sleepsInFutex } from './helpers/futex-sleep.js';
 
 const owner = { uid: process.getuid!(), gid: process.getgid!(), mode: 0o600 };
 
@@ -157,6 +159,51 @@ test('item 17: a post adds one token and keeps the semaphore process-shared (the
     t.is(Atomics.load(ring.header, HeaderWord.SEM_VALUE), 2);
     t.is(Atomics.load(ring.header, HeaderWord.SEM_PRIVATE), 128, 'never the private flag');
   });
+});
+
+test('item 18: wakes held during a round are issued when the ring fills (the client must read to make room)', async (t) => {
+  const dir = ConnectionDirectory.create(process.pid, 0, 0);
+  try {
+    const ring = createRing(dir, 'qb-response-unit', 12328, owner);
+    // A thread of ours plays the client blocked in sem_wait on the response ring.
+    const waiter = new Worker(`
+      const { workerData, parentPort } = require('node:worker_threads');
+      const { readlinkSync } = require('node:fs');
+      import(workerData.nativeUrl).then(({ native }) => {
+        const header = new Int32Array(workerData.header);
+        parentPort.postMessage({ tid: Number(readlinkSync('/proc/thread-self').split('/').pop()) });
+        parentPort.postMessage({ rc: native.futexWait(header, workerData.index, 0, 10000) });
+      });`, { eval: true, workerData: { header: ring.header.buffer, index: HeaderWord.SEM_VALUE, nativeUrl: new URL('../src/native.js', import.meta.url).href } });
+    type Message = { tid?: number; rc?: number };
+    const queued: Message[] = [];
+    let wanted: ((m: Message) => void) | undefined;
+    waiter.on('message', (m: Message) => {
+      const resolve = wanted;
+      wanted = undefined;
+      if (resolve === undefined) queued.push(m);
+      else resolve(m);
+    });
+    const next = () => new Promise<Message>((resolve) => {
+      if (queued.length > 0) resolve(queued.shift()!);
+      else wanted = resolve;
+    });
+    try {
+      const { tid } = await next();
+      t.true(await sleepsInFutex(`/proc/self/task/${tid}`), 'the waiter went to sleep on the semaphore word');
+      Atomics.store(ring.header, HeaderWord.SEM_WAITERS, 1); // as glibc's sem_wait registers itself
+      ring.holdWakes();
+      let written = 0;
+      while (ring.write([new Uint8Array(100)], 100) === 100) written++;
+      t.true(written > 10);
+      const { rc } = await next();
+      t.is(rc, 0, 'woken by the full ring (-110 = ETIMEDOUT: the wakes stayed held)');
+      ring.wakeHeld();
+    } finally {
+      await waiter.terminate();
+    }
+  } finally {
+    dir.remove();
+  }
 });
 
 test('item 27: a read pointer out of range is reported, never used', (t) => {

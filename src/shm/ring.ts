@@ -79,7 +79,11 @@ export class ShmRing {
     const r = Atomics.load(this.header, HeaderWord.READ_PT) >>> 0;
     if (r >= n) return -EBADMSG;
     const freeWords = w > r ? r - w + n - 1 : w < r ? r - w - 1 : n;
-    if (freeWords * 4 < length + SPACE_MARGIN_BYTES) return -EAGAIN;
+    if (freeWords * 4 < length + SPACE_MARGIN_BYTES) {
+      // Full: the client must read to make room, so it must not sleep on tokens we hold.
+      if (this.holdingWakes) this.wakeHeldSoFar();
+      return -EAGAIN;
+    }
     const words = this.words;
     words[w] = 0;
     Atomics.store(words, w + 1, ALLOCATED);
