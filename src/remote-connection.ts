@@ -16,6 +16,8 @@ export class RemoteConnection extends ConnectionBase {
   shard = -1;
   /** @internal reads eventQLength from the connection's shared memory (event ring or control file). */
   private eventQueue: (() => number) | undefined;
+  /** @internal wakes the client's response waiters if the serving thread dies (see shmResponseWaker). */
+  private responseWaker: (() => void) | undefined;
 
   /** @internal */
   constructor(
@@ -30,10 +32,16 @@ export class RemoteConnection extends ConnectionBase {
   }
 
   /** @internal */
-  placed(shard: number, bufferSize: number, eventQueue: (() => number) | undefined): void {
+  placed(shard: number, bufferSize: number, eventQueue: (() => number) | undefined, responseWaker: (() => void) | undefined): void {
     this.shard = shard;
     this.bufferSizeValue = bufferSize;
     this.eventQueue = eventQueue;
+    this.responseWaker = responseWaker;
+  }
+
+  /** @internal the serving thread died: responses it posted must still reach the client. */
+  wakeResponseWaiters(): void {
+    this.responseWaker?.();
   }
 
   /** qb_ipcs_disconnect, carried out by the shard. */

@@ -8,7 +8,7 @@ import { ConnectionState } from './constants.js';
 import { ENOTCONN } from './errno.js';
 import { native } from './native.js';
 import type { RemoteConnection, RemoteOwner } from './remote-connection.js';
-import { discardTransportFiles, eventQueueProbe, type TransportFiles } from './transport/files.js';
+import { discardTransportFiles, eventQueueProbe, responseWaker, type TransportFiles } from './transport/files.js';
 import { ServiceCounter, type FromShard, type RateSettings, type ShardInit, type ToShard } from './worker-protocol.js';
 
 export type Placement = 'least-loaded' | 'round-robin';
@@ -151,6 +151,8 @@ export class WorkerPool implements RemoteOwner {
 
   /** The shard that served `conn` is gone: close its socket, remove its files. */
   private orphaned(conn: RemoteConnection): void {
+    // Wakes are held during a round: a shard that died inside one leaves posted responses unannounced.
+    conn.wakeResponseWaiters();
     if (conn.cells[Cell.SETUP_OPEN] === 1) {
       conn.cells[Cell.SETUP_OPEN] = 0;
       native.shutdown(conn.setupFd);
@@ -170,12 +172,14 @@ export class WorkerPool implements RemoteOwner {
   place(conn: RemoteConnection, files: TransportFiles, bufferSize: number): void {
     const shard = this.pick();
     let eventQueue: (() => number) | undefined;
+    let wakeResponses: (() => void) | undefined;
     try {
       eventQueue = eventQueueProbe(files);
+      wakeResponses = responseWaker(files);
     } catch {
-      eventQueue = undefined; // eventQLength then reads 0; the connection itself is unaffected
+      // eventQLength then reads 0, and a dying shard's held wakes are left to the client's own timeout
     }
-    conn.placed(shard.index, bufferSize, eventQueue);
+    conn.placed(shard.index, bufferSize, eventQueue, wakeResponses);
     shard.connections.set(conn.id, conn);
     const adopt: ToShard = {
       type: 'adopt', id: conn.id, setupFd: conn.setupFd, pid: conn.pid, uid: conn.uid, gid: conn.gid,

@@ -7,6 +7,7 @@ import { ENOTCONN, RemoteConnection } from '../src/index.js';
 import { buildCPrograms, QbClient } from './helpers/c-programs.js';
 import { shmEntries, startEchoService } from './helpers/echo-service.js';
 import { fails, ok } from './helpers/expect.js';
+import { sleepsInFutex } from './helpers/futex-sleep.js';
 
 test.before(async () => {
   await buildCPrograms();
@@ -62,6 +63,27 @@ test.serial('a worker that dies costs only its own connections; new clients are 
   } finally {
     await victim!.close();
     await bystander!.close();
+    await echo.stop();
+  }
+});
+
+test.serial('a worker that dies inside a round still delivers the response it posted: the main thread issues the held wake', async (t) => {
+  // Wakes are held until a round ends; this round never ends. The client sleeps in
+  // qb_ipcc_recv(-1), which in libqb is a bare sem_wait with no liveness check.
+  const gate = new SharedArrayBuffer(4);
+  const echo = await startEchoService({}, { workers: 1, behaviour: { respondThenExitOnId: 97, gate } });
+  const [client] = await connected(echo.name, 1);
+  try {
+    const died = once(echo.service, 'error');
+    await ok(t, client!, 'send 97 0');
+    const answer = client!.cmd('recv -1', 15_000);
+    t.true(await sleepsInFutex(`/proc/${client!.pid}`), 'the client sleeps in sem_wait');
+    Atomics.store(new Int32Array(gate), 0, 1);
+    Atomics.notify(new Int32Array(gate), 0);
+    t.regex(await answer, /^ok n=24 id=97 /);
+    await died;
+  } finally {
+    await client!.close();
     await echo.stop();
   }
 });

@@ -3,7 +3,7 @@
 // connection is served, perhaps another thread. Only numbers and strings cross.
 import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { TransportType } from '../handshake.js';
-import { createShmFiles, discardShmFiles, shmEventQueueProbe, ShmTransport, type ShmFiles } from './shm.js';
+import { createShmFiles, discardShmFiles, shmEventQueueProbe, shmResponseWaker, ShmTransport, type ShmFiles } from './shm.js';
 import { createSocketFiles, discardSocketFiles, socketEventQueueProbe, SocketTransport, type SocketFiles } from './socket.js';
 import type { Transport, TransportHost } from './transport.js';
 
@@ -29,4 +29,9 @@ export function discardTransportFiles(files: TransportFiles): void {
 /** event_q_length of a connection served by another thread, read here from shared memory. */
 export function eventQueueProbe(files: TransportFiles): () => number {
   return files.kind === 'socket' ? socketEventQueueProbe(files) : shmEventQueueProbe(files);
+}
+
+/** Wakes the clients waiting on responses of a connection whose serving thread died (SHM; datagrams need none). */
+export function responseWaker(files: TransportFiles): () => void {
+  return files.kind === 'socket' ? () => {} : shmResponseWaker(files);
 }

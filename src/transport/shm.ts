@@ -6,7 +6,7 @@ import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { EAGAIN, ENOTCONN } from '../errno.js';
 import { TransportType } from '../handshake.js';
 import { native } from '../native.js';
-import { HEADER_FILE_SIZE } from '../shm/layout.js';
+import { HEADER_FILE_SIZE, HeaderWord } from '../shm/layout.js';
 import { closeRingFiles, createRingFiles, openRing, type RingFiles } from '../shm/ring-files.js';
 import { semValue } from '../shm/semaphore.js';
 import type { ShmRing } from '../shm/ring.js';
@@ -53,6 +53,18 @@ export function createShmFiles(dir: ConnectionDirectory, serviceName: string, ma
 export function shmEventQueueProbe(files: ShmFiles): () => number {
   const header = new Int32Array(native.mapShared(files.event.headerFd, HEADER_FILE_SIZE));
   return () => semValue(header);
+}
+
+/**
+ * For the main thread in worker mode: wakes whoever waits on the response ring's
+ * semaphore. A worker that dies inside a round leaves responses posted but not
+ * yet woken (wakes are held until the round ends); its clients must still get them.
+ */
+export function shmResponseWaker(files: ShmFiles): () => void {
+  const header = new Int32Array(native.mapShared(files.response.headerFd, HEADER_FILE_SIZE));
+  return () => {
+    if (semValue(header) > 0) native.futexWake(header, HeaderWord.SEM_VALUE, 0x7fffffff);
+  };
 }
 
 /** For a connection that ends before its transport was opened. */

@@ -30,6 +30,13 @@ export interface Behaviour {
   reportRequests?: boolean | 'first';
   /** Echo responses are sent from a timer after msgProcess returned (outside the dispatch round). */
   deferEcho?: boolean;
+  /**
+   * A request with this id is answered, then the worker thread serving it exits
+   * inside the same round (worker modes only). With `gate`, it waits until the
+   * gate's first Int32 is non-zero before answering.
+   */
+  respondThenExitOnId?: number;
+  gate?: SharedArrayBuffer;
 }
 
 export type Report = (callback: CallbackName, pid: number) => void;
@@ -76,13 +83,19 @@ export function echoHandlers(report: Report, behaviour: Behaviour = {}): Require
       }
       const header = readRequestHeader(data);
       if (header.id === behaviour.exitOnId) process.exit(1);
+      if (header.id === behaviour.respondThenExitOnId) {
+        if (behaviour.gate) Atomics.wait(new Int32Array(behaviour.gate), 0, 0, 20_000);
+        conn.responseSend(makeResponse(header.id, 0));
+        process.exit(1);
+      }
       if (header.id === behaviour.throwOnId) throw new Error(`request id ${header.id} makes this handler throw`);
       if (header.id === ID_ECHO) {
         const payload = data.subarray(16);
         const head = writeResponseHeader(new Uint8Array(24), { id: ID_ECHO, size: 24 + payload.byteLength, error: 0 });
         if (behaviour.deferEcho) {
           const copy = payload.slice(); // the view dies when msgProcess returns
-          setTimeout(() => conn.responseSendv([head, copy]), 1);
+          // 10 ms: long enough that the client is nearly always asleep in sem_wait by then.
+          setTimeout(() => conn.responseSendv([head, copy]), 10);
           return 0;
         }
         conn.responseSendv([head, payload]); // the payload goes from ring to ring, no copy in between
