@@ -58,7 +58,8 @@
  *   messages = events received, mb_per_sec = event payload bytes).
  *   synchronous round trips (depth 1, not churn or events) add
  *   "stalled_share": the share of the clients' time spent in round trips
- *   of 1 ms or more (histogram bucket upper bounds; < 0.8 % high).  A round
+ *   of 1 ms or more (histogram bucket upper bounds; < 0.8 % high), over the
+ *   sum of each client's own measuring time.  A round
  *   trip that slow is a stall (on a VM: the host not running the vCPU),
  *   not work; it tells how much of a rate the stalls took.
  * Exit status: 0 only if errors == 0 and every client succeeded; 2 if a
@@ -1034,7 +1035,7 @@ main(int argc, char **argv)
 	uint64_t t_release, t_last = 0, messages = 0, errors = 0, connects = 0;
 	long i, nready = 0;
 	int failed = 0, noconn = 0, bad;
-	double secs;
+	double secs, client_ns = 0;
 
 	parse_args(argc, argv);
 
@@ -1168,6 +1169,9 @@ main(int argc, char **argv)
 		if (res->t_end_ns > t_last) {
 			t_last = res->t_end_ns;
 		}
+		if (res->t_end_ns > res->t_start_ns) {
+			client_ns += (double)(res->t_end_ns - res->t_start_ns);
+		}
 		for (b = 0; b < H_BUCKETS; b++) {
 			all->count[b] += res->hist.count[b];
 		}
@@ -1215,7 +1219,7 @@ main(int argc, char **argv)
 		       (unsigned long long)connects, (double)connects / secs);
 	}
 	if (!o.churn && !o.events && o.depth <= 1) {
-		printf("\"stalled_share\":%.4f,", stalled_share(all, secs * (double)o.clients));
+		printf("\"stalled_share\":%.4f,", stalled_share(all, client_ns / 1e9));
 	}
 	printf("\"p50_us\":%.3f,\"p99_us\":%.3f,\"p999_us\":%.3f,"
 	       "\"max_us\":%.3f}\n",

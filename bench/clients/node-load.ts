@@ -93,6 +93,8 @@ interface ChildResult {
   messages: number;
   errors: number;
   connects: number;
+  /** hrtime (ns, as a string) when this client started and stopped measuring. */
+  startNs: string;
   endNs: string;
   sparse: Array<[number, number]>;
   n: number;
@@ -284,6 +286,7 @@ async function child(): Promise<void> {
     parentPort!.once('message', () => resolve());
     send({ type: 'ready', ok: true });
   });
+  const startNs = process.hrtime.bigint().toString();
   const deadline = performance.now() + o.seconds * 1000;
   const more = () => performance.now() < deadline;
   let ok = true;
@@ -299,7 +302,7 @@ async function child(): Promise<void> {
   conn?.session.close();
   const result: ChildResult = {
     type: 'result', ok, message, messages: c.messages, errors: c.errors, connects: c.connects,
-    endNs, sparse: c.hist.toSparse(), n: c.hist.n, max: c.hist.max,
+    startNs, endNs, sparse: c.hist.toSparse(), n: c.hist.n, max: c.hist.max,
   };
   send(result);
 }
@@ -347,6 +350,8 @@ async function coordinator(): Promise<number> {
   let errors = 0;
   let connects = 0;
   let last = release;
+  /** Sum of each client's own measuring time: the stalled share's denominator (as qbload). */
+  let clientNs = 0;
   let failed = false;
   for (const [i, r] of results.entries()) {
     try {
@@ -360,6 +365,7 @@ async function coordinator(): Promise<number> {
       connects += res.connects;
       hist.add(res.sparse, res.n, res.max);
       if (BigInt(res.endNs) > last) last = BigInt(res.endNs);
+      clientNs += Number(BigInt(res.endNs) - BigInt(res.startNs));
     } catch (error) {
       failed = true;
       console.error(`node-load: ${(error as Error).message}`);
@@ -377,7 +383,7 @@ async function coordinator(): Promise<number> {
   if (o.mode === 'churn') Object.assign(json, { connects, connects_per_sec: Number((connects / secs).toFixed(1)) });
   if (o.mode === 'echo' && o.depth <= 1) {
     // As qbload: the share of the clients' time in round trips of 1 ms or more (stalls).
-    json.stalled_share = Number(Math.min(1, hist.timeAtOrAbove(1e6) / (secs * o.clients * 1e9)).toFixed(4));
+    json.stalled_share = clientNs > 0 ? Number(Math.min(1, hist.timeAtOrAbove(1e6) / clientNs).toFixed(4)) : 0;
   }
   const us = (pct: number) => Number((hist.percentile(pct) / 1e3).toFixed(3));
   Object.assign(json, { p50_us: us(50), p99_us: us(99), p999_us: us(99.9), max_us: Number((hist.max / 1e3).toFixed(3)) });

@@ -75,7 +75,7 @@ export const LEGEND = [
   '±: spread of that rate over the rounds, (max − min) / median ("–": a single round).',
   'vs libqb C: median over rounds of (this row\'s rate / the libqb C server\'s rate in the same round, same workload), ± half its range.',
   'MB/s: payload bytes one way. p50/p99/p99.9: latency percentiles over every message of the round (median over rounds).',
-  'stalled: share of the clients\' time spent in round trips of 1 ms or more (synchronous workloads, median over rounds): stalls, not work — on this VM mostly the host not running a vCPU. A rate is roughly (1 − stalled) × the unstalled rate, so compare ratios with this column in view.',
+  'stalled: share of the clients\' time spent in round trips of 1 ms or more (synchronous workloads, median over rounds): stalls, not work — on this VM mostly the host not running a vCPU, but also a pause of the client or the server (GC), and with more clients than CPUs partly waiting for a CPU. Where clients do not outnumber CPUs a rate is roughly (1 − stalled) × the unstalled rate: compare ratios with this column in view.',
   'CPU s/M: server CPU seconds (user + system, every thread, from /proc) per million messages — equally µs per message.',
   'RSS MiB: the server\'s resident set after the cell (median over rounds).',
 ];
