@@ -182,6 +182,7 @@ export class Connection extends ConnectionBase implements TransportHost {
       let rc = t.nextRequest();
       // Dry: wake the client for what we answered; on this CPU it may send the next
       // request before we look again, which then costs no trip through the loop.
+      // (Its doorbell may come later and find the ring empty: a recv retry, counted.)
       if (rc === 0 && t.wakeResponsesSoFar()) rc = t.nextRequest();
       if (rc === 0) {
         if (handled === 0) this.cells[Cell.RECV_RETRIES]!++;

@@ -103,7 +103,7 @@ for (const mode of MODES) {
     const client = await QbClient.start();
     try {
       await ok(t, client, `connect ${echo.name} 12328`);
-      for (let i = 0; i < 100; i++) {
+      for (let i = 0; i < 40; i++) {
         await ok(t, client, 'send 1 32');
         const reply = await ok(t, client, 'recv -1', 10_000);
         t.is(Number(reply['n']), 24 + 32);
