@@ -257,7 +257,7 @@ function publish(results: Results, opts: { docs: boolean; from?: string }): numb
     if (server === 'libqb') return undefined;
     const c = ran.has(`libqb|${client}`) ? client : 'qbload';
     return ran.has(`libqb|${c}`) ? { server: 'libqb', client: c } : undefined;
-  }).sort((a, b) => rank(a) - rank(b)); // the driver tables' order, whatever order they ran in
+  }, results.machine.cpus).sort((a, b) => rank(a) - rank(b)); // the driver tables' order, whatever order they ran in
 
   const notes: string[] = [];
   if (results.partial !== undefined) notes.push(`interrupted: ${results.partial} of ${results.rounds} round(s) measured`);

@@ -210,7 +210,8 @@ test('a tiny qbipc bench: qbipc and libqb C rows with a ratio, a results file', 
     t.regex(r.stdout, /^ {2}libqb C \(qb_loop\) +libqb C \(qbload\) +[\d,]+ +– +baseline /m);
     t.regex(r.stdout, /^ {2}qbipc in-thread +libqb C \(qbload\) +[\d,]+ +– +[\d.]+× /m);
     t.true(existsSync(json), json);
-    t.regex(r.stdout, / stalled /, 'the table has the stalled column');
+    t.regex(r.stdout, / stalled +unstalled vs libqb /, 'the table has the stalled and unstalled-ratio columns');
+    t.regex(r.stdout, /^ {2}qbipc in-thread +libqb C \(qbload\) .* [\d.]+× .* \d+% +[\d.]+× /m, 'one client on this machine: an unstalled ratio too');
     const results = JSON.parse(readFileSync(json, 'utf8')) as {
       measurements: Array<{ server: string; cpuSeconds?: number; rssKb?: number; result?: { stalled_share?: number } }>;
     };

@@ -39,6 +39,13 @@ export interface Row {
   p999: number;
   /** Median share of the clients' time lost to round trips of 1 ms or more (synchronous workloads). */
   stalled?: number;
+  /**
+   * As ratio, with each rate first divided by (1 − stalled): what the two servers
+   * would have done without stalls. Only where clients do not outnumber CPUs
+   * (beyond that, slow round trips are partly waiting for a CPU, which is work).
+   */
+  unstalledRatio?: number;
+  unstalledRatioSpread?: number;
   /** Server CPU seconds per million messages (= µs per message). */
   cpuPerMillion: number;
   rssMiB: number;
@@ -64,14 +71,27 @@ const cellKey = (workload: string, server: string, client: string) => `${workloa
  * Rows in the order cells were first measured. `baseFor(server, client)` names
  * the pair a row is compared with (undefined: no ratio, e.g. the baseline itself).
  */
-export function aggregate(ms: Measurement[], baseFor: (server: string, client: string) => { server: string; client: string } | undefined): Row[] {
+/** A result's rate without its stalls, where that means something (see Row.unstalledRatio). */
+function unstalledRate(r: LoadResult, cpus: number): number | undefined {
+  const stalled = r.stalled_share;
+  if (stalled === undefined || stalled >= 0.99 || r.clients > cpus) return undefined;
+  return rateOf(r) / (1 - stalled);
+}
+
+export function aggregate(
+  ms: Measurement[],
+  baseFor: (server: string, client: string) => { server: string; client: string } | undefined,
+  cpus: number,
+): Row[] {
   const groups = new Map<string, Measurement[]>();
   for (const m of ms) {
     const k = cellKey(m.workload, m.server, m.client);
     groups.set(k, [...(groups.get(k) ?? []), m]);
   }
+  const resultIn = (workload: string, server: string, client: string, round: number) =>
+    groups.get(cellKey(workload, server, client))?.find((m) => m.round === round)?.result;
   const rateIn = (workload: string, server: string, client: string, round: number) => {
-    const r = groups.get(cellKey(workload, server, client))?.find((m) => m.round === round)?.result;
+    const r = resultIn(workload, server, client, round);
     return r === undefined ? undefined : rateOf(r);
   };
   return [...groups.values()].map((cell) => {
@@ -85,6 +105,12 @@ export function aggregate(ms: Measurement[], baseFor: (server: string, client: s
       const b = rateIn(workload, base.server, base.client, m.round);
       return b === undefined || b <= 0 ? [] : [rateOf(m.result!) / b];
     });
+    const unstalledRatios = base === undefined ? [] : ok.flatMap((m) => {
+      const b = resultIn(workload, base.server, base.client, m.round);
+      const mine = unstalledRate(m.result!, cpus);
+      const theirs = b === undefined ? undefined : unstalledRate(b, cpus);
+      return mine === undefined || theirs === undefined || theirs <= 0 ? [] : [mine / theirs];
+    });
     const perMillion = ok.map((m) => ((m.cpuSeconds ?? NaN) * 1e6) / Math.max(1, m.result!.messages));
     return {
       workload, server, client,
@@ -97,6 +123,10 @@ export function aggregate(ms: Measurement[], baseFor: (server: string, client: s
         ratio: median(ratios),
         ratioSpread: ratios.length > 1 ? Math.max(...ratios) - Math.min(...ratios) : 0,
         ratioBase: `${base!.server}|${base!.client}`,
+      } : {}),
+      ...(unstalledRatios.length > 0 ? {
+        unstalledRatio: median(unstalledRatios),
+        unstalledRatioSpread: Math.max(...unstalledRatios) - Math.min(...unstalledRatios),
       } : {}),
       mbPerSec: median(results.map((r) => r.mb_per_sec)),
       p50: median(results.map((r) => r.p50_us)),

@@ -10,7 +10,7 @@ export interface Names {
   clientMark(key: string): string;
 }
 
-const HEADER = ['server', 'client', 'rate/s', '±', 'vs libqb C', 'MB/s', 'p50 µs', 'p99 µs', 'p99.9 µs', 'stalled', 'CPU s/M', 'RSS MiB'];
+const HEADER = ['server', 'client', 'rate/s', '±', 'vs libqb C', 'MB/s', 'p50 µs', 'p99 µs', 'p99.9 µs', 'stalled', 'unstalled vs libqb', 'CPU s/M', 'RSS MiB'];
 const LEFT = 2; // the first two columns are text
 
 const UNIT = { msgs: 'messages/s', events: 'events/s', connects: 'connects/s' } as const;
@@ -24,8 +24,9 @@ function sig(x: number): string {
 function cells(r: Row, names: Names): string[] {
   const who = [names.server(r.server), `${names.client(r.client)}${names.clientMark(r.client)}`];
   if (r.rounds === 0) return [...who, 'failed', ...HEADER.slice(LEFT + 1).map(() => '')];
-  const ratio = r.ratio === undefined ? (r.server === 'libqb' ? 'baseline' : '–')
-    : `${r.ratio.toFixed(2)}×${r.ratioSpread ? ` ±${(r.ratioSpread / 2).toFixed(2)}` : ''}`;
+  const times = (x: number, spread: number | undefined) => `${x.toFixed(2)}×${spread ? ` ±${(spread / 2).toFixed(2)}` : ''}`;
+  const ratio = r.ratio === undefined ? (r.server === 'libqb' ? 'baseline' : '–') : times(r.ratio, r.ratioSpread);
+  const unstalled = r.unstalledRatio === undefined ? '–' : times(r.unstalledRatio, r.unstalledRatioSpread);
   return [
     ...who,
     Math.round(r.rate).toLocaleString('en-US') + (r.errors > 0 ? ' !' : ''),
@@ -36,6 +37,7 @@ function cells(r: Row, names: Names): string[] {
     sig(r.p99),
     sig(r.p999),
     r.stalled === undefined ? '–' : `${(r.stalled * 100).toFixed(0)}%`,
+    unstalled,
     sig(r.cpuPerMillion),
     Number.isFinite(r.rssMiB) ? r.rssMiB.toFixed(0) : '–',
   ];
@@ -76,6 +78,7 @@ export const LEGEND = [
   'vs libqb C: median over rounds of (this row\'s rate / the libqb C server\'s rate in the same round, same workload), ± half its range.',
   'MB/s: payload bytes one way. p50/p99/p99.9: latency percentiles over every message of the round (median over rounds).',
   'stalled: share of the clients\' time spent in round trips of 1 ms or more (synchronous workloads, median over rounds): stalls, not work — on this VM mostly the host not running a vCPU, but also a pause of the client or the server (GC), and with more clients than CPUs partly waiting for a CPU. Where clients do not outnumber CPUs a rate is roughly (1 − stalled) × the unstalled rate: compare ratios with this column in view.',
+  'unstalled vs libqb: as "vs libqb C", each rate first divided by (1 − stalled) — what the two would have done without stalls; only where clients do not outnumber CPUs. The rate ratio is the measure; this says how much of it the stalls explain.',
   'CPU s/M: server CPU seconds (user + system, every thread, from /proc) per million messages — equally µs per message.',
   'RSS MiB: the server\'s resident set after the cell (median over rounds).',
 ];
