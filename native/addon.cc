@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   qbipc::InitDgram(env, exports);
   qbipc::InitSemWait(env, exports);
   qbipc::InitBusGuard(env, exports);
+  qbipc::InitSched(env, exports);
   return exports;
 }
 

@@ -10,4 +10,5 @@ void InitPoller(Napi::Env env, Napi::Object exports);
 void InitDgram(Napi::Env env, Napi::Object exports);
 void InitSemWait(Napi::Env env, Napi::Object exports);
 void InitBusGuard(Napi::Env env, Napi::Object exports);
+void InitSched(Napi::Env env, Napi::Object exports);
 }  // namespace qbipc

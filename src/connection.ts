@@ -8,6 +8,7 @@ import { MessageId, REQUEST_HEADER_SIZE } from './headers.js';
 import { native } from './native.js';
 import type { PollHandlers } from './poll.js';
 import { ConnectionBase } from './connection-base.js';
+import { CpuHandoff } from './cpu-handoff.js';
 import { Cell } from './connection-cells.js';
 import { anyFaulted, faultCount } from './mapping-faults.js';
 import { largestMessage } from './shm/layout.js';
@@ -24,6 +25,8 @@ export interface ConnectionOwner {
   readonly priority: LoopPriority;
   /** Requests handled per dispatch round: 50/5/1 by rate limit. */
   readonly budget: number;
+  /** options.yieldToClients: after a dry round's wake, let the client run first (src/cpu-handoff.ts). */
+  readonly yieldToClients: boolean;
   readonly handlers: ConnectionHandlers;
   /** The handshake succeeded so far: the connection is listed and counted as active. */
   connectionActivated(conn: Connection): void;
@@ -54,6 +57,7 @@ export class Connection extends ConnectionBase implements TransportHost {
   /** Why the server ended this connection, when it did (for logs and tests). */
   disconnectReason: string | undefined;
   private readonly one: Uint8Array[] = [new Uint8Array(0)];
+  private readonly handoff: CpuHandoff | undefined;
 
   /** @internal created by the service when a handshake arrives. */
   constructor(
@@ -66,6 +70,7 @@ export class Connection extends ConnectionBase implements TransportHost {
     super(service, id, credentials, cells);
     this.setupFd = setupFd;
     this.cells[Cell.SETUP_OPEN] = 1;
+    this.handoff = service.yieldToClients ? new CpuHandoff() : undefined;
   }
 
   private get stateValue(): ConnectionState {
@@ -183,7 +188,13 @@ export class Connection extends ConnectionBase implements TransportHost {
       // Dry: wake the client for what we answered; on this CPU it may send the next
       // request before we look again, which then costs no trip through the loop.
       // (Its doorbell may come later and find the ring empty: a recv retry, counted.)
-      if (rc === 0 && t.wakeResponsesSoFar()) rc = t.nextRequest();
+      if (rc === 0 && t.wakeResponsesSoFar()) {
+        rc = t.nextRequest();
+        if (rc === 0 && this.handoff !== undefined && this.handoff.yieldToClient()) {
+          rc = t.nextRequest();
+          this.handoff.found(rc !== 0);
+        }
+      }
       if (rc === 0) {
         if (handled === 0) this.cells[Cell.RECV_RETRIES]!++;
         break;

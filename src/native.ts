@@ -51,6 +51,8 @@ export interface NativeHelper {
   /** FUTEX_WAKE by address: no typed array to unwrap on the hot path. */
   futexWakeAt(address: number, count: number): SyscallResult;
   futexWait(words: Int32Array, index: number, expected: number, timeoutMs: number): SyscallResult;
+  /** sched_yield(2): lets another runnable thread of this CPU (a client just woken) run first. */
+  yieldCpu(): void;
 
   /** Before each onReady call, out[0] is the ready fd's token and out[1] its poll(2) bits. */
   Poller: new (out: Int32Array, onReady: () => void) => NativePoller;

@@ -30,6 +30,13 @@ export interface ServiceOptions {
   filesystemSockets?: boolean;
   /** libqb's SOCKETDIR for filesystem sockets; Debian's build uses /tmp. */
   socketDir?: string;
+  /**
+   * After answering a client whose ring then runs dry, yield the CPU (sched_yield)
+   * so that a client woken on this CPU sends its next request before the round
+   * ends. Each connection stops yielding while that finds nothing. Default true;
+   * false never yields (docs/threading.md, "Handing the CPU to the client").
+   */
+  yieldToClients?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -41,6 +48,7 @@ export interface ResolvedOptions {
   handshakeTimeoutMs: number;
   filesystemSockets: boolean;
   socketDir: string;
+  yieldToClients: boolean;
 }
 
 export const FORCE_FILESYSTEM_SOCKETS = '/etc/libqb/force-filesystem-sockets';
@@ -67,6 +75,8 @@ export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
   if (placement !== 'least-loaded' && placement !== 'round-robin') {
     throw new TypeError(`options.placement must be 'least-loaded' or 'round-robin', got ${String(placement)}`);
   }
+  const yieldToClients = options.yieldToClients ?? true;
+  if (typeof yieldToClients !== 'boolean') throw new TypeError(`options.yieldToClients must be a boolean, got ${String(yieldToClients)}`);
   return {
     workers,
     workerModule: options.workerModule,
@@ -76,6 +86,7 @@ export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
     handshakeTimeoutMs,
     filesystemSockets: options.filesystemSockets ?? existsSync(FORCE_FILESYSTEM_SOCKETS),
     socketDir,
+    yieldToClients,
   };
 }
 

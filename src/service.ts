@@ -101,6 +101,11 @@ export class Service extends EventEmitter implements ConnectionOwner, PoolHost {
     return this.rateValue.budget;
   }
 
+  /** @internal ConnectionOwner and PoolHost. */
+  get yieldToClients(): boolean {
+    return this.options.yieldToClients;
+  }
+
   /** @internal PoolHost: the settings new shards start with. */
   get rate(): RateSettings {
     return this.rateValue;

@@ -18,6 +18,7 @@ export interface PoolHost {
   readonly serviceId: number;
   readonly context: unknown;
   readonly rate: RateSettings;
+  readonly yieldToClients: boolean;
   connectionGone(conn: RemoteConnection): void;
   poolError(error: Error): void;
 }
@@ -104,6 +105,7 @@ export class WorkerPool implements RemoteOwner {
       serviceId: this.host.serviceId,
       serviceCounters: this.counters.buffer as SharedArrayBuffer,
       rate: this.host.rate,
+      yieldToClients: this.host.yieldToClients,
     };
     const task = this.piscina.run(init, { transferList: [port2] }) as Promise<void>;
     shard.ended = task.then(() => this.shardEnded(shard, undefined), (error: Error) => this.shardEnded(shard, error));

@@ -16,6 +16,8 @@ export interface ShardInit {
   /** Int32Array cells: [activeConnections, closedConnections], for every shard and the main thread. */
   serviceCounters: SharedArrayBuffer;
   rate: RateSettings;
+  /** options.yieldToClients. */
+  yieldToClients: boolean;
 }
 
 export interface RateSettings {

@@ -15,6 +15,7 @@ import type { LoopPriority } from '../src/constants.js';
 class Shard implements ConnectionOwner {
   readonly poll = new NativeLoop();
   readonly context = undefined;
+  readonly yieldToClients: boolean;
   private rate: RateSettings;
   private readonly connections = new Map<number, Connection>();
   private readonly counters: Int32Array;
@@ -28,6 +29,7 @@ class Shard implements ConnectionOwner {
     init: ShardInit,
   ) {
     this.rate = init.rate;
+    this.yieldToClients = init.yieldToClients;
     this.counters = new Int32Array(init.serviceCounters);
     port.on('message', (message: ToShard) => this.receive(message));
   }

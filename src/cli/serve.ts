@@ -1,4 +1,4 @@
-// qbipc serve NAME [--type shm|socket] [--workers N] [--max-buffer BYTES]
+// qbipc serve NAME [--type shm|socket] [--workers N] [--max-buffer BYTES] [--no-yield]
 //
 // An echo service any libqb client can use (the protocol of
 // bench/c/qb-echo-server.c: id 1 echo, id 2 events; see echo-app.ts). Prints
@@ -15,11 +15,12 @@ import { createService } from '../service.js';
 import { choiceFlag, intFlag, parseFlags, UsageError } from './args.js';
 import { echoHandlers } from './echo-app.js';
 
-export const SERVE_USAGE = `usage: qbipc serve NAME [--type shm|socket] [--workers N] [--max-buffer BYTES]
+export const SERVE_USAGE = `usage: qbipc serve NAME [--type shm|socket] [--workers N] [--max-buffer BYTES] [--no-yield]
   NAME          the service name libqb clients pass to qb_ipcc_connect()
   --type        transport: shm (default) or socket
   --workers N   worker threads serving the connections (default 0: the main thread)
-  --max-buffer  largest buffer size a client may negotiate, bytes (default 64 MiB)`;
+  --max-buffer  largest buffer size a client may negotiate, bytes (default 64 MiB)
+  --no-yield    never yield the CPU to a woken client (options.yieldToClients: false)`;
 
 export const EXIT_UNAVAILABLE = 69;
 
@@ -31,6 +32,7 @@ export async function serve(argv: string[]): Promise<number> {
     type: { type: 'string' },
     workers: { type: 'string' },
     'max-buffer': { type: 'string' },
+    'no-yield': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   }, SERVE_USAGE);
   if (values.help) {
@@ -48,7 +50,7 @@ export async function serve(argv: string[]): Promise<number> {
   let service;
   try {
     service = createService(name, 0, TYPES[type], workers > 0 ? {} : echoHandlers(), {
-      workers, maxBufferSize, ...(workers > 0 ? { workerModule: WORKER_MODULE } : {}),
+      workers, maxBufferSize, yieldToClients: values['no-yield'] !== true, ...(workers > 0 ? { workerModule: WORKER_MODULE } : {}),
     });
   } catch (error) {
     throw new UsageError((error as Error).message, SERVE_USAGE); // createService validates the name
