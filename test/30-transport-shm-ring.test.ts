@@ -1,5 +1,5 @@
 // The SHM ring at the memory level, read back from the files in /dev/shm.
-// Checklist items (docs: libqb-ipc-wire.md §18) 9, 10, 11, 12, 13, 14, 15, 16, 17.
+// Checklist items (docs: libqb-ipc-wire.md §18) 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 27.
 import test from 'ava';
 import { readFileSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
@@ -8,6 +8,9 @@ import { EAGAIN, EBADMSG } from '../src/errno.js';
 import { HeaderWord, Magic, ringDataSize } from '../src/shm/layout.js';
 import { createRing } from '../src/shm/ring-files.js';
 import { ShmRing } from '../src/shm/ring.js';
+import { LoopPriority } from '../src/constants.js';
+import { native } from '../src/native.js';
+import { createShmFiles, ShmTransport } from '../src/transport/shm.js';
 import { shmEntries } from './helpers/echo-service.js';
 import { sleepsInFutex } from './helpers/futex-sleep.js';
 
@@ -202,6 +205,52 @@ test('item 18: wakes held during a round are issued when the ring fills (the cli
       await waiter.terminate();
     }
   } finally {
+    dir.remove();
+  }
+});
+
+test('item 20: event doorbells sent inside a round wait for its wake point and go out in one send; outside a round, one each at once', (t) => {
+  const dir = ConnectionDirectory.create(process.pid, 0, 0);
+  const name = `qbt-doorbells-${process.pid}`;
+  const listener = native.listenStream(name, true);
+  const client = native.connectStream(name, true);
+  const server = native.acceptStream(listener);
+  const hangUps: string[] = [];
+  const host = {
+    poll: { jobAdd: () => 0, dispatchAdd: () => 0, dispatchMod: () => 0, dispatchDel: () => 0 },
+    priority: LoopPriority.MED,
+    requestsReady: () => undefined,
+    requestsPending: () => undefined,
+    hangUp: (reason: string) => void hangUps.push(reason),
+  };
+  const transport = new ShmTransport(host, server, createShmFiles(dir, 'unit', 12328, owner));
+  const received = new Uint8Array(64);
+  const doorbells = () => Math.max(0, native.recv(client, received)); // -EAGAIN: none
+  try {
+    transport.start();
+    const event = new Uint8Array(32);
+    // Outside a round (a timer, another connection's handler): each event rings at once.
+    t.is(transport.sendEvent([event], 32), 32);
+    t.is(doorbells(), 1);
+    // Inside a round: held until the dry-ring wake point, then one send for all.
+    transport.holdResponseWakes();
+    for (let i = 0; i < 3; i++) t.is(transport.sendEvent([event], 32), 32);
+    t.is(doorbells(), 0, 'nothing sent while the round runs');
+    t.true(transport.wakeResponsesSoFar(), 'the wake point reports that the client was woken');
+    t.is(doorbells(), 3, 'the three doorbells arrive together');
+    t.false(transport.wakeResponsesSoFar(), 'nothing more was owed');
+    // ... and at the round's end.
+    for (let i = 0; i < 2; i++) transport.sendEvent([event], 32);
+    transport.wakeResponses();
+    t.is(doorbells(), 2);
+    t.is(transport.sendEvent([event], 32), 32);
+    t.is(doorbells(), 1, 'after the round: at once again');
+    t.is(transport.eventQueueLength, 7, 'every event is in the ring, posted');
+    t.deepEqual(hangUps, []);
+  } finally {
+    transport.stop();
+    transport.destroy();
+    for (const fd of [client, server, listener]) native.close(fd);
     dir.remove();
   }
 });
