@@ -171,11 +171,11 @@ export class Connection extends ConnectionBase implements TransportHost {
   processRequests(): void {
     const t = this.transport;
     if (t === undefined || this.stateValue !== ConnectionState.ESTABLISHED || this.flowControl !== 0) return;
-    t.holdResponseWakes();
+    t.holdClientWakes();
     try {
       this.processRound(t);
     } finally {
-      t.wakeResponses();
+      t.wakeClient();
     }
   }
 
@@ -188,7 +188,7 @@ export class Connection extends ConnectionBase implements TransportHost {
       // Dry: wake the client for what we answered; on this CPU it may send the next
       // request before we look again, which then costs no trip through the loop.
       // (Its doorbell may come later and find the ring empty: a recv retry, counted.)
-      if (rc === 0 && t.wakeResponsesSoFar()) {
+      if (rc === 0 && t.wakeClientSoFar()) {
         rc = t.nextRequest();
         if (rc === 0 && this.handoff !== undefined && this.handoff.yieldToClient()) {
           rc = t.nextRequest();

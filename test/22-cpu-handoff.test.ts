@@ -61,9 +61,9 @@ function scriptedTransport(script: number[], log: string[]): Transport {
     return rc;
   };
   return {
-    holdResponseWakes: () => undefined,
-    wakeResponsesSoFar: () => (log.push('wake'), true),
-    wakeResponses: () => undefined,
+    holdClientWakes: () => undefined,
+    wakeClientSoFar: () => (log.push('wake'), true),
+    wakeClient: () => undefined,
     nextRequest: next,
     requestId: 1,
     requestSize: 16,

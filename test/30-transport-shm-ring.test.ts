@@ -233,15 +233,15 @@ test('item 20: event doorbells sent inside a round wait for its wake point and g
     t.is(transport.sendEvent([event], 32), 32);
     t.is(doorbells(), 1);
     // Inside a round: held until the dry-ring wake point, then one send for all.
-    transport.holdResponseWakes();
+    transport.holdClientWakes();
     for (let i = 0; i < 3; i++) t.is(transport.sendEvent([event], 32), 32);
     t.is(doorbells(), 0, 'nothing sent while the round runs');
-    t.true(transport.wakeResponsesSoFar(), 'the wake point reports that the client was woken');
+    t.true(transport.wakeClientSoFar(), 'the wake point reports that the client was woken');
     t.is(doorbells(), 3, 'the three doorbells arrive together');
-    t.false(transport.wakeResponsesSoFar(), 'nothing more was owed');
+    t.false(transport.wakeClientSoFar(), 'nothing more was owed');
     // ... and at the round's end.
     for (let i = 0; i < 2; i++) transport.sendEvent([event], 32);
-    transport.wakeResponses();
+    transport.wakeClient();
     t.is(doorbells(), 2);
     t.is(transport.sendEvent([event], 32), 32);
     t.is(doorbells(), 1, 'after the round: at once again');

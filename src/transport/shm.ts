@@ -6,9 +6,9 @@ import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { EAGAIN, ENOTCONN, errnoName } from '../errno.js';
 import { TransportType } from '../handshake.js';
 import { native } from '../native.js';
-import { HEADER_FILE_SIZE, HeaderWord } from '../shm/layout.js';
+import { HEADER_FILE_SIZE } from '../shm/layout.js';
 import { closeRingFiles, createRingFiles, openRing, type RingFiles } from '../shm/ring-files.js';
-import { semValue } from '../shm/semaphore.js';
+import { semAddress, semValue, semWake } from '../shm/semaphore.js';
 import type { ShmRing } from '../shm/ring.js';
 import type { Transport, TransportHost } from './transport.js';
 
@@ -62,9 +62,8 @@ export function shmEventQueueProbe(files: ShmFiles): () => number {
  */
 export function shmResponseWaker(files: ShmFiles): () => void {
   const header = new Int32Array(native.mapShared(files.response.headerFd, HEADER_FILE_SIZE));
-  return () => {
-    if (semValue(header) > 0) native.futexWake(header, HeaderWord.SEM_VALUE, 0x7fffffff);
-  };
+  const address = semAddress(header);
+  return () => semWake(header, address, 0x7fffffff);
 }
 
 /** For a connection that ends before its transport was opened. */
@@ -155,17 +154,17 @@ export class ShmTransport implements Transport {
     return this.responses.write(parts, length);
   }
 
-  holdResponseWakes(): void {
+  holdClientWakes(): void {
     this.responses.holdWakes();
     this.holdingDoorbells = true;
   }
 
-  wakeResponsesSoFar(): boolean {
+  wakeClientSoFar(): boolean {
     const rang = this.ringHeldDoorbells();
     return this.responses.wakeHeldSoFar() || rang;
   }
 
-  wakeResponses(): void {
+  wakeClient(): void {
     this.holdingDoorbells = false;
     this.ringHeldDoorbells();
     this.responses.wakeHeld();

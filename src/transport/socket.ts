@@ -246,13 +246,13 @@ export class SocketTransport implements Transport {
   }
 
   /** A datagram wakes its reader by itself: nothing to hold. */
-  holdResponseWakes(): void {}
+  holdClientWakes(): void {}
 
-  wakeResponsesSoFar(): boolean {
+  wakeClientSoFar(): boolean {
     return false;
   }
 
-  wakeResponses(): void {}
+  wakeClient(): void {}
 
   sendEvent(parts: readonly Uint8Array[], _length: number): number {
     if (!this.watching) return -ENOTCONN;

@@ -26,12 +26,15 @@ export interface Transport {
   /** Re-registers with the poll handlers after a priority change. */
   reprioritise(): void;
   sendResponse(parts: readonly Uint8Array[], length: number): number;
-  /** A round of requests begins: responses sent until wakeResponses() may share one wake-up of the client. */
-  holdResponseWakes(): void;
-  /** Wakes the client for the responses held so far, still holding: true when there were any. */
-  wakeResponsesSoFar(): boolean;
-  /** The round ended: the client is woken for every response held. */
-  wakeResponses(): void;
+  /**
+   * A round of requests begins: what would wake the client from now on (a response's
+   * futex wake, an event's doorbell byte) is held, so that a batch wakes it once.
+   */
+  holdClientWakes(): void;
+  /** Wakes the client for everything held so far, still holding: true when there was any. */
+  wakeClientSoFar(): boolean;
+  /** The round ended: the client is woken for everything held, and holding stops. */
+  wakeClient(): void;
   sendEvent(parts: readonly Uint8Array[], length: number): number;
   /** 1 when a request is ready (request/requestId/requestSize set), 0 none, <0 corrupt. */
   nextRequest(): number;
