@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { intFlag, parseFlags, positiveFlag, UsageError } from '../src/cli/args.js';
 import { buildC, libqbMissing, ROOT } from './drivers/build-c.js';
+import { calibrate, calibrationLine, type CalibrationSample } from './drivers/calibration.js';
 import { CLIENTS, type ClientDriver } from './drivers/clients.js';
 import { cpuSeconds, rssKb } from './drivers/cpu.js';
 import { ALL_CPUS, pin, runLoad, stopLoad } from './drivers/load.js';
@@ -120,6 +121,8 @@ interface Results {
   unavailable?: Array<{ key: string; why: string }>;
   workloads: Workload[];
   measurements: Measurement[];
+  /** The machine check of each round (drivers/calibration.ts); absent in older files. */
+  calibration?: CalibrationSample[];
   /** Rounds finished, when the run was interrupted. */
   partial?: number;
   /** Written for readers of the file; publish() recomputes them. */
@@ -142,21 +145,24 @@ export async function runBench(argv: string[]): Promise<number> {
     return publish(earlier, { docs: opts.docs, from: path.resolve(opts.from) });
   }
   // Fail early and clearly on a machine without libqb-dev.
-  if (opts.servers.some((s) => s.speaks === 'libqb') || opts.clients.some((c) => c.speaks === 'libqb')) {
+  const withC = opts.servers.some((s) => s.speaks === 'libqb') || opts.clients.some((c) => c.speaks === 'libqb');
+  if (withC) {
     const missing = libqbMissing();
     if (missing !== undefined) throw new Error(`${missing}\n(without it only the node net row can run: qbipc bench --servers net --clients node)`);
     buildC('qbload');
     buildC('qb-echo-server');
+    buildC('compute-loop');
   }
   const pairs: Pair[] = opts.servers.flatMap((server) => opts.clients.filter((c) => c.speaks === server.speaks).map((client) => ({ server, client })));
   const skipped = new Map<string, string>(); // server key → why
   const measurements: Measurement[] = [];
+  const calibration: CalibrationSample[] = [];
   const results = (): Results => ({
     version: 1, when, quick: opts.quick, rounds: opts.rounds, seconds: opts.seconds, machine: info,
     servers: opts.servers.map((s) => ({ key: s.key, skipped: skipped.get(s.key) })),
     clients: opts.clients.map((c) => c.key),
     unavailable: opts.unavailable,
-    workloads: opts.workloads, measurements,
+    workloads: opts.workloads, measurements, ...(withC ? { calibration } : {}),
   });
   // After every round the measurements so far go to a .partial.json (`--from` publishes it).
   const when = new Date().toISOString();
@@ -198,6 +204,10 @@ export async function runBench(argv: string[]): Promise<number> {
         name: s.name, server: running.get(s.key)!, client: pairs.find((p) => p.server === s)!.client, // the table's first client: qbload for libqb servers
       }));
       for (const why of await warmUp(warm)) progress.note(why);
+      if (withC) {
+        progress.step(`round ${round + 1}/${opts.rounds}: machine check (the same loop in C and in Node on CPU ${PIN_CPU})`);
+        calibration.push(...await calibrate(round, opts.seconds, PIN_CPU));
+      }
       for (const [wi, w] of opts.workloads.entries()) {
         const live = pairs.filter((p) => running.has(p.server.key));
         const order = (round + wi) % 2 === 0 ? live : [...live].reverse();
@@ -283,8 +293,10 @@ function publish(results: Results, opts: { docs: boolean; from?: string }): numb
   const info = results.machine;
   const summary = `${results.when.slice(0, 16).replace('T', ' ')} UTC · ${results.quick ? 'quick, ' : ''}${results.rounds} round(s) × ${results.seconds} s per cell · `
     + machineLine(info);
+  const check = calibrationLine(results.calibration);
   console.log(`\n${summary}`);
   console.log(terminalTable(rows, results.workloads, names));
+  if (check !== undefined) console.log(`\n${check}`);
   console.log(`\n${LEGEND.join('\n')}`);
   if (notes.length > 0) console.log(`\n${notes.map((n) => `note: ${n}`).join('\n')}`);
 
@@ -292,7 +304,8 @@ function publish(results: Results, opts: { docs: boolean; from?: string }): numb
   const base = opts.from?.replace(/(\.partial)?\.json$/, '') ?? resultsBase(results);
   const file = (ext: string) => `${base}.${ext}`;
   const svg = plotSvg(`ping-pong 64 B: rate vs clients (${results.rounds} round(s), median; bars: range)`, sweepSeries(rows, results.workloads, names, pairs));
-  const markdown = [`${summary}`, '', markdownTable(rows, results.workloads, names), '', ...LEGEND.map((l) => `- ${l}`), '',
+  const markdown = [`${summary}`, '', markdownTable(rows, results.workloads, names), '', ...(check === undefined ? [] : [check, '']),
+    ...LEGEND.map((l) => `- ${l}`), '',
     ...notes.map((n) => `- ${n}`)].join('\n');
   if (opts.from === undefined) writeFileSync(file('json'), `${JSON.stringify({ ...results, rows, notes }, null, 2)}\n`);
   writeFileSync(file('svg'), svg);

@@ -10,6 +10,7 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { calibrationLine, calibrationSummary, type CalibrationSample } from '../bench/drivers/calibration.js';
 import { buildCPrograms, QbClient, runProgram } from './helpers/c-programs.js';
 import { shmEntries, uniqueName } from './helpers/echo-service.js';
 import { ok } from './helpers/expect.js';
@@ -213,7 +214,14 @@ test('a tiny qbipc bench: qbipc and libqb C rows with a ratio, a results file', 
     t.regex(r.stdout, / stalled +unstalled vs libqb /, 'the table has the stalled and unstalled-ratio columns');
     const results = JSON.parse(readFileSync(json, 'utf8')) as {
       measurements: Array<{ server: string; cpuSeconds?: number; rssKb?: number; result?: { stalled_share?: number } }>;
+      calibration?: CalibrationSample[];
     };
+    // The machine check ran once (one round): the loop in C and in Node, each with its stalled share.
+    t.regex(r.stdout, /^machine check \(one arithmetic loop on CPU 0, 1 round\(s\), median\): stalled C \d+% · Node \d+%/m);
+    t.deepEqual((results.calibration ?? []).map((s) => s.runtime).sort(), ['c', 'node']);
+    for (const s of results.calibration ?? []) {
+      t.true(s.chunks > 0 && s.seconds > 0 && s.stalled_share >= 0 && s.stalled_share <= 1, JSON.stringify(s));
+    }
     // A cell a host freeze covers whole (stalled ≥ 99 %) has no unstalled rate, by design; this
     // 0.2 s cell can be one on a busy machine.
     const wholeStalls = results.measurements.filter((m) => (m.result?.stalled_share ?? 0) >= 0.99).length;
@@ -243,6 +251,19 @@ function benchServers(benchPid: number): number[] {
     }
   });
 }
+
+test('the machine check\'s summary: medians per runtime, the Node factor, nothing for an older results file', (t) => {
+  const sample = (round: number, runtime: 'c' | 'node', stalled: number): CalibrationSample => ({ round, runtime, seconds: 2, chunks: 1000, stalled_share: stalled });
+  const samples = [sample(0, 'c', 0.5), sample(0, 'node', 0.8), sample(1, 'node', 0.7), sample(1, 'c', 0.6), sample(2, 'c', 0.4), sample(2, 'node', 0.75)];
+  const s = calibrationSummary(samples)!;
+  t.is(s.c, 0.5);
+  t.is(s.node, 0.75);
+  t.is(s.factor!.toFixed(3), '0.500'); // (1 − 0.75) / (1 − 0.5)
+  t.is(calibrationLine(samples), 'machine check (one arithmetic loop on CPU 0, 3 round(s), median): stalled C 50% · Node 75% → a Node thread keeps 0.50× the unstalled time a C thread keeps');
+  t.is(calibrationSummary([sample(0, 'c', 0.999), sample(0, 'node', 0.5)])!.factor, undefined, 'no factor from a C loop that was all stall');
+  t.is(calibrationLine(undefined), undefined);
+  t.is(calibrationSummary(samples.filter((x) => x.runtime === 'c')), undefined, 'both loops or nothing');
+});
 
 test('qbipc bench interrupted while its servers start: exit 130, no server left running', async (t) => {
   const child = spawn(process.execPath, [CLI, 'bench', '--servers', 'qbipc', '--clients', 'qbload', '--workloads', 'pp-64-c1',
