@@ -65,5 +65,6 @@ export function calibrationLine(samples: readonly CalibrationSample[] | undefine
   if (s === undefined) return undefined;
   const pct = (x: number) => `${Math.round(x * 100)}%`;
   const factor = s.factor === undefined ? '' : ` → a Node thread keeps ${s.factor.toFixed(2)}× the unstalled time a C thread keeps`;
-  return `machine check (one arithmetic loop on CPU 0, ${samples!.length / 2} round(s), median): stalled C ${pct(s.c)} · Node ${pct(s.node)}${factor}`;
+  const rounds = new Set(samples!.map((x) => x.round)).size;
+  return `machine check (one arithmetic loop on CPU 0, ${rounds} round(s), median): stalled C ${pct(s.c)} · Node ${pct(s.node)}${factor}`;
 }
