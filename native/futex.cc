@@ -39,14 +39,6 @@ Napi::Value FutexWakeAt(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), rc < 0 ? -errno : static_cast<double>(rc));
 }
 
-// futexWake(words: Int32Array, index, count) -> woken or -errno.
-Napi::Value FutexWake(const Napi::CallbackInfo& info) {
-  int32_t* word = WordAt(info);
-  if (word == nullptr) return ThrowType(info.Env(), "futexWake: index out of range");
-  long rc = syscall(SYS_futex, word, FUTEX_WAKE, info[2].As<Napi::Number>().Int32Value(), nullptr, nullptr, 0);
-  return Napi::Number::New(info.Env(), rc < 0 ? -errno : static_cast<double>(rc));
-}
-
 // futexWait(words, index, expected, timeoutMs) -> 0 woken, -EAGAIN (value
 // differed), -ETIMEDOUT or -EINTR. Blocks the calling thread: use only off the
 // event loop, and only where something will post or wake it.
@@ -69,7 +61,6 @@ Napi::Value FutexWait(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitFutex(Napi::Env env, Napi::Object exports) {
-  exports.Set("futexWake", Napi::Function::New(env, FutexWake));
   exports.Set("wordAddress", Napi::Function::New(env, WordAddress));
   exports.Set("futexWakeAt", Napi::Function::New(env, FutexWakeAt));
   exports.Set("futexWait", Napi::Function::New(env, FutexWait));

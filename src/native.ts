@@ -45,7 +45,6 @@ export interface NativeHelper {
   mapShared(fd: number, size: number): SharedArrayBuffer;
   mapRing(fd: number, size: number): SharedArrayBuffer;
 
-  futexWake(words: Int32Array, index: number, count: number): SyscallResult;
   /** The address of words[index], for futexWakeAt (valid while `words` is mapped). */
   wordAddress(words: Int32Array, index: number): number;
   /** FUTEX_WAKE by address: no typed array to unwrap on the hot path. */

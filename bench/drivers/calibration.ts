@@ -1,12 +1,13 @@
 // The machine check: before the cells of each round, one arithmetic loop runs on
 // the pinned CPU as C (bench/c/compute-loop.c) and as JavaScript in Node
 // (bench/calibration/compute-loop.ts), and each reports the share of its time
-// lost in stretches of 1 ms or more. On a quiet machine both are near 0 and
-// qbipc's ratios need no reading aid. On this project's VM the host takes the
-// CPU away often, and measured so, it takes it away from a Node thread more than
-// from a C thread running the same loop: a qbipc server starts that much behind
-// libqb's C server before its own cost per message counts.
+// lost in stretches of 1 ms or more. Equal shares: the machine treats both
+// alike. On this project's VM the host takes the CPU away often, and, measured
+// so, more from a Node thread than from a C thread running the same loop: a
+// qbipc server starts that much behind libqb's C server before its own cost per
+// message counts.
 import path from 'node:path';
+import { median } from '../report/stats.js';
 import { buildC, ROOT } from './build-c.js';
 import { runLoad } from './load.js';
 
@@ -37,12 +38,6 @@ export async function calibrate(round: number, seconds: number, cpus: string): P
     samples.push({ round, runtime, seconds: r.seconds, chunks: r.chunks, stalled_share: r.stalled_share });
   }
   return samples;
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /**

@@ -67,10 +67,6 @@ export function rateOf(r: LoadResult): number {
 
 const cellKey = (workload: string, server: string, client: string) => `${workload}|${server}|${client}`;
 
-/**
- * Rows in the order cells were first measured. `baseFor(server, client)` names
- * the pair a row is compared with (undefined: no ratio, e.g. the baseline itself).
- */
 /** A result's rate without its stalls, where that means something (see Row.unstalledRatio). */
 function unstalledRate(r: LoadResult, cpus: number): number | undefined {
   const stalled = r.stalled_share;
@@ -78,6 +74,10 @@ function unstalledRate(r: LoadResult, cpus: number): number | undefined {
   return rateOf(r) / (1 - stalled);
 }
 
+/**
+ * Rows in the order cells were first measured. `baseFor(server, client)` names
+ * the pair a row is compared with (undefined: no ratio, e.g. the baseline itself).
+ */
 export function aggregate(
   ms: Measurement[],
   baseFor: (server: string, client: string) => { server: string; client: string } | undefined,
