@@ -11,6 +11,8 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { calibrationLine, calibrationSummary, type CalibrationSample } from '../bench/drivers/calibration.js';
+import { medianInterval } from '../bench/report/confidence.js';
+import { aggregate, type Measurement } from '../bench/report/stats.js';
 import { buildCPrograms, QbClient, runProgram } from './helpers/c-programs.js';
 import { shmEntries, uniqueName } from './helpers/echo-service.js';
 import { ok } from './helpers/expect.js';
@@ -263,6 +265,31 @@ test('the machine check\'s summary: medians per runtime, the Node factor, nothin
   t.is(calibrationSummary([sample(0, 'c', 0.999), sample(0, 'node', 0.5)])!.factor, undefined, 'no factor from a C loop that was all stall');
   t.is(calibrationLine(undefined), undefined);
   t.is(calibrationSummary(samples.filter((x) => x.runtime === 'c')), undefined, 'both loops or nothing');
+});
+
+test('the ratio\'s confidence interval and rounds won: order statistics, the range below 6 rounds', (t) => {
+  t.is(medianInterval([1.2]), undefined, 'one round: no interval');
+  t.deepEqual(medianInterval([0.9, 1.3, 1.1]), { low: 0.9, high: 1.3, confidence: 0.75 }, '3 rounds: the range, worth 75%');
+  // 30 rounds: [x(10), x(21)] is the narrowest pair at >= 95% (95.7%); [x(11), x(20)] would be 90.1%.
+  const thirty = Array.from({ length: 30 }, (_, i) => (i + 1) / 10);
+  const ci = medianInterval([...thirty].reverse())!;
+  t.is(ci.low, 1.0);
+  t.is(ci.high, 2.1);
+  t.is(ci.confidence.toFixed(3), '0.957');
+
+  const cell = (round: number, server: string, rate: number): Measurement => ({
+    round, workload: 'pp-64-c8', server, client: 'qbload', cpuSeconds: 1, rssKb: 1024,
+    result: { clients: 8, size: 64, depth: 1, messages: rate, errors: 0, seconds: 1, msgs_per_sec: rate, mb_per_sec: 1, p50_us: 1, p99_us: 2, p999_us: 3, max_us: 4 } as Measurement['result'],
+  });
+  const rates: Array<[number, number]> = [[100, 90], [100, 130], [100, 100], [100, 80], [100, 120], [100, 95]];
+  const rows = aggregate(rates.flatMap(([libqb, qbipc], round) => [cell(round, 'libqb', libqb), cell(round, 'qbipc-w2', qbipc)]),
+    (server) => (server === 'libqb' ? undefined : { server: 'libqb', client: 'qbload' }), 2);
+  const w2 = rows.find((r) => r.server === 'qbipc-w2')!;
+  t.is(w2.ratio, 0.975);
+  t.is(w2.roundsWon, 3, 'a tie counts as won');
+  t.is(w2.ratioRounds, 6);
+  t.deepEqual(w2.ratioInterval, { low: 0.8, high: 1.3, confidence: 1 - 2 / 64 }, '6 rounds: the range reaches 96.9%');
+  t.is(rows.find((r) => r.server === 'libqb')!.ratioInterval, undefined, 'the baseline has no ratio');
 });
 
 test('qbipc bench interrupted while its servers start: exit 130, no server left running', async (t) => {

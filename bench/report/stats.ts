@@ -3,6 +3,7 @@
 // round (the ratio is taken per round, then its median: drift between rounds
 // cancels out).
 import type { LoadResult } from '../drivers/load.js';
+import { medianInterval, type MedianInterval } from './confidence.js';
 
 export interface Measurement {
   round: number;
@@ -28,9 +29,12 @@ export interface Row {
   rateMax: number;
   /** (max − min) / median of the rates; undefined with fewer than 2 rounds (no spread to speak of). */
   spread?: number;
-  /** Median of rate / (libqb C server's rate in the same round), and that ratio's (max − min). */
+  /** Median of rate / (libqb C server's rate in the same round), and that median's confidence interval (2+ rounds). */
   ratio?: number;
-  ratioSpread?: number;
+  ratioInterval?: MedianInterval;
+  /** Rounds whose ratio is at least 1, out of `ratioRounds`: a sign count that no single wild round sways. */
+  roundsWon?: number;
+  ratioRounds?: number;
   /** The pair the ratio divides by ("libqb|qbload"). */
   ratioBase?: string;
   mbPerSec: number;
@@ -45,7 +49,7 @@ export interface Row {
    * (beyond that, slow round trips are partly waiting for a CPU, which is work).
    */
   unstalledRatio?: number;
-  unstalledRatioSpread?: number;
+  unstalledRatioInterval?: MedianInterval;
   /** Server CPU seconds per million messages (= µs per message). */
   cpuPerMillion: number;
   rssMiB: number;
@@ -121,12 +125,14 @@ export function aggregate(
       ...(rates.length > 1 ? { spread: (Math.max(...rates) - Math.min(...rates)) / rate } : {}),
       ...(ratios.length > 0 ? {
         ratio: median(ratios),
-        ratioSpread: ratios.length > 1 ? Math.max(...ratios) - Math.min(...ratios) : 0,
+        ratioInterval: medianInterval(ratios),
+        roundsWon: ratios.filter((x) => x >= 1).length,
+        ratioRounds: ratios.length,
         ratioBase: `${base!.server}|${base!.client}`,
       } : {}),
       ...(unstalledRatios.length > 0 ? {
         unstalledRatio: median(unstalledRatios),
-        unstalledRatioSpread: Math.max(...unstalledRatios) - Math.min(...unstalledRatios),
+        unstalledRatioInterval: medianInterval(unstalledRatios),
       } : {}),
       mbPerSec: median(results.map((r) => r.mb_per_sec)),
       p50: median(results.map((r) => r.p50_us)),

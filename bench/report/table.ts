@@ -1,6 +1,7 @@
 // The result table, once as cells, rendered for the terminal and as Markdown
 // (docs/benchmark.md): one block per workload, one line per (server, client).
 import type { Workload } from '../drivers/workloads.js';
+import type { MedianInterval } from './confidence.js';
 import type { Row } from './stats.js';
 
 export interface Names {
@@ -10,7 +11,7 @@ export interface Names {
   clientMark(key: string): string;
 }
 
-const HEADER = ['server', 'client', 'rate/s', '±', 'vs libqb C', 'MB/s', 'p50 µs', 'p99 µs', 'p99.9 µs', 'stalled', 'unstalled vs libqb', 'CPU s/M', 'RSS MiB'];
+const HEADER = ['server', 'client', 'rate/s', '±', 'vs libqb C', 'won', 'MB/s', 'p50 µs', 'p99 µs', 'p99.9 µs', 'stalled', 'unstalled vs libqb', 'CPU s/M', 'RSS MiB'];
 const LEFT = 2; // the first two columns are text
 
 const UNIT = { msgs: 'messages/s', events: 'events/s', connects: 'connects/s' } as const;
@@ -24,14 +25,16 @@ function sig(x: number): string {
 function cells(r: Row, names: Names): string[] {
   const who = [names.server(r.server), `${names.client(r.client)}${names.clientMark(r.client)}`];
   if (r.rounds === 0) return [...who, 'failed', ...HEADER.slice(LEFT + 1).map(() => '')];
-  const times = (x: number, spread: number | undefined) => `${x.toFixed(2)}×${spread ? ` ±${(spread / 2).toFixed(2)}` : ''}`;
-  const ratio = r.ratio === undefined ? (r.server === 'libqb' ? 'baseline' : '–') : times(r.ratio, r.ratioSpread);
-  const unstalled = r.unstalledRatio === undefined ? '–' : times(r.unstalledRatio, r.unstalledRatioSpread);
+  const times = (x: number, ci: MedianInterval | undefined) => `${x.toFixed(2)}×${ci ? ` (${ci.low.toFixed(2)}–${ci.high.toFixed(2)})` : ''}`;
+  const ratio = r.ratio === undefined ? (r.server === 'libqb' ? 'baseline' : '–') : times(r.ratio, r.ratioInterval);
+  const won = r.roundsWon === undefined ? '–' : `${r.roundsWon}/${r.ratioRounds}`;
+  const unstalled = r.unstalledRatio === undefined ? '–' : times(r.unstalledRatio, r.unstalledRatioInterval);
   return [
     ...who,
     Math.round(r.rate).toLocaleString('en-US') + (r.errors > 0 ? ' !' : ''),
     r.spread === undefined ? '–' : `${(r.spread * 100).toFixed(0)}%`,
     ratio,
+    won,
     sig(r.mbPerSec),
     sig(r.p50),
     sig(r.p99),
@@ -75,7 +78,8 @@ export function markdownTable(rows: Row[], workloads: Workload[], names: Names):
 export const LEGEND = [
   'rate/s: median over rounds of the whole run\'s rate (all clients together); a "!" marks a row with verification errors.',
   '±: spread of that rate over the rounds, (max − min) / median ("–": a single round).',
-  'vs libqb C: median over rounds of (this row\'s rate / the libqb C server\'s rate in the same round, same workload), ± half its range.',
+  'vs libqb C: median over rounds of (this row\'s rate / the libqb C server\'s rate in the same round, same workload); in parentheses, with 2 rounds or more, where that median lies with 95% confidence (from the order statistics of the rounds\' ratios, no assumption about their distribution; under 6 rounds no such interval exists and the range is shown: 75% confidence with 3 rounds).',
+  'won: rounds in which this row\'s rate was at least the libqb C server\'s, out of the rounds compared. A ratio whose interval holds 1.00 is parity on this machine, whatever its median.',
   'MB/s: payload bytes one way. p50/p99/p99.9: latency percentiles over every message of the round (median over rounds).',
   'stalled: share of the clients\' time spent in round trips of 1 ms or more (synchronous workloads, median over rounds): stalls, not work — on this VM mostly the host not running a vCPU, but also a pause of the client or the server (GC), and with more clients than CPUs partly waiting for a CPU. Where clients do not outnumber CPUs a rate is roughly (1 − stalled) × the unstalled rate: compare ratios with this column in view.',
   'unstalled vs libqb: as "vs libqb C", each rate first divided by (1 − stalled) — what the two would have done without stalls; only where clients do not outnumber CPUs. The rate ratio is the measure; this says how much of it the stalls explain.',
