@@ -14,7 +14,7 @@ import { buildC, libqbMissing, ROOT } from './drivers/build-c.js';
 import { calibrate, calibrationLine, type CalibrationSample } from './drivers/calibration.js';
 import { CLIENTS, type ClientDriver } from './drivers/clients.js';
 import { cpuSeconds, rssKb } from './drivers/cpu.js';
-import { ALL_CPUS, pin, runLoad, stopLoad } from './drivers/load.js';
+import { ALL_CPUS, PIN_CPU, pin, runLoad, stopLoad } from './drivers/load.js';
 import { machine, machineLine, type Machine } from './drivers/machine.js';
 import { warmUp } from './drivers/warmup.js';
 import { SERVERS, ServerUnavailable, stopEveryServer, type RunningServer, type ServerDriver } from './drivers/servers.js';
@@ -38,8 +38,6 @@ export const BENCH_USAGE = `usage: qbipc bench [--quick] [--servers KEYS] [--cli
                  (a full run's only: not with --quick, nor fewer than 3 rounds)
   --from FILE    measure nothing: print and write the table and plot of an earlier run's JSON file
                  (also a .partial.json that an interrupted run left)`;
-
-const PIN_CPU = '0';
 
 function pick<T extends { key: string }>(table: T[], list: string | undefined, flag: string, match: (item: T, word: string) => boolean): T[] {
   if (list === undefined) return table;
@@ -206,7 +204,7 @@ export async function runBench(argv: string[]): Promise<number> {
       for (const why of await warmUp(warm)) progress.note(why);
       if (withC) {
         progress.step(`round ${round + 1}/${opts.rounds}: machine check (the same loop in C and in Node on CPU ${PIN_CPU})`);
-        calibration.push(...await calibrate(round, opts.seconds, PIN_CPU));
+        calibration.push(...await calibrate(round, opts.seconds));
       }
       for (const [wi, w] of opts.workloads.entries()) {
         const live = pairs.filter((p) => running.has(p.server.key));

@@ -9,7 +9,7 @@
 import path from 'node:path';
 import { median } from '../report/stats.js';
 import { buildC, ROOT } from './build-c.js';
-import { runLoad } from './load.js';
+import { PIN_CPU, runLoad } from './load.js';
 
 export type Runtime = 'c' | 'node';
 
@@ -24,8 +24,8 @@ export interface CalibrationSample {
 
 const NODE_LOOP = path.join(ROOT, 'dist', 'bench', 'calibration', 'compute-loop.js');
 
-/** Both loops on `cpus` for `seconds` each; the order alternates from round to round. */
-export async function calibrate(round: number, seconds: number, cpus: string): Promise<CalibrationSample[]> {
+/** Both loops on PIN_CPU for `seconds` each; the order alternates from round to round. */
+export async function calibrate(round: number, seconds: number): Promise<CalibrationSample[]> {
   const commands: Record<Runtime, [string, string[]]> = {
     c: [buildC('compute-loop'), [String(seconds)]],
     node: [process.execPath, [NODE_LOOP, String(seconds)]],
@@ -34,7 +34,7 @@ export async function calibrate(round: number, seconds: number, cpus: string): P
   const samples: CalibrationSample[] = [];
   for (const runtime of order) {
     const [command, args] = commands[runtime];
-    const r = await runLoad<Omit<CalibrationSample, 'round'>>(command, args, cpus, (seconds + 30) * 1000);
+    const r = await runLoad<Omit<CalibrationSample, 'round'>>(command, args, PIN_CPU, (seconds + 30) * 1000);
     samples.push({ round, runtime, seconds: r.seconds, chunks: r.chunks, stalled_share: r.stalled_share });
   }
   return samples;
@@ -61,5 +61,5 @@ export function calibrationLine(samples: readonly CalibrationSample[] | undefine
   const pct = (x: number) => `${Math.round(x * 100)}%`;
   const factor = s.factor === undefined ? '' : ` → a Node thread keeps ${s.factor.toFixed(2)}× the unstalled time a C thread keeps`;
   const rounds = new Set(samples!.map((x) => x.round)).size;
-  return `machine check (one arithmetic loop on CPU 0, ${rounds} round(s), median): stalled C ${pct(s.c)} · Node ${pct(s.node)}${factor}`;
+  return `machine check (one arithmetic loop on CPU ${PIN_CPU}, ${rounds} round(s), median): stalled C ${pct(s.c)} · Node ${pct(s.node)}${factor}`;
 }

@@ -27,6 +27,8 @@ export interface LoadResult {
 
 /** Every CPU this process may use, as a taskset list. */
 export const ALL_CPUS = `0-${availableParallelism() - 1}`;
+/** The CPU of the same-CPU cells and of the machine check. */
+export const PIN_CPU = '0';
 
 /** Moves every thread of `pid` onto `cpus`. */
 export function pin(pid: number, cpus: string): void {

@@ -1,5 +1,6 @@
 // The result table, once as cells, rendered for the terminal and as Markdown
 // (docs/benchmark.md): one block per workload, one line per (server, client).
+import { PIN_CPU } from '../drivers/load.js';
 import type { Workload } from '../drivers/workloads.js';
 import type { MedianInterval } from './confidence.js';
 import type { Row } from './stats.js';
@@ -85,5 +86,5 @@ export const LEGEND = [
   'unstalled vs libqb: as "vs libqb C", each rate first divided by (1 − stalled) — what the two would have done without stalls; only where clients do not outnumber CPUs. The rate ratio is the measure; this says how much of it the stalls explain.',
   'CPU s/M: server CPU seconds (user + system, every thread, from /proc) per million messages — equally µs per message.',
   'RSS MiB: the server\'s resident set after the cell (median over rounds).',
-  'machine check: before each round\'s cells, the same arithmetic loop (no memory traffic, no syscalls) runs on CPU 0 in C and in Node, and the stalled share of each (time in stretches of 1 ms or more) is measured as above. Equal shares: the machine treats both alike. A lower Node factor, (1 − Node\'s) / (1 − C\'s): this machine takes the CPU from a thread running V8 code more than from one running C, and every qbipc row pays that before its own cost per message.',
+  `machine check: before each round's cells, the same arithmetic loop (no memory traffic, no syscalls) runs on CPU ${PIN_CPU} in C and in Node, and the stalled share of each (time in stretches of 1 ms or more) is measured as above. Equal shares: the machine treats both alike. A lower Node factor, (1 − Node's) / (1 − C's): this machine takes the CPU from a thread running V8 code more than from one running C, and every qbipc row pays that before its own cost per message.`,
 ];
