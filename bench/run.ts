@@ -9,14 +9,14 @@
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { intFlag, parseFlags, positiveFlag, UsageError } from '../src/cli/args.js';
+import { intFlag, numberFlag, parseFlags, UsageError } from '../src/cli/args.js';
 import { buildC, libqbMissing, ROOT } from './drivers/build-c.js';
 import { calibrate, calibrationLine, type CalibrationSample } from './drivers/calibration.js';
 import { CLIENTS, type ClientDriver } from './drivers/clients.js';
 import { cpuSeconds, rssKb } from './drivers/cpu.js';
 import { ALL_CPUS, PIN_CPU, pin, runLoad, stopLoad } from './drivers/load.js';
 import { machine, machineLine, type Machine } from './drivers/machine.js';
-import { warmUp } from './drivers/warmup.js';
+import { settleCell, warmUp } from './drivers/warmup.js';
 import { SERVERS, ServerUnavailable, stopEveryServer, type RunningServer, type ServerDriver } from './drivers/servers.js';
 import { FULL, inSweep, loadArgs, QUICK, type Workload } from './drivers/workloads.js';
 import { failureNotes } from './report/failures.js';
@@ -26,7 +26,7 @@ import { aggregate, type Measurement, type Row } from './report/stats.js';
 import { LEGEND, markdownTable, terminalTable, type Names } from './report/table.js';
 
 export const BENCH_USAGE = `usage: qbipc bench [--quick] [--servers KEYS] [--clients KEYS] [--workloads KEYS]
-                   [--rounds N] [--seconds S] [--docs] [--from FILE.json]
+                   [--rounds N] [--seconds S] [--settle S] [--docs] [--from FILE.json]
   --quick        under a minute: 5 workloads, 1 round of 0.4 s per cell (a smoke run, not numbers)
   --servers      comma-separated, default all: ${SERVERS.map((s) => s.key).join(', ')}
                  (libqb runs whenever a qbipc server does: it is the ratio's base)
@@ -34,6 +34,8 @@ export const BENCH_USAGE = `usage: qbipc bench [--quick] [--servers KEYS] [--cli
   --workloads    comma-separated keys or prefixes (pp-, pipe-, events-, churn-), default all
   --rounds N     rounds, default 3 (--quick: 1); the tables show the median and the spread
   --seconds S    seconds per cell, default 2 (--quick: 0.4)
+  --settle S     before each cell, S seconds of the same load, not recorded, so the cell
+                 measures the steady state; default 1 (--quick: 0)
   --docs         also write the table and the plot into docs/benchmark.md
                  (a full run's only: not with --quick, nor fewer than 3 rounds)
   --from FILE    measure nothing: print and write the table and plot of an earlier run's JSON file
@@ -58,6 +60,7 @@ function parse(argv: string[]) {
     workloads: { type: 'string' },
     rounds: { type: 'string' },
     seconds: { type: 'string' },
+    settle: { type: 'string' },
     docs: { type: 'boolean' },
     from: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -89,7 +92,8 @@ function parse(argv: string[]) {
     clients,
     unavailable,
     rounds,
-    seconds: positiveFlag(values.seconds, '--seconds', quick ? 0.4 : 2, BENCH_USAGE),
+    seconds: numberFlag(values.seconds, '--seconds', quick ? 0.4 : 2, BENCH_USAGE),
+    settle: numberFlag(values.settle, '--settle', quick ? 0 : 1, BENCH_USAGE, true),
   };
 }
 
@@ -112,6 +116,8 @@ interface Results {
   quick: boolean;
   rounds: number;
   seconds: number;
+  /** Unrecorded seconds of each cell's load before it (absent in older files: none). */
+  settle?: number;
   machine: Machine;
   servers: Array<{ key: string; skipped?: string | undefined }>;
   clients: string[];
@@ -156,7 +162,7 @@ export async function runBench(argv: string[]): Promise<number> {
   const measurements: Measurement[] = [];
   const calibration: CalibrationSample[] = [];
   const results = (): Results => ({
-    version: 1, when, quick: opts.quick, rounds: opts.rounds, seconds: opts.seconds, machine: info,
+    version: 1, when, quick: opts.quick, rounds: opts.rounds, seconds: opts.seconds, settle: opts.settle, machine: info,
     servers: opts.servers.map((s) => ({ key: s.key, skipped: skipped.get(s.key) })),
     clients: opts.clients.map((c) => c.key),
     unavailable: opts.unavailable,
@@ -211,7 +217,7 @@ export async function runBench(argv: string[]): Promise<number> {
         const order = (round + wi) % 2 === 0 ? live : [...live].reverse();
         for (const { server, client } of order) {
           progress.step(`round ${round + 1}/${opts.rounds} · ${w.title} · ${server.name} ← ${client.name}`);
-          const m = await measure(running.get(server.key)!, client, w, opts.seconds);
+          const m = await measure(running.get(server.key)!, client, w, opts.seconds, opts.settle);
           measurements.push({ round, workload: w.key, server: server.key, client: client.key, ...m });
           if (m.error !== undefined) progress.note(`FAILED ${w.title} · ${server.name} ← ${client.name}: ${m.error}`);
           progress.advance();
@@ -289,7 +295,8 @@ function publish(results: Results, opts: { docs: boolean; from?: string }): numb
   for (const r of rows) if (r.errors > 0) notes.push(`verification errors: ${r.workload} · ${names.server(r.server)} ← ${names.client(r.client)}: ${r.errors}`);
 
   const info = results.machine;
-  const summary = `${results.when.slice(0, 16).replace('T', ' ')} UTC · ${results.quick ? 'quick, ' : ''}${results.rounds} round(s) × ${results.seconds} s per cell · `
+  const summary = `${results.when.slice(0, 16).replace('T', ' ')} UTC · ${results.quick ? 'quick, ' : ''}${results.rounds} round(s) × ${results.seconds} s per cell`
+    + `${results.settle ? ` after ${results.settle} s settling` : ''} · `
     + machineLine(info);
   const check = calibrationLine(results.calibration);
   console.log(`\n${summary}`);
@@ -316,18 +323,22 @@ function publish(results: Results, opts: { docs: boolean; from?: string }): numb
   return rows.some((r) => r.failures.length > 0 || r.errors > 0) ? 1 : 0;
 }
 
-async function measure(server: RunningServer, client: ClientDriver, w: Workload, seconds: number): Promise<Partial<Measurement>> {
+async function measure(server: RunningServer, client: ClientDriver, w: Workload, seconds: number, settle: number): Promise<Partial<Measurement>> {
   if (!server.alive()) return { error: `the server is gone: ${server.stderrTail() || 'no message'}` };
   const cpusList = w.sameCpu ? PIN_CPU : ALL_CPUS;
+  const [command, pre] = client.command();
+  let settling = false;
   try {
     pin(server.pid, cpusList);
-    const [command, pre] = client.command();
+    settling = settle > 0;
+    const settled = settling ? await settleCell(command, [...pre, ...loadArgs(server.address, w, settle)], cpusList, settle) : undefined;
+    settling = false;
     const before = cpuSeconds(server.pid);
     const result = await runLoad(command, [...pre, ...loadArgs(server.address, w, seconds)], cpusList, (seconds + 60) * 1000);
-    return { result, cpuSeconds: cpuSeconds(server.pid) - before, rssKb: rssKb(server.pid) };
+    return { result, cpuSeconds: cpuSeconds(server.pid) - before, rssKb: rssKb(server.pid), ...(settled === undefined ? {} : { settledMessages: settled }) };
   } catch (error) {
     const tail = server.alive() ? '' : ` (the server exited: ${server.stderrTail() || 'no message'})`;
-    return { error: `${(error as Error).message}${tail}` };
+    return { error: `${settling ? 'settling: ' : ''}${(error as Error).message}${tail}` };
   }
 }
 

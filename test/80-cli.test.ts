@@ -40,6 +40,7 @@ const usageErrors: Array<[string[], RegExp]> = [
   [['bench', '--rounds', '0'], /--rounds must be an integer from 1/],
   [['bench', '--seconds=-1'], /--seconds must be a number > 0, got "-1"/],
   [['bench', '--seconds', '-1'], /--seconds needs a value \(one that starts with "-" is written --seconds=VALUE\)/],
+  [['bench', '--settle=-0.5'], /--settle must be a number ≥ 0, got "-0.5"/],
   [['bench', 'extra'], /unexpected argument "extra"/],
   [['bench', '--quick', '--docs'], /--docs: this run is a --quick run; docs\/benchmark.md shows full runs only/],
   [['ping'], /ping needs a service NAME/],
@@ -201,9 +202,9 @@ test('qbipc ping NAME nobody serves: exit 2, says it cannot connect', async (t) 
   t.regex(r.stderr, /qbipc ping: cannot connect/);
 });
 
-test('a tiny qbipc bench: qbipc and libqb C rows with a ratio, a results file', async (t) => {
+test('a tiny qbipc bench: qbipc and libqb C rows with a ratio, a results file, each cell settled first', async (t) => {
   const r = await runProgram(process.execPath, [CLI, 'bench', '--quick', '--servers', 'qbipc', '--clients', 'qbload',
-    '--workloads', 'pp-64-c1', '--seconds', '0.2'], { timeoutMs: 60_000 });
+    '--workloads', 'pp-64-c1', '--seconds', '0.2', '--settle', '0.2'], { timeoutMs: 60_000 });
   t.false(r.timedOut);
   const file = /^results: (\S+\.json)/m.exec(r.stdout)?.[1];
   t.truthy(file, r.stdout);
@@ -215,7 +216,8 @@ test('a tiny qbipc bench: qbipc and libqb C rows with a ratio, a results file', 
     t.true(existsSync(json), json);
     t.regex(r.stdout, / stalled +unstalled vs libqb /, 'the table has the stalled and unstalled-ratio columns');
     const results = JSON.parse(readFileSync(json, 'utf8')) as {
-      measurements: Array<{ server: string; cpuSeconds?: number; rssKb?: number; result?: { stalled_share?: number } }>;
+      settle?: number;
+      measurements: Array<{ server: string; cpuSeconds?: number; rssKb?: number; settledMessages?: number; result?: { stalled_share?: number } }>;
       calibration?: CalibrationSample[];
     };
     // The machine check ran once (one round): the loop in C and in Node, each with its stalled share.
@@ -233,6 +235,10 @@ test('a tiny qbipc bench: qbipc and libqb C rows with a ratio, a results file', 
       t.regex(r.stdout, /^ {2}qbipc in-thread +libqb C \(qbload\) .* [\d.]+× .* \d+% +– /m, 'no unstalled ratio from a cell that was all stall');
     }
     t.deepEqual(results.measurements.map((m) => m.server).sort(), ['libqb', 'qbipc']);
+    // --settle: the same load ran unrecorded before each cell, and the table says so.
+    t.is(results.settle, 0.2);
+    t.regex(r.stdout, /1 round\(s\) × 0\.2 s per cell after 0\.2 s settling · /);
+    for (const m of results.measurements) t.true((m.settledMessages ?? 0) > 0, `the cell was settled: ${JSON.stringify(m)}`);
     for (const m of results.measurements) {
       t.true((m.cpuSeconds ?? -1) >= 0 && (m.rssKb ?? 0) > 0, JSON.stringify(m));
       const stalled = m.result?.stalled_share;

@@ -15,6 +15,8 @@ export interface Measurement {
   /** Server CPU seconds (user + system, all threads) during the cell. */
   cpuSeconds?: number;
   rssKb?: number;
+  /** Messages (connects, for churn) of the unrecorded load that ran just before the cell (--settle). */
+  settledMessages?: number;
 }
 
 export interface Row {

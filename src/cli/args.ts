@@ -48,11 +48,13 @@ export function intFlag(value: string | undefined, flag: string, min: number, ma
   return n;
 }
 
-/** A number flag > 0; `fallback` when absent. */
-export function positiveFlag(value: string | undefined, flag: string, fallback: number, usage: string): number {
+/** A finite number flag > 0, or ≥ 0 with `allowZero`; `fallback` when absent. */
+export function numberFlag(value: string | undefined, flag: string, fallback: number, usage: string, allowZero = false): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (value.trim() === '' || !(n > 0) || !Number.isFinite(n)) throw new UsageError(`${flag} must be a number > 0, got "${value}"`, usage);
+  if (value.trim() === '' || !Number.isFinite(n) || !(allowZero ? n >= 0 : n > 0)) {
+    throw new UsageError(`${flag} must be a number ${allowZero ? '≥' : '>'} 0, got "${value}"`, usage);
+  }
   return n;
 }
 
