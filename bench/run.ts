@@ -326,9 +326,9 @@ function publish(results: Results, opts: { docs: boolean; from?: string }): numb
 async function measure(server: RunningServer, client: ClientDriver, w: Workload, seconds: number, settle: number): Promise<Partial<Measurement>> {
   if (!server.alive()) return { error: `the server is gone: ${server.stderrTail() || 'no message'}` };
   const cpusList = w.sameCpu ? PIN_CPU : ALL_CPUS;
-  const [command, pre] = client.command();
   let settling = false;
   try {
+    const [command, pre] = client.command();
     pin(server.pid, cpusList);
     settling = settle > 0;
     const settled = settling ? await settleCell(command, [...pre, ...loadArgs(server.address, w, settle)], cpusList, settle) : undefined;

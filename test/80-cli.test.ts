@@ -41,6 +41,7 @@ const usageErrors: Array<[string[], RegExp]> = [
   [['bench', '--seconds=-1'], /--seconds must be a number > 0, got "-1"/],
   [['bench', '--seconds', '-1'], /--seconds needs a value \(one that starts with "-" is written --seconds=VALUE\)/],
   [['bench', '--settle=-0.5'], /--settle must be a number ≥ 0, got "-0.5"/],
+  [['bench', '--settle', 'abc'], /--settle must be a number ≥ 0, got "abc"/],
   [['bench', 'extra'], /unexpected argument "extra"/],
   [['bench', '--quick', '--docs'], /--docs: this run is a --quick run; docs\/benchmark.md shows full runs only/],
   [['ping'], /ping needs a service NAME/],
@@ -238,7 +239,8 @@ test('a tiny qbipc bench: qbipc and libqb C rows with a ratio, a results file, e
     // --settle: the same load ran unrecorded before each cell, and the table says so.
     t.is(results.settle, 0.2);
     t.regex(r.stdout, /1 round\(s\) × 0\.2 s per cell after 0\.2 s settling · /);
-    for (const m of results.measurements) t.true((m.settledMessages ?? 0) > 0, `the cell was settled: ${JSON.stringify(m)}`);
+    // Present only when the settling load ran (its count may be 0 if a host freeze covered it).
+    for (const m of results.measurements) t.not(m.settledMessages, undefined, `the cell was settled: ${JSON.stringify(m)}`);
     for (const m of results.measurements) {
       t.true((m.cpuSeconds ?? -1) >= 0 && (m.rssKb ?? 0) > 0, JSON.stringify(m));
       const stalled = m.result?.stalled_share;

@@ -4,10 +4,10 @@
 // server never does). So each round, once its servers are up, every server gets
 // a short unrecorded load — all at once: it only has to run the hot path, not
 // to be measured. That is not yet the steady state of every workload: code
-// first optimised for one load shape deoptimises when another brings new paths
-// (8 clients ping-pong after the pipelined warm-up: ten deopts in one trace), and the first
-// second of such a cell runs measurably slower. So each cell is also settled:
-// the same load runs unrecorded just before it (`--settle`).
+// first optimised for one load shape deoptimises when another brings new
+// paths (8 clients ping-pong after the pipelined warm-up: ten deopts in one
+// trace), and the first second of such a cell runs measurably slower. So each
+// cell is also settled: the same load runs unrecorded just before it (--settle).
 import type { ClientDriver } from './clients.js';
 import { ALL_CPUS, runLoad, type LoadResult } from './load.js';
 import type { RunningServer } from './servers.js';
@@ -28,8 +28,13 @@ export async function warmUp(targets: Array<{ name: string; server: RunningServe
   return outcomes.flatMap((o, i) => (o.status === 'rejected' ? [`warm-up of ${targets[i]!.name} failed: ${(o.reason as Error).message}`] : []));
 }
 
-/** Runs a cell's own load for `seconds`, unrecorded; resolves with its messages (connects, for churn). */
+/**
+ * Runs a cell's own load for `seconds`, unrecorded; resolves with its messages
+ * (connects, for churn). Responses that fail verification fail the cell: unrecorded
+ * is not unchecked.
+ */
 export async function settleCell(command: string, args: string[], cpus: string, seconds: number): Promise<number> {
   const result = await runLoad<LoadResult>(command, args, cpus, (seconds + 60) * 1000);
+  if (result.errors > 0) throw new Error(`${result.errors} response(s) failed verification`);
   return result.mode === 'churn' ? result.connects ?? 0 : result.messages;
 }

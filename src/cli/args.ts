@@ -55,7 +55,7 @@ export function numberFlag(value: string | undefined, flag: string, fallback: nu
   if (value.trim() === '' || !Number.isFinite(n) || !(allowZero ? n >= 0 : n > 0)) {
     throw new UsageError(`${flag} must be a number ${allowZero ? '≥' : '>'} 0, got "${value}"`, usage);
   }
-  return n;
+  return n + 0; // -0 → 0
 }
 
 /** One of `choices`; `fallback` when absent. */
