@@ -21,12 +21,13 @@ import { SERVERS, ServerUnavailable, stopEveryServer, type RunningServer, type S
 import { FULL, inSweep, loadArgs, QUICK, type Workload } from './drivers/workloads.js';
 import { failureNotes } from './report/failures.js';
 import { plotSvg, type Series } from './report/plot.js';
+import { poolRuns, type PoolableRun } from './report/pool.js';
 import { Progress } from './report/progress.js';
 import { aggregate, type Measurement, type Row } from './report/stats.js';
 import { LEGEND, markdownTable, terminalTable, type Names } from './report/table.js';
 
 export const BENCH_USAGE = `usage: qbipc bench [--quick] [--servers KEYS] [--clients KEYS] [--workloads KEYS]
-                   [--rounds N] [--seconds S] [--settle S] [--docs] [--from FILE.json]
+                   [--rounds N] [--seconds S] [--settle S] [--docs] [--from FILE.json[,FILE.json…]]
   --quick        under a minute: 5 workloads, 1 round of 0.4 s per cell (a smoke run, not numbers)
   --servers      comma-separated, default all: ${SERVERS.map((s) => s.key).join(', ')}
                  (libqb runs whenever a qbipc server does: it is the ratio's base)
@@ -39,7 +40,8 @@ export const BENCH_USAGE = `usage: qbipc bench [--quick] [--servers KEYS] [--cli
   --docs         also write the table and the plot into docs/benchmark.md
                  (a full run's only: not with --quick, nor fewer than 3 rounds)
   --from FILE    measure nothing: print and write the table and plot of an earlier run's JSON file
-                 (also a .partial.json that an interrupted run left)`;
+                 (also a .partial.json that an interrupted run left); several, comma-separated:
+                 runs of the same cells pooled into one run of all their rounds`;
 
 function pick<T extends { key: string }>(table: T[], list: string | undefined, flag: string, match: (item: T, word: string) => boolean): T[] {
   if (list === undefined) return table;
@@ -129,13 +131,16 @@ interface Results {
   calibration?: CalibrationSample[];
   /** Rounds finished, when the run was interrupted. */
   partial?: number;
+  /** A pooled run (--from A,B): its source runs. */
+  pooled?: PoolableRun['pooled'];
   /** Written for readers of the file; publish() recomputes them. */
   rows?: Row[];
   notes?: string[];
 }
 
 const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
-const resultsBase = (r: Pick<Results, 'when' | 'quick'>) => path.join(RESULTS_DIR, `bench-${r.when.replace(/[:.]/g, '-')}${r.quick ? '-quick' : ''}`);
+const resultsBase = (r: Pick<Results, 'when' | 'quick' | 'pooled'>) =>
+  path.join(RESULTS_DIR, `bench-${r.when.replace(/[:.]/g, '-')}${r.quick ? '-quick' : ''}${r.pooled ? `-pooled-${r.pooled.length}` : ''}`);
 
 export async function runBench(argv: string[]): Promise<number> {
   const opts = parse(argv);
@@ -144,9 +149,17 @@ export async function runBench(argv: string[]): Promise<number> {
     return 0;
   }
   if (opts.from !== undefined) {
-    const earlier = readResults(opts.from);
+    const files = opts.from.split(',').map((f) => f.trim()).filter(Boolean);
+    let earlier: Results;
+    try {
+      earlier = files.length === 1 ? readResults(files[0]!) : poolRuns(files.map(readResults), files);
+    } catch (error) {
+      if (error instanceof UsageError) throw error;
+      throw new UsageError(`--from: ${(error as Error).message}`, BENCH_USAGE);
+    }
     if (opts.docs) docsWorthy(earlier, opts.from);
-    return publish(earlier, { docs: opts.docs, from: path.resolve(opts.from) });
+    // A pooled run is new: it gets its own files, JSON included.
+    return publish(earlier, { docs: opts.docs, ...(files.length === 1 ? { from: path.resolve(files[0]!) } : {}) });
   }
   // Fail early and clearly on a machine without libqb-dev.
   const withC = opts.servers.some((s) => s.speaks === 'libqb') || opts.clients.some((c) => c.speaks === 'libqb');
@@ -275,6 +288,9 @@ function publish(results: Results, opts: { docs: boolean; from?: string }): numb
 
   const notes: string[] = [];
   if (results.partial !== undefined) notes.push(`interrupted: ${results.partial} of ${results.rounds} round(s) measured`);
+  if (results.pooled !== undefined) {
+    notes.push(`pooled from ${results.pooled.length} runs: ${results.pooled.map((p) => `${p.when.slice(0, 16).replace('T', ' ')} UTC, qbipc ${p.commit ?? '?'}, ${p.rounds} round(s)`).join('; ')}`);
+  }
   for (const s of servers) {
     if (!pairs.some((p) => p.server === s)) notes.push(`${s.name}: no selected client speaks its protocol — not measured`);
   }
@@ -295,7 +311,8 @@ function publish(results: Results, opts: { docs: boolean; from?: string }): numb
   for (const r of rows) if (r.errors > 0) notes.push(`verification errors: ${r.workload} · ${names.server(r.server)} ← ${names.client(r.client)}: ${r.errors}`);
 
   const info = results.machine;
-  const summary = `${results.when.slice(0, 16).replace('T', ' ')} UTC · ${results.quick ? 'quick, ' : ''}${results.rounds} round(s) × ${results.seconds} s per cell`
+  const summary = `${results.when.slice(0, 16).replace('T', ' ')} UTC · ${results.quick ? 'quick, ' : ''}${results.rounds} round(s)`
+    + `${results.pooled ? ` (${results.pooled.length} runs pooled)` : ''} × ${results.seconds} s per cell`
     + `${results.settle ? ` after ${results.settle} s settling` : ''} · `
     + machineLine(info);
   const check = calibrationLine(results.calibration);

@@ -7,10 +7,12 @@
 // the process by pid.
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { calibrationLine, calibrationSummary, type CalibrationSample } from '../bench/drivers/calibration.js';
+import { FULL } from '../bench/drivers/workloads.js';
 import { medianInterval } from '../bench/report/confidence.js';
 import { aggregate, type Measurement } from '../bench/report/stats.js';
 import { buildCPrograms, QbClient, runProgram } from './helpers/c-programs.js';
@@ -275,6 +277,12 @@ test('the machine check\'s summary: medians per runtime, the Node factor, nothin
   t.is(calibrationSummary(samples.filter((x) => x.runtime === 'c')), undefined, 'both loops or nothing');
 });
 
+/** A synthetic 8-client cell: `rate` messages in one second. */
+const cell = (round: number, server: string, rate: number): Measurement => ({
+  round, workload: 'pp-64-c8', server, client: 'qbload', cpuSeconds: 1, rssKb: 1024,
+  result: { clients: 8, size: 64, depth: 1, messages: rate, errors: 0, seconds: 1, msgs_per_sec: rate, mb_per_sec: 1, p50_us: 1, p99_us: 2, p999_us: 3, max_us: 4 } as Measurement['result'],
+});
+
 test('the ratio\'s confidence interval and rounds won: order statistics, the range below 6 rounds', (t) => {
   t.is(medianInterval([1.2]), undefined, 'one round: no interval');
   t.deepEqual(medianInterval([0.9, 1.3, 1.1]), { low: 0.9, high: 1.3, confidence: 0.75 }, '3 rounds: the range, worth 75%');
@@ -285,10 +293,6 @@ test('the ratio\'s confidence interval and rounds won: order statistics, the ran
   t.is(ci.high, 2.1);
   t.is(ci.confidence.toFixed(3), '0.957');
 
-  const cell = (round: number, server: string, rate: number): Measurement => ({
-    round, workload: 'pp-64-c8', server, client: 'qbload', cpuSeconds: 1, rssKb: 1024,
-    result: { clients: 8, size: 64, depth: 1, messages: rate, errors: 0, seconds: 1, msgs_per_sec: rate, mb_per_sec: 1, p50_us: 1, p99_us: 2, p999_us: 3, max_us: 4 } as Measurement['result'],
-  });
   const rates: Array<[number, number]> = [[100, 90], [100, 130], [100, 100], [100, 80], [100, 120], [100, 95]];
   const rows = aggregate(rates.flatMap(([libqb, qbipc], round) => [cell(round, 'libqb', libqb), cell(round, 'qbipc-w2', qbipc)]),
     (server) => (server === 'libqb' ? undefined : { server: 'libqb', client: 'qbload' }), 2);
@@ -298,6 +302,46 @@ test('the ratio\'s confidence interval and rounds won: order statistics, the ran
   t.is(w2.ratioRounds, 6);
   t.deepEqual(w2.ratioInterval, { low: 0.8, high: 1.3, confidence: 1 - 2 / 64 }, '6 rounds: the range reaches 96.9%');
   t.is(rows.find((r) => r.server === 'libqb')!.ratioInterval, undefined, 'the baseline has no ratio');
+});
+
+test('qbipc bench --from A,B pools runs of the same cells: rounds renumbered, one interval over all, files of its own', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'qbipc-pool-'));
+  const workload = FULL.find((w) => w.key === 'pp-64-c8')!;
+  const runFile = (name: string, commit: string, rates: Array<[number, number]>, workloads = [workload]) => {
+    const file = path.join(dir, name);
+    writeFileSync(file, JSON.stringify({
+      version: 1, when: '2026-11-27T19:10:00.000Z', quick: false, rounds: rates.length, seconds: 3, settle: 1,
+      machine: { cpu: 'test', cpus: 2, memoryGiB: 1, kernel: 'k', node: 'n', libqb: 'l', commit, loadavgAtStart: [0, 0, 0] },
+      servers: [{ key: 'libqb' }, { key: 'qbipc-w2' }], clients: ['qbload'], workloads,
+      measurements: rates.flatMap(([libqb, w2], round) => [cell(round, 'libqb', libqb), cell(round, 'qbipc-w2', w2)]),
+    }));
+    return file;
+  };
+  // Alone, A wins 1 of 3 and B 2 of 3; pooled: 3 of 6, the interval from 6 ratios (0.80–1.30).
+  const a = runFile('a.json', 'aaa1111', [[100, 90], [100, 130], [100, 95]]);
+  const b = runFile('b.json', 'bbb2222', [[100, 80], [100, 120], [100, 100]]);
+  const other = runFile('c.json', 'ccc3333', [[100, 100]], [FULL.find((w) => w.key === 'pp-64-c16')!]);
+  let pooledJson: string | undefined;
+  try {
+    const r = await run('bench', '--from', `${a},${b}`);
+    pooledJson = /^results: (\S+\.json)/m.exec(r.stdout)?.[1];
+    t.is(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    t.regex(r.stdout, /6 round\(s\) \(2 runs pooled\) × 3 s per cell after 1 s settling/);
+    t.regex(r.stdout, /^ {2}qbipc workers=2 .* 0\.9[78]× \(0\.80–1\.30\) +3\/6 /m);
+    t.regex(r.stdout, /pooled from 2 runs: 2026-11-27 19:10 UTC, qbipc aaa1111, 3 round\(s\); 2026-11-27 19:10 UTC, qbipc bbb2222, 3 round\(s\)/);
+    t.truthy(pooledJson, r.stdout);
+    t.regex(pooledJson!, /-pooled-2\.json$/, 'a file of its own: the sources are not overwritten');
+    const pooled = JSON.parse(readFileSync(path.resolve(pooledJson!), 'utf8')) as { rounds: number; measurements: Measurement[] };
+    t.is(pooled.rounds, 6);
+    t.deepEqual([...new Set(pooled.measurements.map((m) => m.round))], [0, 1, 2, 3, 4, 5]);
+
+    const refused = await run('bench', '--from', `${a},${other}`);
+    t.is(refused.code, 2, refused.stderr);
+    t.regex(refused.stderr, /--from: .*c\.json cannot be pooled with .*a\.json: the servers, clients, workloads, --seconds and --settle must be the same/);
+  } finally {
+    if (pooledJson !== undefined) for (const ext of ['json', 'md', 'svg']) rmSync(path.resolve(pooledJson).replace(/\.json$/, `.${ext}`), { force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('qbipc bench interrupted while its servers start: exit 130, no server left running', async (t) => {
