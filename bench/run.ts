@@ -15,7 +15,7 @@ import { calibrate, calibrationLine, type CalibrationSample } from './drivers/ca
 import { CLIENTS, type ClientDriver } from './drivers/clients.js';
 import { cpuSeconds, rssKb } from './drivers/cpu.js';
 import { ALL_CPUS, PIN_CPU, pin, runLoad, stopLoad } from './drivers/load.js';
-import { machine, machineLine, type Machine } from './drivers/machine.js';
+import { machine, machineLine } from './drivers/machine.js';
 import { settleCell, warmUp } from './drivers/warmup.js';
 import { SERVERS, ServerUnavailable, stopEveryServer, type RunningServer, type ServerDriver } from './drivers/servers.js';
 import { FULL, inSweep, loadArgs, QUICK, type Workload } from './drivers/workloads.js';
@@ -112,27 +112,12 @@ interface Pair {
 }
 
 /** What a run measured: the JSON file under bench/results/, and all that --from needs. */
-interface Results {
+interface Results extends PoolableRun {
   version: 1;
-  when: string;
-  quick: boolean;
-  rounds: number;
-  seconds: number;
-  /** Unrecorded seconds of each cell's load before it (absent in older files: none). */
-  settle?: number;
-  machine: Machine;
   servers: Array<{ key: string; skipped?: string | undefined }>;
-  clients: string[];
   /** Clients left out because this build lacks them. */
   unavailable?: Array<{ key: string; why: string }>;
   workloads: Workload[];
-  measurements: Measurement[];
-  /** The machine check of each round (drivers/calibration.ts); absent in older files. */
-  calibration?: CalibrationSample[];
-  /** Rounds finished, when the run was interrupted. */
-  partial?: number;
-  /** A pooled run (--from A,B): its source runs. */
-  pooled?: PoolableRun['pooled'];
   /** Written for readers of the file; publish() recomputes them. */
   rows?: Row[];
   notes?: string[];

@@ -6,21 +6,24 @@ import type { CalibrationSample } from '../drivers/calibration.js';
 import type { Machine } from '../drivers/machine.js';
 import type { Measurement } from './stats.js';
 
-/** The part of a results file that pooling reads and rewrites. */
+/** The part of a results file that pooling reads and rewrites (run.ts's Results extends it). */
 export interface PoolableRun {
   when: string;
   quick: boolean;
   rounds: number;
   seconds: number;
+  /** Unrecorded seconds of each cell's load before it (absent in older files: none). */
   settle?: number;
   machine: Machine;
   servers: Array<{ key: string }>;
   clients: string[];
   workloads: Array<{ key: string }>;
   measurements: Measurement[];
+  /** The machine check of each round (drivers/calibration.ts); absent in older files. */
   calibration?: CalibrationSample[];
+  /** Rounds finished, when the run was interrupted. */
   partial?: number;
-  /** Set on a pooled run: each source run's start and commit. */
+  /** A pooled run (--from A,B): each source run's start, commit and rounds. */
   pooled?: Array<{ when: string; commit?: string | undefined; rounds: number }>;
 }
 
