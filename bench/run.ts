@@ -333,10 +333,11 @@ async function measure(server: RunningServer, client: ClientDriver, w: Workload,
     const [command, pre] = client.command();
     pin(server.pid, cpusList);
     settling = settle > 0;
-    const settled = settling ? await settleCell(command, [...pre, ...loadArgs(server.address, w, settle)], cpusList, settle) : undefined;
+    const argsFor = (s: number) => [...pre, ...loadArgs(server.address, w, s)];
+    const settled = settling ? await settleCell(command, argsFor(settle), cpusList, settle) : undefined;
     settling = false;
     const before = cpuSeconds(server.pid);
-    const result = await runLoad(command, [...pre, ...loadArgs(server.address, w, seconds)], cpusList, (seconds + 60) * 1000);
+    const result = await runLoad(command, argsFor(seconds), cpusList, (seconds + 60) * 1000);
     return { result, cpuSeconds: cpuSeconds(server.pid) - before, rssKb: rssKb(server.pid), ...(settled === undefined ? {} : { settledMessages: settled }) };
   } catch (error) {
     const tail = server.alive() ? '' : ` (the server exited: ${server.stderrTail() || 'no message'})`;

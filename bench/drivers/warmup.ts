@@ -5,8 +5,9 @@
 // a short unrecorded load — all at once: it only has to run the hot path, not
 // to be measured. That is not yet the steady state of every workload: code
 // first optimised for one load shape deoptimises when another brings new
-// paths (8 clients ping-pong after the pipelined warm-up: ten deopts in one
-// trace), and the first second of such a cell runs measurably slower. So each
+// paths (8 clients ping-pong after the pipelined warm-up: processRound and
+// requestsPending deoptimised in its first second, in one --trace-deopt trace),
+// and the first second of such a cell runs measurably slower. So each
 // cell is also settled: the same load runs unrecorded just before it (--settle).
 import type { ClientDriver } from './clients.js';
 import { ALL_CPUS, runLoad, type LoadResult } from './load.js';
