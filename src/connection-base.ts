@@ -4,6 +4,8 @@
 import { Cell, newCells, readStats } from './connection-cells.js';
 import type { ConnectionDirectory, FileOwner } from './connection-dir.js';
 import type { ConnectionState } from './constants.js';
+import { buildRejection } from './handshake.js';
+import { native } from './native.js';
 import type { ConnectionStats, ConnectionStats2 } from './stats.js';
 
 /** The service as a connection sees it. */
@@ -24,20 +26,43 @@ export abstract class ConnectionBase {
   readonly cells: Float64Array;
   protected bufferSizeValue = 0;
   protected directoryValue: ConnectionDirectory | undefined;
-  private owner: FileOwner;
+  /** @internal the setup socket; -1 once closed here. In worker mode both threads know it: cells[SETUP_OPEN] says who may still close it. */
+  setupFd: number;
+  private fileOwnerValue: FileOwner;
 
   protected constructor(
     private readonly serviceView: ServiceView,
     id: number,
     credentials: { pid: number; uid: number; gid: number },
+    setupFd: number,
     cells?: Float64Array,
   ) {
     this.id = id;
     this.pid = credentials.pid;
     this.uid = credentials.uid;
     this.gid = credentials.gid;
-    this.owner = { uid: credentials.uid, gid: credentials.gid, mode: 0o600 };
+    this.fileOwnerValue = { uid: credentials.uid, gid: credentials.gid, mode: 0o600 };
+    this.setupFd = setupFd;
     this.cells = cells ?? newCells();
+    if (cells === undefined) this.cells[Cell.SETUP_OPEN] = setupFd >= 0 ? 1 : 0;
+  }
+
+  /** @internal answers a client that is refused (the response carries only -errno) and closes its socket. */
+  refuse(negErrno: number): void {
+    if (this.cells[Cell.SETUP_OPEN] !== 1) return;
+    native.send(this.setupFd, buildRejection(negErrno));
+    this.closeSetupSocket();
+  }
+
+  /** @internal */
+  closeSetupSocket(): void {
+    if (this.setupFd < 0) return;
+    const fd = this.setupFd;
+    this.setupFd = -1;
+    if (this.cells[Cell.SETUP_OPEN] !== 1) return;
+    this.cells[Cell.SETUP_OPEN] = 0; // before the close: another thread may clean up after a crash
+    native.shutdown(fd);
+    native.close(fd);
   }
 
   get state(): ConnectionState {
@@ -74,16 +99,16 @@ export abstract class ConnectionBase {
 
   /** The owner and mode the connection's files get. */
   get fileOwner(): Readonly<FileOwner> {
-    return this.owner;
+    return this.fileOwnerValue;
   }
 
   /**
    * qb_ipcs_connection_auth_set: who owns the connection's files and their mode.
    * Takes effect when called inside connectionAccept (the files do not exist yet).
+   * The directory stays the client's, as in libqb.
    */
   authSet(uid: number, gid: number, mode: number): void {
-    this.owner = { uid, gid, mode };
-    this.directoryValue?.setOwner(uid, gid);
+    this.fileOwnerValue = { uid, gid, mode };
   }
 
   /** Events posted and not yet taken by the client. */

@@ -1,7 +1,7 @@
 // The per-connection directory /dev/shm/qb-<server pid>-<client pid>-<fd>-XXXXXX
 // and the files in it. The directory ends up owned by the client, so we remove
 // only names we created, through a directory we verify is still ours.
-import { QbError } from './errno.js';
+import { QbError } from './errors.js';
 import { native } from './native.js';
 
 const AT_FDCWD = -100;
@@ -25,6 +25,7 @@ export class ConnectionDirectory {
   private readonly identity: string;
   private dirFd: number;
   private readonly created: string[] = [];
+  private removed = false;
 
   private constructor(path: string, dirFd: number, identity?: string) {
     this.path = path;
@@ -89,6 +90,8 @@ export class ConnectionDirectory {
    * replaced the directory (it owns it), nothing inside is touched.
    */
   remove(): void {
+    if (this.removed) return;
+    this.removed = true;
     this.seal();
     const fd = native.openDirectory(this.path);
     if (fd >= 0) {

@@ -1,23 +1,23 @@
-// Connection: one client of a service. Its state machine, callback order and
-// statistics follow libqb's (docs/wire.md §10, §13); the transport moves bytes.
+// Connection: one client of a service, on the thread that serves it. Its state
+// machine, callback order and statistics follow libqb's (docs/wire.md §10, §13);
+// the transport moves bytes and decides when the client is woken.
 import { debuglog } from 'node:util';
 import { ConnectionState, LoopPriority } from './constants.js';
 import { EAGAIN, EBADMSG, EMSGSIZE, ENOMEM, ENOTCONN, ETIMEDOUT, errnoName, isDisconnectError } from './errno.js';
-import { buildConnectionResponse, buildRejection, CONNECTION_RESPONSE_SIZE } from './handshake.js';
+import { asByteParts, asBytes, type HandlerName } from './errors.js';
+import { buildConnectionResponse, CONNECTION_RESPONSE_SIZE } from './handshake.js';
 import { MessageId, REQUEST_HEADER_SIZE } from './headers.js';
 import { native } from './native.js';
 import type { PollHandlers } from './poll.js';
 import { ConnectionBase } from './connection-base.js';
-import { CpuHandoff } from './cpu-handoff.js';
 import { Cell } from './connection-cells.js';
 import { anyFaulted, faultCount } from './mapping-faults.js';
-import { largestMessage } from './shm/layout.js';
 import { openTransport, type TransportFiles } from './transport/files.js';
-import type { Transport, TransportHost } from './transport/transport.js';
+import { Channel, type Transport, type TransportHost } from './transport/transport.js';
 
 const log = debuglog('qbipc');
 
-/** What a connection needs from its service (kept narrow on purpose). */
+/** What a connection needs from the runtime that serves it (src/shard.ts). */
 export interface ConnectionOwner {
   readonly serviceId: number;
   readonly context: unknown;
@@ -25,52 +25,48 @@ export interface ConnectionOwner {
   readonly priority: LoopPriority;
   /** Requests handled per dispatch round: 50/5/1 by rate limit. */
   readonly budget: number;
-  /** options.yieldToClients: after a dry round's wake, let the client run first (src/cpu-handoff.ts). */
   readonly yieldToClients: boolean;
   readonly handlers: ConnectionHandlers;
-  /** The handshake succeeded so far: the connection is listed and counted as active. */
+  /** The handshake response is about to go out: the connection counts as active. */
   connectionActivated(conn: Connection): void;
   connectionClosing(conn: Connection, wasEstablished: boolean): void;
   connectionGone(conn: Connection): void;
-  handlerFailed(error: unknown, conn: Connection, handler: string): void;
+  /** A handler threw or rejected: disconnect the connection, report the error. */
+  handlerFailed(error: unknown, conn: Connection, handler: HandlerName): void;
 }
 
+/**
+ * The handlers that run where a connection is served. Each may be async: a
+ * rejected promise is a handler failure like a throw. A promise's value is not
+ * waited for, except connectionClosed's (non-zero: called again later).
+ */
 export interface ConnectionHandlers {
-  connectionCreated?(conn: Connection): void;
-  msgProcess?(conn: Connection, data: Uint8Array): number | void;
-  connectionClosed?(conn: Connection): number | void;
-  connectionDestroyed?(conn: Connection): void;
+  connectionCreated?(conn: Connection): unknown;
+  /** 0 (or nothing, or a promise) handled; negative: back off, the rest of the round waits. */
+  msgProcess?(conn: Connection, data: Uint8Array): number | void | Promise<unknown>;
+  connectionClosed?(conn: Connection): number | void | Promise<number | void>;
+  connectionDestroyed?(conn: Connection): unknown;
 }
 
 export class Connection extends ConnectionBase implements TransportHost {
   private refs = 1;
   private transport: Transport | undefined;
-  private setupFd: number;
   private flowControl = 0;
-  /** Responses may exceed the buffer size by the ring's rounding, never this (set with the buffer size). */
-  private largestResponse = 0;
-  /** Set while a dispatch job is queued, so it is queued once. */
-  private dispatchScheduled = false;
   /** The process's mapping-fault count when this connection last looked. */
   private faultsSeen = faultCount();
-
   /** Why the server ended this connection, when it did (for logs and tests). */
   disconnectReason: string | undefined;
   private readonly one: Uint8Array[] = [new Uint8Array(0)];
-  private readonly handoff: CpuHandoff | undefined;
 
-  /** @internal created by the service when a handshake arrives. */
+  /** @internal created where the handshake is answered. */
   constructor(
-    private readonly service: ConnectionOwner,
+    private readonly owner: ConnectionOwner,
     setupFd: number,
     id: number,
     credentials: { pid: number; uid: number; gid: number },
     cells?: Float64Array,
   ) {
-    super(service, id, credentials, cells);
-    this.setupFd = setupFd;
-    this.cells[Cell.SETUP_OPEN] = 1;
-    this.handoff = service.yieldToClients ? new CpuHandoff() : undefined;
+    super(owner, id, credentials, setupFd, cells);
   }
 
   private get stateValue(): ConnectionState {
@@ -83,61 +79,51 @@ export class Connection extends ConnectionBase implements TransportHost {
 
   // ---- sending ----
 
-  /** qb_ipcs_response_send: bytes sent or a negative errno (-EAGAIN: ring full, retry later). */
+  /** qb_ipcs_response_send: bytes sent or a negative errno (-EAGAIN: no room now, retry later). */
   responseSend(data: Uint8Array): number {
-    this.one[0] = data;
-    return this.respond(this.one, data.byteLength);
+    const bytes = asBytes(data, 'responseSend(data)');
+    this.one[0] = bytes;
+    return this.sendOn(Channel.RESPONSE, this.one, bytes.byteLength);
   }
 
   /** qb_ipcs_response_sendv. */
   responseSendv(iov: readonly Uint8Array[]): number {
-    return this.respond(iov, totalLength(iov));
+    const parts = asByteParts(iov, 'responseSendv(iov)');
+    return this.sendOn(Channel.RESPONSE, parts, totalLength(parts));
   }
 
   /** qb_ipcs_event_send: refuses messages larger than the buffer size with -EMSGSIZE. */
   eventSend(data: Uint8Array): number {
-    this.one[0] = data;
-    return this.notify(this.one, data.byteLength);
+    const bytes = asBytes(data, 'eventSend(data)');
+    if (bytes.byteLength > this.bufferSizeValue) return -EMSGSIZE;
+    this.one[0] = bytes;
+    return this.sendOn(Channel.EVENT, this.one, bytes.byteLength);
   }
 
-  /** qb_ipcs_event_sendv. */
+  /** qb_ipcs_event_sendv: no size check of its own, as libqb (the ring takes what fits). */
   eventSendv(iov: readonly Uint8Array[]): number {
-    return this.notify(iov, totalLength(iov));
-  }
-
-  private respond(parts: readonly Uint8Array[], length: number): number {
-    const t = this.liveTransport();
-    if (t === undefined) return -ENOTCONN;
-    // Responses may exceed the buffer size by what the ring's rounding leaves (libqb allows it);
-    // one that no ring of this size could ever hold fails now instead of with EAGAIN forever.
-    if (length > this.largestResponse) return -EMSGSIZE;
-    // Counted before the client can see the message: another thread may read the
-    // counters the moment the client reacts. Taken back if the send fails.
-    this.cells[Cell.RESPONSES]!++;
-    const rc = t.sendResponse(parts, length);
-    return this.countSend(rc, length, 'responses');
-  }
-
-  private notify(parts: readonly Uint8Array[], length: number): number {
-    const t = this.liveTransport();
-    if (t === undefined) return -ENOTCONN;
-    if (length > this.bufferSizeValue) return -EMSGSIZE; // qb_ipcs_event_send's limit
-    this.cells[Cell.EVENTS]!++;
-    const rc = t.sendEvent(parts, length);
-    return this.countSend(rc, length, 'events');
+    const parts = asByteParts(iov, 'eventSendv(iov)');
+    return this.sendOn(Channel.EVENT, parts, totalLength(parts));
   }
 
   /**
-   * A send's result, as libqb counts it: the message is counted only when sent
-   * whole; EAGAIN/ETIMEDOUT are retries; only a disconnect-class error (the
-   * shared isDisconnectError rule) ends the connection — EMSGSIZE, EINVAL and
-   * the like fail this message alone.
+   * A send, counted as libqb counts it: the message only when sent whole
+   * (counted before the client can see it — another thread may read the counters
+   * the moment the client reacts — and taken back if the send fails);
+   * EAGAIN/ETIMEDOUT are retries; only a disconnect-class error (isDisconnectError)
+   * ends the connection — EMSGSIZE, EINVAL and the like fail this message alone.
    */
-  private countSend(rc: number, length: number, counter: 'responses' | 'events'): number {
+  private sendOn(channel: Channel, parts: readonly Uint8Array[], length: number): number {
+    const s = this.stateValue;
+    const t = this.transport;
+    if (t === undefined || (s !== ConnectionState.ESTABLISHED && s !== ConnectionState.ACTIVE)) return -ENOTCONN;
+    const counter = channel === Channel.RESPONSE ? Cell.RESPONSES : Cell.EVENTS;
+    this.cells[counter]!++;
+    const rc = t.send(channel, parts, length);
     if (this.mappingsFaulted()) return -ENOTCONN;
     if (rc === length) return rc;
-    this.cells[counter === 'events' ? Cell.EVENTS : Cell.RESPONSES]!--;
-    const what = counter === 'events' ? 'event' : 'response';
+    this.cells[counter]!--;
+    const what = channel === Channel.RESPONSE ? 'response' : 'event';
     if (rc === -EAGAIN || rc === -ETIMEDOUT) this.cells[Cell.SEND_RETRIES]!++;
     else if (rc === -EBADMSG) {
       this.protocolError(`the client corrupted the read pointer of its ${what} ring`);
@@ -146,86 +132,75 @@ export class Connection extends ConnectionBase implements TransportHost {
     return rc;
   }
 
-  private liveTransport(): Transport | undefined {
-    const s = this.stateValue;
-    return s === ConnectionState.ESTABLISHED || s === ConnectionState.ACTIVE ? this.transport : undefined;
-  }
-
   // ---- requests ----
 
-  /** @internal TransportHost: doorbells arrived. */
-  requestsReady(): void {
-    this.processRequests();
-  }
-
-  /** @internal TransportHost: requests wait with no doorbell left to announce them. */
-  requestsPending(): void {
-    if (this.stateValue === ConnectionState.ESTABLISHED && this.flowControl === 0) this.scheduleDispatch();
-  }
-
   /**
-   * @internal one dispatch round: up to `budget` requests, in ring order. The
-   * client is woken once per batch: when the ring runs dry (it may then answer
-   * at once, and the round goes on) and at the round's end.
+   * @internal TransportHost: one dispatch round, up to `budget` requests in ring
+   * order (libqb's qb_ipcs_dispatch_connection_request). Returns how many were
+   * handled, or -1 when the connection is not serving.
    */
-  processRequests(): void {
+  serveRound(): number {
     const t = this.transport;
-    if (t === undefined || this.stateValue !== ConnectionState.ESTABLISHED || this.flowControl !== 0) return;
-    t.holdClientWakes();
-    try {
-      this.processRound(t);
-    } finally {
-      t.wakeClient();
-    }
-  }
-
-  private processRound(t: Transport): void {
-    const budget = this.service.budget;
-    const msgProcess = this.service.handlers.msgProcess;
+    if (t === undefined || this.stateValue !== ConnectionState.ESTABLISHED || this.flowControl !== 0) return -1;
+    const budget = this.owner.budget;
+    const handlers = this.owner.handlers;
+    const msgProcess = handlers.msgProcess;
     let handled = 0;
     while (handled < budget) {
-      let rc = t.nextRequest();
-      // Dry: wake the client for what we answered; on this CPU it may send the next
-      // request before we look again, which then costs no trip through the loop.
-      // (Its doorbell may come later and find the ring empty: a recv retry, counted.)
-      if (rc === 0 && t.wakeClientSoFar()) {
-        rc = t.nextRequest();
-        if (rc === 0 && this.handoff !== undefined && this.handoff.yieldToClient()) {
-          rc = t.nextRequest();
-          this.handoff.found(rc !== 0);
-        }
-      }
-      if (rc === 0) {
-        if (handled === 0) this.cells[Cell.RECV_RETRIES]!++;
+      const rc = t.peek();
+      if (rc === 0) break;
+      if (this.mappingsFaulted()) return handled; // before the application sees a request read from zero pages
+      if (rc === -EAGAIN || rc === -ETIMEDOUT) {
+        this.cells[Cell.RECV_RETRIES]!++;
         break;
       }
-      if (this.mappingsFaulted()) return; // before the application sees a request read from zero pages
-      if (rc < 0) return this.protocolError(`corrupt request ring (${errnoName(rc)})`);
+      if (rc < 0) {
+        this.protocolError(`corrupt request (${errnoName(rc)})`);
+        return handled;
+      }
       const capacity = t.requestCapacity;
       if (capacity < REQUEST_HEADER_SIZE) {
-        return this.protocolError(capacity === 0 ? 'zero-length request' : `a ${capacity}-byte request cannot hold its header`);
+        this.protocolError(capacity === 0 ? 'zero-length request' : `a ${capacity}-byte request cannot hold its header`);
+        return handled;
       }
-      if (t.requestId === MessageId.DISCONNECT) return this.protocolError('the client asked to disconnect (id -3)');
+      if (t.requestId === MessageId.DISCONNECT) {
+        this.protocolError('the client asked to disconnect (id -3)');
+        return handled;
+      }
       const size = t.requestSize;
       if (size < REQUEST_HEADER_SIZE || size > capacity) {
-        return this.protocolError(`request header says ${size} bytes but the message has ${capacity}`);
+        this.protocolError(`request header says ${size} bytes but the message has ${capacity}`);
+        return handled;
       }
       this.cells[Cell.REQUESTS]!++;
-      let result: number | void = 0;
+      let result: unknown = 0;
       try {
-        result = msgProcess?.(this, t.requestView(size));
+        result = msgProcess?.call(handlers, this, t.requestView(size));
       } catch (error) {
-        t.releaseRequest();
-        this.service.handlerFailed(error, this, 'msgProcess');
-        return;
+        this.owner.handlerFailed(error, this, 'msgProcess');
+        return handled;
       }
-      if (t.releaseRequest() < 0) return this.protocolError('a request chunk changed while it was processed');
+      // Disconnected inside the handler: its transport is stopped, nothing to reclaim.
+      if (this.stateValue !== ConnectionState.ESTABLISHED) return handled;
+      if (t.reclaim() < 0) {
+        this.protocolError('a request chunk changed while it was processed');
+        return handled;
+      }
       handled++;
-      if (this.stateValue !== ConnectionState.ESTABLISHED) return;
-      if (typeof result === 'number' && result < 0) break; // back off: the rest waits for the next round
+      if (typeof result === 'number') {
+        if (result < 0) break; // back off: the rest waits for the next round
+      } else if (typeof result === 'object' && result !== null) this.watchPromise(result, 'msgProcess');
+      if (this.flowControl !== 0) break;
     }
-    if (this.mappingsFaulted()) return;
-    if (this.flowControl === 0 && t.hasPendingRequests) this.scheduleDispatch();
+    this.mappingsFaulted();
+    return handled;
+  }
+
+  /** An async handler's promise: a rejection is a handler failure. */
+  private watchPromise(result: object, handler: HandlerName): void {
+    const then = (result as { then?: unknown }).then;
+    if (typeof then !== 'function') return;
+    then.call(result, undefined, (error: unknown) => this.owner.handlerFailed(error, this, handler));
   }
 
   /**
@@ -241,89 +216,82 @@ export class Connection extends ConnectionBase implements TransportHost {
     return true;
   }
 
-  // ---- flow control ----
+  // ---- flow control and priority ----
 
-  /** @internal the rate limit's flow-control value (0, 1 or 2) for this connection. */
+  /** @internal qb_ipcs_flowcontrol_set: the rate limit's flow-control value (0, 1 or 2). */
   setFlowControl(value: number): void {
     if (value === this.flowControl) return;
     this.flowControl = value;
     this.cells[Cell.FLOW_CONTROL_STATE] = value;
     this.cells[Cell.FLOW_CONTROL_COUNT]!++;
-    this.transport?.setFlowControl(value);
-    if (this.mappingsFaulted()) return;
-    if (value === 0 && this.transport?.hasPendingRequests) this.scheduleDispatch();
+    this.transport?.flowControlSet(value);
+    this.mappingsFaulted();
   }
 
-  /** @internal the rate limit changed the loop priority. */
+  /** @internal the rate limit changed the loop priority: register the fds again. */
   reprioritise(): void {
-    if (this.stateValue === ConnectionState.ESTABLISHED || this.stateValue === ConnectionState.ACTIVE) this.transport?.reprioritise();
+    this.transport?.watch();
   }
 
   get poll(): PollHandlers {
-    return this.service.poll;
+    return this.owner.poll;
   }
 
   get priority(): LoopPriority {
-    return this.service.priority;
+    return this.owner.priority;
+  }
+
+  get yieldToClients(): boolean {
+    return this.owner.yieldToClients;
   }
 
   // ---- lifecycle ----
 
-
-  /** Queues one dispatch round as a job (more requests are waiting than one round takes). */
-  private scheduleDispatch(): void {
-    if (this.dispatchScheduled) return;
-    this.dispatchScheduled = true;
-    this.service.poll.jobAdd(this.service.priority, this.dispatchJob);
-  }
-
-  private readonly dispatchJob = (): void => {
-    this.dispatchScheduled = false;
-    this.processRequests();
-  };
-
   /**
    * @internal the serving half of the handshake (docs/wire.md §4.4 steps 9–11):
-   * open the transport, answer the client in one write, connectionCreated, ESTABLISHED.
+   * open the transport, answer the client in one write, connectionCreated,
+   * ESTABLISHED. Returns 0, or the -errno to refuse the client with (nothing
+   * was sent, the caller answers and releases the connection).
    */
-  open(files: TransportFiles, bufferSize: number): void {
+  open(files: TransportFiles, bufferSize: number): number {
     let transport: Transport;
     try {
       transport = openTransport(this, this.setupFd, files);
     } catch (error) {
       const errno = (error as { errno?: unknown }).errno;
-      return this.reject(typeof errno === 'number' && errno < 0 ? errno : -ENOMEM, `cannot open its transport: ${(error as Error).message}`);
+      log('refusing client pid %d: cannot open its transport: %s', this.pid, (error as Error).message);
+      return typeof errno === 'number' && errno < 0 ? errno : -ENOMEM;
+    }
+    const rc = transport.watch();
+    if (rc < 0) {
+      transport.close();
+      log('refusing client pid %d: the poll handlers refused its fds (%s)', this.pid, errnoName(rc));
+      return rc;
     }
     this.transport = transport;
     this.bufferSizeValue = bufferSize;
-    this.largestResponse = largestMessage(bufferSize);
     this.stateValue = ConnectionState.ACTIVE;
-    this.service.connectionActivated(this);
-    transport.start();
+    this.owner.connectionActivated(this);
     const response = buildConnectionResponse({
       error: 0, type: transport.type, maxMsgSize: bufferSize, connectionId: this.id, ...transport.responsePaths,
     });
     // One write: a libqb 2.0.6 client fails its connect if the response arrives split.
     const sent = native.send(this.setupFd, response);
-    if (sent !== CONNECTION_RESPONSE_SIZE) return this.hangUp(`handshake response not sent whole (${sent})`);
-    try {
-      this.service.handlers.connectionCreated?.(this);
-    } catch (error) {
-      this.service.handlerFailed(error, this, 'connectionCreated');
+    if (sent !== CONNECTION_RESPONSE_SIZE) {
+      this.hangUp(`handshake response not sent whole (${sent})`);
+      return 0;
     }
-    if (this.stateValue !== ConnectionState.ACTIVE) return;
-    this.stateValue = ConnectionState.ESTABLISHED;
-    if (transport.hasPendingRequests) this.scheduleDispatch();
-  }
-
-  /**
-   * @internal refuses the client: the response carries only -errno; then the
-   * connection is released (connectionDestroyed fires, as in libqb).
-   */
-  reject(negErrno: number, why: string): void {
-    log('rejecting client pid %d with %s: %s', this.pid, errnoName(negErrno), why);
-    native.send(this.setupFd, buildRejection(negErrno));
+    // As libqb: a reference held across connectionCreated, so a disconnect inside it destroys after it.
+    this.ref();
+    try {
+      const created = this.owner.handlers.connectionCreated?.(this);
+      if (typeof created === 'object' && created !== null) this.watchPromise(created, 'connectionCreated');
+    } catch (error) {
+      this.owner.handlerFailed(error, this, 'connectionCreated');
+    }
+    if (this.stateValue === ConnectionState.ACTIVE) this.stateValue = ConnectionState.ESTABLISHED;
     this.unref();
+    return 0;
   }
 
   /** @internal TransportHost: the peer is gone or the socket failed. */
@@ -340,20 +308,25 @@ export class Connection extends ConnectionBase implements TransportHost {
   /**
    * qb_ipcs_disconnect. The client sees EOF/ENOTCONN; connectionClosed runs
    * (again later while it returns non-zero), then connectionDestroyed once the
-   * last reference is dropped.
+   * last reference is dropped. A connection not yet ESTABLISHED (disconnected
+   * inside connectionCreated) loses its files at once, as in libqb: its client's
+   * connect fails.
    */
   disconnect(): void {
     switch (this.stateValue) {
       case ConnectionState.ACTIVE:
-        this.stopSockets();
+        this.transport?.close();
+        this.closeSetupSocket();
+        this.directoryValue?.remove();
         this.stateValue = ConnectionState.INACTIVE;
-        this.service.connectionClosing(this, false);
+        this.owner.connectionClosing(this, false);
         this.unref();
         return;
       case ConnectionState.ESTABLISHED:
-        this.stopSockets();
+        this.transport?.stop();
+        this.closeSetupSocket();
         this.stateValue = ConnectionState.SHUTTING_DOWN;
-        this.service.connectionClosing(this, true);
+        this.owner.connectionClosing(this, true);
         this.runClosed();
         return;
       default:
@@ -362,31 +335,29 @@ export class Connection extends ConnectionBase implements TransportHost {
   }
 
   private readonly runClosed = (): void => {
-    let rc: number | void = 0;
+    let rc: unknown = 0;
     try {
-      rc = this.service.handlers.connectionClosed?.(this);
+      rc = this.owner.handlers.connectionClosed?.(this);
     } catch (error) {
-      this.service.handlerFailed(error, this, 'connectionClosed');
+      this.owner.handlerFailed(error, this, 'connectionClosed');
     }
-    if (typeof rc === 'number' && rc !== 0) {
-      this.service.poll.jobAdd(LoopPriority.LOW, this.runClosed);
+    if (typeof rc === 'object' && rc !== null && typeof (rc as { then?: unknown }).then === 'function') {
+      (rc as Promise<unknown>).then(
+        (value) => this.closedResult(value),
+        (error: unknown) => {
+          this.owner.handlerFailed(error, this, 'connectionClosed');
+          this.unref();
+        },
+      );
       return;
     }
-    this.unref();
+    this.closedResult(rc);
   };
 
-  private stopSockets(): void {
-    this.transport?.stop();
-    this.closeSetupSocket();
-  }
-
-  /** @internal */
-  closeSetupSocket(): void {
-    if (this.setupFd < 0) return;
-    this.cells[Cell.SETUP_OPEN] = 0; // before the close: another thread may clean up after a crash
-    native.shutdown(this.setupFd);
-    native.close(this.setupFd);
-    this.setupFd = -1;
+  /** connectionClosed's answer: non-zero asks to be called again later (a LOW job); a job that cannot be queued ends it now. */
+  private closedResult(rc: unknown): void {
+    if (typeof rc === 'number' && rc !== 0 && this.owner.poll.jobAdd(LoopPriority.LOW, this.runClosed) === 0) return;
+    this.unref();
   }
 
   /** qb_ipcs_connection_ref: keeps the connection (and its files) until unref. */
@@ -399,13 +370,14 @@ export class Connection extends ConnectionBase implements TransportHost {
     if (this.refs <= 0) return;
     if (--this.refs > 0) return;
     this.closeSetupSocket();
-    this.service.connectionGone(this);
+    this.owner.connectionGone(this);
     try {
-      this.service.handlers.connectionDestroyed?.(this);
+      const destroyed = this.owner.handlers.connectionDestroyed?.(this);
+      if (typeof destroyed === 'object' && destroyed !== null) this.watchPromise(destroyed, 'connectionDestroyed');
     } catch (error) {
-      this.service.handlerFailed(error, this, 'connectionDestroyed');
+      this.owner.handlerFailed(error, this, 'connectionDestroyed');
     }
-    this.transport?.destroy();
+    this.transport?.close();
     this.transport = undefined;
     this.directoryValue?.remove();
     this.directoryValue = undefined;

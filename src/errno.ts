@@ -49,17 +49,3 @@ export function isDisconnectError(negErrno: number): boolean {
   return negErrno < 0 && e !== EAGAIN && e !== ETIMEDOUT && e !== EINTR && e !== EWOULDBLOCK &&
     e !== EMSGSIZE && e !== ENOMSG && e !== EINVAL;
 }
-
-/** An Error with Node's system-error shape: errno is negative, code is the name. */
-export class QbError extends Error {
-  readonly errno: number;
-  readonly code: string;
-
-  constructor(negErrno: number, message: string, options?: { cause?: unknown }) {
-    const errno = -Math.abs(negErrno);
-    super(`${message} (${errnoName(errno)})`, options);
-    this.name = 'QbError';
-    this.errno = errno;
-    this.code = errnoName(errno);
-  }
-}

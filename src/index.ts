@@ -12,4 +12,5 @@ export {
   type RequestHeader, type ResponseHeader,
 } from './headers.js';
 export * from './errno.js';
+export { QbError, HandlerError, type HandlerName } from './errors.js';
 export { connect, Client, type ConnectOptions, type ServerCredentials } from './client/client.js';

@@ -2,8 +2,8 @@
 // authSet (during accept), statistics read from shared memory, and disconnect
 // and events routed to the owning shard (a ring has exactly one producer).
 import { ConnectionBase, type ServiceView } from './connection-base.js';
-import { Cell } from './connection-cells.js';
 import { EMSGSIZE } from './errno.js';
+import { asByteParts, asBytes } from './errors.js';
 
 /** What a RemoteConnection asks of the pool that owns its shard. */
 export interface RemoteOwner extends ServiceView {
@@ -24,11 +24,9 @@ export class RemoteConnection extends ConnectionBase {
     private readonly service: RemoteOwner,
     id: number,
     credentials: { pid: number; uid: number; gid: number },
-    /** @internal the setup socket; closed here only if the shard died with it open. */
-    readonly setupFd: number,
+    setupFd: number,
   ) {
-    super(service, id, credentials);
-    this.cells[Cell.SETUP_OPEN] = 1;
+    super(service, id, credentials, setupFd);
   }
 
   /** @internal */
@@ -49,15 +47,16 @@ export class RemoteConnection extends ConnectionBase {
     this.service.disconnect(this);
   }
 
-  /** qb_ipcs_event_send, carried out by the shard: resolves to bytes or -errno. */
+  /** qb_ipcs_event_send, carried out by the shard: resolves to bytes or -errno (-EMSGSIZE above the buffer size). */
   eventSend(data: Uint8Array): Promise<number> {
-    if (data.byteLength > this.bufferSizeValue) return Promise.resolve(-EMSGSIZE);
-    return this.service.eventSend(this, [data]);
+    const bytes = asBytes(data, 'eventSend(data)');
+    if (bytes.byteLength > this.bufferSizeValue) return Promise.resolve(-EMSGSIZE);
+    return this.service.eventSend(this, [bytes]);
   }
 
   /** qb_ipcs_event_sendv, carried out by the shard. */
   eventSendv(iov: readonly Uint8Array[]): Promise<number> {
-    return this.service.eventSend(this, [...iov]);
+    return this.service.eventSend(this, [...asByteParts(iov, 'eventSendv(iov)')]);
   }
 
   protected get eventQueueLength(): number {

@@ -1,30 +1,40 @@
 // Service: qb_ipcs_service_t. Listens, authenticates, negotiates, creates each
-// connection's transport, and owns the list of connections and the rate limit.
+// connection's files and places it on a shard (src/shard.ts), which serves it.
+// It keeps the list of connections, the counters and the rate limit it hands
+// the shards, and reports what they report: no serving logic lives here.
 import { EventEmitter } from 'node:events';
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { debuglog } from 'node:util';
 import { Acceptor, type Handshake } from './acceptor.js';
-import { ConnectionState, IpcType, LoopPriority, RateLimit } from './constants.js';
-import { Connection, type ConnectionHandlers, type ConnectionOwner } from './connection.js';
-import { Cell } from './connection-cells.js';
+import { IpcType, LoopPriority, RateLimit } from './constants.js';
+import type { Connection, ConnectionHandlers } from './connection.js';
 import { ConnectionDirectory } from './connection-dir.js';
-import { EACCES, EINVAL, ENOMEM, ENOTSUP, ESHUTDOWN, QbError, errnoName } from './errno.js';
+import { ConnectionList } from './connection-list.js';
+import { EACCES, EINVAL, ENOMEM, ENOTSUP, ESHUTDOWN, errnoName } from './errno.js';
+import { HandlerError, QbError, type HandlerName } from './errors.js';
+import { LocalShards } from './local-shards.js';
 import { native } from './native.js';
 import { resolveOptions, validateServiceName, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { NativeLoop, type PollHandlers } from './poll.js';
+import { ServiceCounters } from './service-counters.js';
+import type { RateSettings } from './shard.js';
+import type { Shards, ShardsHost } from './shards.js';
 import type { ServiceStats } from './stats.js';
 import { createTransportFiles, type TransportFiles } from './transport/files.js';
-import { buildRejection, TransportType } from './handshake.js';
-import { RemoteConnection } from './remote-connection.js';
-import { WorkerPool, type PoolHost } from './worker-pool.js';
-import { ServiceCounter, type RateSettings } from './worker-protocol.js';
+import { TransportType } from './handshake.js';
+import type { RemoteConnection } from './remote-connection.js';
+import { WorkerPool } from './worker-pool.js';
+
+const log = debuglog('qbipc');
 
 /** qb_ipcs_service_handlers. Return values follow libqb: 0 or a negative errno. */
 export interface ServiceHandlers extends ConnectionHandlers {
   /**
    * Decide whether a client may connect: 0 (or nothing) accepts; a negative
    * errno rejects, and the client's qb_ipcc_connect fails with that errno.
+   * Anything else is a handler failure (the client is refused with EACCES).
    * May call conn.authSet(). May return a Promise.
    */
   connectionAccept?(conn: ServiceConnection, uid: number, gid: number): number | void | Promise<number | void>;
@@ -47,7 +57,7 @@ const RATE = {
   [RateLimit.OFF_2]: { priority: LoopPriority.LOW, budget: 1, flowControl: 2 },
 } as const;
 
-export class Service extends EventEmitter implements ConnectionOwner, PoolHost {
+export class Service extends EventEmitter {
   readonly name: string;
   readonly serviceId: number;
   readonly type: IpcType;
@@ -61,14 +71,13 @@ export class Service extends EventEmitter implements ConnectionOwner, PoolHost {
   private ownLoop: NativeLoop | undefined;
   private acceptor: Acceptor | undefined;
   private socketPath: string | undefined;
-  private readonly list = new Set<ServiceConnection>();
+  private readonly list = new ConnectionList<ServiceConnection>();
   private enforcedSize = 0;
-  private rateValue: RateSettings = RATE[RateLimit.NORMAL];
+  private rate: RateSettings = RATE[RateLimit.NORMAL];
   private nextConnectionId = 1;
   private readonly serverPid = process.pid;
-  /** [activeConnections, closedConnections]; in worker mode shared with the shards. */
-  private counters: Int32Array<ArrayBufferLike> = new Int32Array(2);
-  private pool: WorkerPool | undefined;
+  private readonly counters = new ServiceCounters();
+  private shards: Shards<ServiceConnection> | undefined;
 
   /** @internal use createService(). */
   constructor(name: string, serviceId: number, type: IpcType, handlers: ServiceHandlers, options?: ServiceOptions) {
@@ -86,61 +95,18 @@ export class Service extends EventEmitter implements ConnectionOwner, PoolHost {
     this.handlers = handlers;
   }
 
-  // ---- ConnectionOwner ----
+  /** What the shards report: a connection gone, a handler failed, a worker died. */
+  private readonly shardsHost: ShardsHost<ServiceConnection> = {
+    connectionGone: (conn) => this.list.delete(conn),
+    handlerFailed: (conn, handler, cause, where) => this.handlerFailed(handler, conn, cause, `that connection was closed${where === undefined ? '' : ` (${where})`}`),
+    workerFailed: (error) => this.emit('error', error),
+  };
 
-  get poll(): PollHandlers {
-    if (this.pollHandlers === undefined) throw new Error('the service is not running');
-    return this.pollHandlers;
-  }
-
-  get priority(): LoopPriority {
-    return this.rateValue.priority;
-  }
-
-  get budget(): number {
-    return this.rateValue.budget;
-  }
-
-  /** @internal ConnectionOwner and PoolHost. */
-  get yieldToClients(): boolean {
-    return this.options.yieldToClients;
-  }
-
-  /** @internal PoolHost: the settings new shards start with. */
-  get rate(): RateSettings {
-    return this.rateValue;
-  }
-
-  /** @internal */
-  connectionActivated(conn: Connection): void {
-    this.list.add(conn);
-    this.counters[ServiceCounter.ACTIVE]!++;
-  }
-
-  /** @internal */
-  connectionClosing(_conn: Connection, _wasEstablished: boolean): void {
-    this.counters[ServiceCounter.ACTIVE]!--;
-    this.counters[ServiceCounter.CLOSED]!++;
-  }
-
-  /** @internal */
-  connectionGone(conn: ServiceConnection): void {
-    this.list.delete(conn);
-  }
-
-  /** @internal PoolHost: a worker-side handler threw, or a worker died. */
-  poolError(error: Error): void {
-    this.emit('error', error);
-  }
-
-  /** @internal a handler threw: that connection is dropped, the service goes on. */
-  handlerFailed(error: unknown, conn: Connection, handler: string): void {
-    conn.disconnectReason ??= `${handler} threw`;
-    conn.disconnect();
-    process.nextTick(() => this.emit('error', Object.assign(
-      new Error(`qbipc: ${handler} threw for the client with pid ${conn.pid}; that connection was closed`, { cause: error }),
-      { connection: conn },
-    )));
+  /** A HandlerError as 'error', after the current call returns (a listener must not run inside a round). */
+  private handlerFailed(handler: HandlerName, conn: ServiceConnection, cause: unknown, outcome: string): void {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    const error = new HandlerError(handler, conn, `qbipc: ${handler} failed for the client with pid ${conn.pid}; ${outcome}: ${reason}`, cause);
+    process.nextTick(() => this.emit('error', error));
   }
 
   // ---- qbipcs.h ----
@@ -176,19 +142,27 @@ export class Service extends EventEmitter implements ConnectionOwner, PoolHost {
       const where = filesystemSockets ? address : `@${address}`;
       throw new QbError(errno, `cannot listen on ${where}${errnoName(errno) === 'EADDRINUSE' ? ': another server already serves this name' : ''}`, { cause });
     }
-    if (this.options.workers > 0) {
-      const pool = new WorkerPool(this, this.options.workers, workerModuleUrl(this.options.workerModule!), this.options.workerData, this.options.placement);
+    if (this.pollHandlers === undefined) this.pollHandlers = this.ownLoop = new NativeLoop();
+    const { workers } = this.options;
+    if (workers > 0) {
+      const pool = new WorkerPool(this.shardsHost as ShardsHost<RemoteConnection>, workers, {
+        service: this, rate: this.rate, yieldToClients: this.options.yieldToClients, counters: this.counters,
+        workerModule: workerModuleUrl(this.options.workerModule!), workerData: this.options.workerData, placement: this.options.placement,
+      });
       try {
         await pool.start();
       } catch (cause) {
         native.close(listenFd);
-        await pool.destroy();
+        await pool.close();
+        this.ownLoop?.close();
         throw new QbError(-EINVAL, `the worker module could not be started: ${(cause as Error).message}`, { cause });
       }
-      this.pool = pool;
-      this.counters = pool.counters;
+      this.shards = pool;
+    } else {
+      this.shards = new LocalShards(this.shardsHost as ShardsHost<Connection>, this.handlers, this, {
+        poll: this.pollHandlers, counters: this.counters, rate: this.rate, yieldToClients: this.options.yieldToClients,
+      });
     }
-    if (this.pollHandlers === undefined) this.pollHandlers = this.ownLoop = new NativeLoop();
     this.socketPath = filesystemSockets ? address : undefined;
     this.acceptor = new Acceptor(this.pollHandlers, listenFd, this.options.handshakeTimeoutMs, (h) => this.admitSafely(h));
     const rc = this.acceptor.start();
@@ -220,50 +194,57 @@ export class Service extends EventEmitter implements ConnectionOwner, PoolHost {
     });
   }
 
-  /** A finished handshake: accept or reject, then set up the transport (docs/wire.md §4.4). */
+  /** A finished handshake: accept or refuse, then files, then a shard serves it (docs/wire.md §4.4). */
   private async admit(h: Handshake): Promise<void> {
-    const id = this.nextConnectionId++;
-    const conn = this.pool !== undefined ? new RemoteConnection(this.pool, id, h, h.fd) : new Connection(this, h.fd, id, h);
-    const reject = (negErrno: number, why: string) => (conn instanceof Connection ? conn.reject(negErrno, why) : this.refuse(conn, negErrno));
+    const shards = this.shards!;
+    const conn = shards.create(this.nextConnectionId++, h);
     let directory: ConnectionDirectory;
     try {
       directory = ConnectionDirectory.create(this.serverPid, h.pid, h.fd);
     } catch (error) {
-      return reject(errnoOf(error, -ENOMEM), `cannot create its directory: ${(error as Error).message}`);
+      return this.refuse(conn, errnoOf(error, -ENOMEM), `cannot create its directory: ${(error as Error).message}`);
     }
     conn.attach(directory);
     directory.setOwner(h.uid, h.gid);
-    let verdict: number | void = 0;
-    if (this.handlers.connectionAccept !== undefined) {
-      try {
-        verdict = await this.handlers.connectionAccept(conn, h.uid, h.gid);
-      } catch (error) {
-        verdict = -EACCES;
-        process.nextTick(() => this.emit('error', new Error('qbipc: connectionAccept threw; the client was rejected with EACCES', { cause: error })));
-      }
-    }
-    if (this.lifecycle !== 'running') return reject(-ESHUTDOWN, 'the service is shutting down');
-    if (typeof verdict === 'number' && verdict !== 0) return reject(-Math.abs(verdict), 'connectionAccept said no');
+    const verdict = await this.accept(conn, h);
+    if (this.lifecycle !== 'running') return this.refuse(conn, -ESHUTDOWN, 'the service is shutting down');
+    if (verdict !== 0) return this.refuse(conn, verdict, 'connectionAccept said no');
     const size = this.negotiate(h.request.maxMsgSize);
     let files: TransportFiles;
     try {
       files = createTransportFiles(this.transportType, directory, this.name, size, conn.fileOwner);
     } catch (error) {
-      return reject(errnoOf(error, -ENOMEM), `cannot create its files: ${(error as Error).message}`);
+      return this.refuse(conn, errnoOf(error, -ENOMEM), `cannot create its files: ${(error as Error).message}`);
     }
     directory.seal();
-    if (conn instanceof Connection) return conn.open(files, size);
     this.list.add(conn);
-    this.pool!.place(conn, files, size);
+    shards.place(conn, files, size);
   }
 
-  /** Worker mode's rejection: answered here; connectionDestroyed then runs in a shard, as in-thread. */
-  private refuse(conn: RemoteConnection, negErrno: number): void {
-    native.send(conn.setupFd, buildRejection(negErrno));
-    native.shutdown(conn.setupFd);
-    native.close(conn.setupFd);
-    conn.cells[Cell.SETUP_OPEN] = 0;
-    if (!this.pool!.rejected(conn)) conn.directory?.remove();
+  /** connectionAccept's verdict: 0, or the negative errno to refuse with. */
+  private async accept(conn: ServiceConnection, h: Handshake): Promise<number> {
+    const accept = this.handlers.connectionAccept;
+    if (accept === undefined) return 0;
+    let verdict: unknown;
+    try {
+      verdict = await accept.call(this.handlers, conn, h.uid, h.gid);
+    } catch (error) {
+      this.handlerFailed('connectionAccept', conn, error, 'the client was refused with EACCES');
+      return -EACCES;
+    }
+    if (verdict === undefined || verdict === 0) return 0;
+    if (typeof verdict === 'number' && Number.isInteger(verdict) && verdict < 0) return verdict;
+    const got = typeof verdict === 'string' ? JSON.stringify(verdict) : String(verdict);
+    const cause = new TypeError(`connectionAccept must return 0 (or nothing) to accept or a negative errno to refuse; it returned ${got}`);
+    this.handlerFailed('connectionAccept', conn, cause, 'the client was refused with EACCES');
+    return -EACCES;
+  }
+
+  /** Answers a refused client here; its shard then runs connectionDestroyed and removes its directory. */
+  private refuse(conn: ServiceConnection, negErrno: number, why: string): void {
+    log('refusing client pid %d with %s: %s', conn.pid, errnoName(negErrno), why);
+    conn.refuse(negErrno);
+    this.shards!.rejected(conn);
   }
 
   /** max(requested, enforced), clamped to options.maxBufferSize. */
@@ -271,7 +252,7 @@ export class Service extends EventEmitter implements ConnectionOwner, PoolHost {
     return Math.min(Math.max(requested, this.enforcedSize), this.options.maxBufferSize);
   }
 
-  /** qb_ipcs_destroy: disconnects every client, stops listening. */
+  /** qb_ipcs_destroy: disconnects every client (newest first), stops listening. */
   async destroy(): Promise<void> {
     if (this.lifecycle === 'destroyed') return;
     const wasRunning = this.lifecycle === 'running';
@@ -279,8 +260,7 @@ export class Service extends EventEmitter implements ConnectionOwner, PoolHost {
     if (wasRunning) {
       this.acceptor?.close();
       this.acceptor = undefined;
-      if (this.pool !== undefined) await this.pool.destroy();
-      for (const conn of [...this.list]) conn.disconnect();
+      await this.shards?.close();
       if (this.socketPath !== undefined) native.unlinkAt(-100, this.socketPath, false);
       this.ownLoop?.close();
       this.ownLoop = undefined;
@@ -293,10 +273,13 @@ export class Service extends EventEmitter implements ConnectionOwner, PoolHost {
     this.refs++;
   }
 
-  /** qb_ipcs_unref: dropping the last reference destroys the service. */
+  /**
+   * qb_ipcs_unref. As in libqb, dropping the last reference only gives up the
+   * object: it never stops a running service (destroy() does), whose clients,
+   * old and new, go on being served.
+   */
   unref(): void {
-    if (this.refs <= 0) return;
-    if (--this.refs === 0 && this.lifecycle !== 'destroyed') void this.destroy();
+    if (this.refs > 0) this.refs--;
   }
 
   /** Whether the running service keeps the Node process alive (default true). */
@@ -305,22 +288,15 @@ export class Service extends EventEmitter implements ConnectionOwner, PoolHost {
   }
 
   /**
-   * qb_ipcs_request_rate_limit. Applied at once in-thread; in worker mode the
-   * Promise resolves when every worker has applied it.
+   * qb_ipcs_request_rate_limit: applied to every current connection (new ones
+   * start without flow control, as in libqb). Applied at once in-thread; in
+   * worker mode the Promise resolves when every worker has applied it.
    */
   requestRateLimit(limit: RateLimit): Promise<void> {
     const rate = RATE[limit];
     if (rate === undefined) throw new TypeError(`requestRateLimit needs a RateLimit, got ${String(limit)}`);
-    const moved = rate.priority !== this.rateValue.priority;
-    this.rateValue = rate;
-    if (this.pool !== undefined) return this.pool.broadcastRate(rate);
-    for (const conn of this.list) {
-      if (!(conn instanceof Connection)) continue;
-      if (conn.state !== ConnectionState.ACTIVE && conn.state !== ConnectionState.ESTABLISHED) continue;
-      conn.setFlowControl(rate.flowControl);
-      if (moved) conn.reprioritise();
-    }
-    return Promise.resolve();
+    this.rate = rate;
+    return this.shards?.setRate(rate) ?? Promise.resolve();
   }
 
   /** qb_ipcs_enforce_buffer_size: the minimum negotiated size of new connections. */
@@ -333,35 +309,22 @@ export class Service extends EventEmitter implements ConnectionOwner, PoolHost {
 
   /** qb_ipcs_stats_get. */
   stats(clearAfterRead = false): ServiceStats {
-    const copy = {
-      activeConnections: Atomics.load(this.counters, ServiceCounter.ACTIVE),
-      closedConnections: Atomics.load(this.counters, ServiceCounter.CLOSED),
-    };
-    if (clearAfterRead) {
-      Atomics.store(this.counters, ServiceCounter.ACTIVE, 0);
-      Atomics.store(this.counters, ServiceCounter.CLOSED, 0);
-    }
-    return copy;
+    return this.counters.read(clearAfterRead);
   }
 
-  /** qb_ipcs_connection_first_get. No reference is taken: JS keeps the object alive. */
+  /** qb_ipcs_connection_first_get: the newest connection. No reference is taken: JS keeps the object alive. */
   connectionFirstGet(): ServiceConnection | undefined {
-    return this.list.values().next().value;
+    return this.list.first();
   }
 
-  /** qb_ipcs_connection_next_get. */
+  /** qb_ipcs_connection_next_get: the next older one. */
   connectionNextGet(current: ServiceConnection): ServiceConnection | undefined {
-    let found = false;
-    for (const conn of this.list) {
-      if (found) return conn;
-      if (conn === current) found = true;
-    }
-    return undefined;
+    return this.list.next(current);
   }
 
-  /** Every connection from ACTIVE until it is destroyed, in the order they came. */
+  /** Every connection from ACTIVE until it is destroyed, newest first (libqb's list order). */
   connections(): IterableIterator<ServiceConnection> {
-    return [...this.list].values();
+    return this.list.toArray().values();
   }
 }
 

@@ -3,24 +3,29 @@
 // disconnect/eventSend to them, and cleans up after a shard that died.
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { Cell } from './connection-cells.js';
+import type { Handshake } from './acceptor.js';
+import type { ServiceView } from './connection-base.js';
 import { ConnectionState } from './constants.js';
+import { Cell } from './connection-cells.js';
 import { ENOTCONN } from './errno.js';
-import { native } from './native.js';
-import type { RemoteConnection, RemoteOwner } from './remote-connection.js';
-import { discardTransportFiles, eventQueueProbe, responseWaker, type TransportFiles } from './transport/files.js';
-import { ServiceCounter, type FromShard, type RateSettings, type ShardInit, type ToShard } from './worker-protocol.js';
+import { RemoteConnection, type RemoteOwner } from './remote-connection.js';
+import type { ServiceCounters } from './service-counters.js';
+import type { RateSettings } from './shard.js';
+import type { Shards, ShardsHost } from './shards.js';
+import { eventQueueProbe, responseWaker, type TransportFiles } from './transport/files.js';
+import { errorFromRecord, type ConnectionTicket, type FromShard, type ShardInit, type ToShard } from './worker-protocol.js';
 
 export type Placement = 'least-loaded' | 'round-robin';
 
-/** What the pool needs from its service. */
-export interface PoolHost {
-  readonly serviceId: number;
-  readonly context: unknown;
+/** What the pool needs to start its shards. */
+export interface PoolSettings {
+  readonly service: ServiceView;
   readonly rate: RateSettings;
   readonly yieldToClients: boolean;
-  connectionGone(conn: RemoteConnection): void;
-  poolError(error: Error): void;
+  readonly counters: ServiceCounters;
+  readonly workerModule: string;
+  readonly workerData: unknown;
+  readonly placement: Placement;
 }
 
 interface Shard {
@@ -36,22 +41,20 @@ interface Shard {
 
 const SHUTDOWN_GRACE_MS = 5000;
 
-export class WorkerPool implements RemoteOwner {
+export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
   private readonly piscina: Piscina;
   private readonly shards: Shard[] = [];
-  /** Shared with every shard: [activeConnections, closedConnections]. */
-  readonly counters = new Int32Array(new SharedArrayBuffer(8));
+  private rate: RateSettings;
   private nextSeq = 1;
   private nextShard = 0;
   private destroying = false;
 
   constructor(
-    private readonly host: PoolHost,
+    private readonly host: ShardsHost<RemoteConnection>,
     private readonly size: number,
-    private readonly workerModule: string,
-    private readonly workerData: unknown,
-    private readonly placement: Placement,
+    private readonly settings: PoolSettings,
   ) {
+    this.rate = settings.rate;
     this.piscina = new Piscina({
       filename: new URL('../workers/shard.js', import.meta.url).href,
       minThreads: size,
@@ -63,11 +66,11 @@ export class WorkerPool implements RemoteOwner {
   }
 
   get serviceId(): number {
-    return this.host.serviceId;
+    return this.settings.service.serviceId;
   }
 
   get context(): unknown {
-    return this.host.context;
+    return this.settings.service.context;
   }
 
   /** Starts every shard; rejects if one cannot load the worker module. */
@@ -100,12 +103,12 @@ export class WorkerPool implements RemoteOwner {
     const init: ShardInit = {
       index,
       port: port2,
-      workerModule: this.workerModule,
-      workerData: this.workerData,
-      serviceId: this.host.serviceId,
-      serviceCounters: this.counters.buffer as SharedArrayBuffer,
-      rate: this.host.rate,
-      yieldToClients: this.host.yieldToClients,
+      workerModule: this.settings.workerModule,
+      workerData: this.settings.workerData,
+      serviceId: this.settings.service.serviceId,
+      serviceCounters: this.settings.counters.buffer,
+      rate: this.rate,
+      yieldToClients: this.settings.yieldToClients,
     };
     const task = this.piscina.run(init, { transferList: [port2] }) as Promise<void>;
     shard.ended = task.then(() => this.shardEnded(shard, undefined), (error: Error) => this.shardEnded(shard, error));
@@ -127,8 +130,8 @@ export class WorkerPool implements RemoteOwner {
         shard.pending.delete(message.seq);
         return;
       case 'handler-error': {
-        const error = Object.assign(new Error(`qbipc: ${message.handler} threw in shard ${shard.index} for the client with pid ${message.pid}; that connection was closed: ${message.message}`), { stack: message.stack });
-        this.host.poolError(error);
+        const conn = shard.connections.get(message.id);
+        if (conn !== undefined) this.host.handlerFailed(conn, message.handler, errorFromRecord(message.error), `worker shard ${shard.index}`);
         return;
       }
       default:
@@ -147,7 +150,7 @@ export class WorkerPool implements RemoteOwner {
     if (this.destroying || !shard.isReady) return;
     this.shards[shard.index] = this.startShard(shard.index);
     const reason = error?.message ?? 'its task returned';
-    process.nextTick(() => this.host.poolError(new Error(
+    process.nextTick(() => this.host.workerFailed(new Error(
       `qbipc: worker shard ${shard.index} ended (${reason}); its connections were closed and a new worker takes its place`, { cause: error })));
   }
 
@@ -155,19 +158,16 @@ export class WorkerPool implements RemoteOwner {
   private orphaned(conn: RemoteConnection): void {
     // Wakes are held during a round: a shard that died inside one leaves posted responses unannounced.
     conn.wakeResponseWaiters();
-    if (conn.cells[Cell.SETUP_OPEN] === 1) {
-      conn.cells[Cell.SETUP_OPEN] = 0;
-      native.shutdown(conn.setupFd);
-      native.close(conn.setupFd);
-    }
+    conn.closeSetupSocket();
     const state = conn.cells[Cell.STATE];
-    if (state === ConnectionState.ACTIVE || state === ConnectionState.ESTABLISHED) {
-      Atomics.sub(this.counters, ServiceCounter.ACTIVE, 1);
-      Atomics.add(this.counters, ServiceCounter.CLOSED, 1);
-    }
+    if (state === ConnectionState.ACTIVE || state === ConnectionState.ESTABLISHED) this.settings.counters.closed(state === ConnectionState.ESTABLISHED);
     conn.cells[Cell.STATE] = ConnectionState.INACTIVE;
     conn.directory?.remove();
     this.host.connectionGone(conn);
+  }
+
+  create(id: number, h: Handshake): RemoteConnection {
+    return new RemoteConnection(this, id, h, h.fd);
   }
 
   /** Hands an accepted connection to a shard, which answers the client and serves it. */
@@ -183,40 +183,29 @@ export class WorkerPool implements RemoteOwner {
     }
     conn.placed(shard.index, bufferSize, eventQueue, wakeResponses);
     shard.connections.set(conn.id, conn);
-    const adopt: ToShard = {
-      type: 'adopt', id: conn.id, setupFd: conn.setupFd, pid: conn.pid, uid: conn.uid, gid: conn.gid,
-      bufferSize, files, directory: conn.directory!.state, cells: conn.cells,
-    };
-    shard.port.postMessage(adopt);
+    shard.port.postMessage({ type: 'adopt', bufferSize, files, ...ticket(conn) } satisfies ToShard);
   }
 
   /**
    * A client refused on the main thread: a shard runs connectionDestroyed for
-   * it (libqb calls it for rejected connections too) and removes its directory.
-   * False when no shard can (the pool is shutting down): the caller cleans up.
+   * it (libqb calls it for rejected connections too) and removes its directory;
+   * when no shard can (the pool is shutting down), the directory is removed here.
    */
-  rejected(conn: RemoteConnection): boolean {
-    if (this.destroying) return false;
-    const shard = this.pick();
-    if (shard === undefined || !shard.isReady) return false;
+  rejected(conn: RemoteConnection): void {
+    const shard = this.destroying ? undefined : this.pick();
+    if (shard === undefined || !shard.isReady) {
+      conn.directory?.remove();
+      return;
+    }
     conn.directory?.seal();
-    shard.port.postMessage({
-      type: 'rejected', id: conn.id, pid: conn.pid, uid: conn.uid, gid: conn.gid,
-      directory: conn.directory?.state, cells: conn.cells,
-    } satisfies ToShard);
-    return true;
+    shard.port.postMessage({ type: 'rejected', ...ticket(conn) } satisfies ToShard);
   }
 
   private pick(): Shard {
-    if (this.placement === 'round-robin') return this.shards[this.nextShard++ % this.shards.length]!;
+    if (this.settings.placement === 'round-robin') return this.shards[this.nextShard++ % this.shards.length]!;
     let best = this.shards[0]!;
     for (const s of this.shards) if (s.connections.size < best.connections.size) best = s;
     return best;
-  }
-
-  /** Connections a shard has not opened yet still hold their ring fds. */
-  discard(files: TransportFiles): void {
-    discardTransportFiles(files);
   }
 
   disconnect(conn: RemoteConnection): void {
@@ -234,7 +223,8 @@ export class WorkerPool implements RemoteOwner {
   }
 
   /** Resolves when every shard has applied the new rate to its connections. */
-  async broadcastRate(rate: RateSettings): Promise<void> {
+  async setRate(rate: RateSettings): Promise<void> {
+    this.rate = rate;
     await Promise.all(this.shards.map((shard) => new Promise((resolve) => {
       const seq = this.nextSeq++;
       shard.pending.set(seq, resolve);
@@ -243,7 +233,7 @@ export class WorkerPool implements RemoteOwner {
   }
 
   /** Every shard disconnects its clients and returns; then the threads stop. */
-  async destroy(): Promise<void> {
+  async close(): Promise<void> {
     this.destroying = true;
     for (const shard of this.shards) shard.port.postMessage({ type: 'shutdown' } satisfies ToShard);
     let timer: NodeJS.Timeout | undefined;
@@ -255,4 +245,8 @@ export class WorkerPool implements RemoteOwner {
     await this.piscina.destroy();
     await Promise.all(this.shards.map((s) => s.ended));
   }
+}
+
+function ticket(conn: RemoteConnection): ConnectionTicket {
+  return { id: conn.id, setupFd: conn.setupFd, pid: conn.pid, uid: conn.uid, gid: conn.gid, directory: conn.directory?.state, cells: conn.cells };
 }

@@ -2,8 +2,9 @@
 // MessagePort per shard. Connections cross as numbers and strings (fds, paths):
 // the main thread accepts and creates files, the shard maps and serves them.
 import type { MessagePort } from 'node:worker_threads';
-import type { LoopPriority } from './constants.js';
 import type { DirectoryState } from './connection-dir.js';
+import type { HandlerName } from './errors.js';
+import type { RateSettings } from './shard.js';
 import type { TransportFiles } from './transport/files.js';
 
 export interface ShardInit {
@@ -13,44 +14,36 @@ export interface ShardInit {
   workerModule: string;
   workerData: unknown;
   serviceId: number;
-  /** Int32Array cells: [activeConnections, closedConnections], for every shard and the main thread. */
+  /** The service's counters (src/service-counters.ts), shared by every shard and the main thread. */
   serviceCounters: SharedArrayBuffer;
   rate: RateSettings;
   /** options.yieldToClients. */
   yieldToClients: boolean;
 }
 
-export interface RateSettings {
-  priority: LoopPriority;
-  budget: number;
-  flowControl: number;
+/** A connection as it crosses to its shard. */
+export interface ConnectionTicket {
+  id: number;
+  setupFd: number;
+  pid: number;
+  uid: number;
+  gid: number;
+  directory: DirectoryState | undefined;
+  cells: Float64Array;
 }
 
-export const ServiceCounter = { ACTIVE: 0, CLOSED: 1 } as const;
+/** An error as it crosses back (a thrown value need not be an Error). */
+export interface ErrorRecord {
+  name?: string;
+  message: string;
+  stack?: string;
+  code?: unknown;
+}
 
 export type ToShard =
-  | {
-      type: 'adopt';
-      id: number;
-      setupFd: number;
-      pid: number;
-      uid: number;
-      gid: number;
-      bufferSize: number;
-      files: TransportFiles;
-      directory: DirectoryState;
-      cells: Float64Array;
-    }
-  | {
-      /** Refused on the main thread (handshake answered, socket closed): connectionDestroyed runs here, as in libqb. */
-      type: 'rejected';
-      id: number;
-      pid: number;
-      uid: number;
-      gid: number;
-      directory: DirectoryState | undefined;
-      cells: Float64Array;
-    }
+  | ({ type: 'adopt'; bufferSize: number; files: TransportFiles } & ConnectionTicket)
+  /** Refused on the main thread (answered, socket closed): connectionDestroyed runs here, as in libqb. */
+  | ({ type: 'rejected' } & ConnectionTicket)
   | { type: 'disconnect'; id: number }
   | { type: 'event'; id: number; seq: number; parts: Uint8Array[] }
   | { type: 'rate'; rate: RateSettings; seq: number }
@@ -61,4 +54,18 @@ export type FromShard =
   | { type: 'gone'; id: number }
   | { type: 'event-result'; seq: number; rc: number }
   | { type: 'rate-applied'; seq: number }
-  | { type: 'handler-error'; id: number; pid: number; handler: string; message: string; stack?: string };
+  | { type: 'handler-error'; id: number; handler: HandlerName; error: ErrorRecord };
+
+export function errorRecord(value: unknown): ErrorRecord {
+  if (value instanceof Error) return { name: value.name, message: value.message, stack: value.stack, code: (value as { code?: unknown }).code };
+  return { message: String(value) };
+}
+
+/** The worker's error, rebuilt on this side (the cause of a HandlerError). */
+export function errorFromRecord(record: ErrorRecord): Error {
+  const error = new Error(record.message);
+  if (record.name !== undefined) error.name = record.name;
+  if (record.stack !== undefined) error.stack = record.stack;
+  if (record.code !== undefined) Object.assign(error, { code: record.code });
+  return error;
+}

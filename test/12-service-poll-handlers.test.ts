@@ -2,7 +2,6 @@
 // job, goes through the application's handlers. Here they wrap the built-in
 // loop (level-triggered: the application's loop knows no edge triggering).
 import test from 'ava';
-import { existsSync } from 'node:fs';
 import { LoopPriority, PollEvent, type PollHandlers } from '../src/index.js';
 import { NativeLoop } from '../src/poll.js';
 import { buildCPrograms, QbClient } from './helpers/c-programs.js';
@@ -82,20 +81,24 @@ test('pollHandlersSet validates the handlers', async (t) => {
   await echo.stop();
 });
 
-test('service ref()/unref(): the last reference destroys the service', async (t) => {
+test('service ref()/unref(): as libqb, dropping the last reference never stops a running service; destroy() does', async (t) => {
   const echo = await startEchoService();
-  const client = await QbClient.start();
+  const old = await QbClient.start();
+  const newcomer = await QbClient.start();
   try {
-    await ok(t, client, `connect ${echo.name} 12328`);
-    const dir = echo.service.connectionFirstGet()!.description.slice(0, -3);
+    await ok(t, old, `connect ${echo.name} 12328`);
     echo.service.ref();
     echo.service.unref();
-    t.is(echo.count('destroyed'), 0, 'one reference left');
     echo.service.unref();
-    await echo.when('destroyed');
-    t.false(existsSync(dir));
+    t.is(echo.count('destroyed'), 0);
+    await ok(t, old, 'echo 100');
+    await ok(t, newcomer, `connect ${echo.name} 12328`);
+    await ok(t, newcomer, 'echo 100');
+    await echo.service.destroy();
+    t.is(echo.count('destroyed'), 2, 'destroy() disconnected both');
   } finally {
-    await client.close();
+    await old.close();
+    await newcomer.close();
     await echo.stop();
   }
 });

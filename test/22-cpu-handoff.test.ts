@@ -7,7 +7,7 @@ import { Cell } from '../src/connection-cells.js';
 import { ConnectionState, LoopPriority } from '../src/constants.js';
 import { CpuHandoff, MISSES_ALLOWED, RETRY_EVERY } from '../src/cpu-handoff.js';
 import { createService, IpcType } from '../src/index.js';
-import type { Transport } from '../src/transport/transport.js';
+import { ShmTransport } from '../src/transport/shm.js';
 import { buildCPrograms, runProgram } from './helpers/c-programs.js';
 import { shmEntries, startEchoService } from './helpers/echo-service.js';
 import { MODES } from './helpers/modes.js';
@@ -51,30 +51,10 @@ test('a connection yields while yielding finds requests, stops after 8 misses in
 });
 
 /**
- * A transport whose nextRequest() answers from a script (1: a request, 0: dry):
- * enough of one to watch a dispatch round decide when to wake, yield and look again.
+ * An SHM transport in a round whose ring answers from a script (1: a request,
+ * 0: dry): enough to watch a dispatch round decide when to wake, yield and look
+ * again. The connection serves the round; the ring, wake and yield are stubs.
  */
-function scriptedTransport(script: number[], log: string[]): Transport {
-  const next = (): number => {
-    const rc = script.shift() ?? 0;
-    log.push(`next=${rc}`);
-    return rc;
-  };
-  return {
-    holdClientWakes: () => undefined,
-    wakeClientSoFar: () => (log.push('wake'), true),
-    wakeClient: () => undefined,
-    nextRequest: next,
-    requestId: 1,
-    requestSize: 16,
-    requestCapacity: 16,
-    requestView: () => new Uint8Array(16),
-    releaseRequest: () => 0,
-    hasPendingRequests: false,
-    mappings: [],
-  } as unknown as Transport;
-}
-
 function roundWith(yieldToClients: boolean, script: number[]): { log: string[]; handled: number } {
   const log: string[] = [];
   const owner = {
@@ -84,11 +64,23 @@ function roundWith(yieldToClients: boolean, script: number[]): { log: string[]; 
     handlerFailed: (error: unknown) => { throw error; },
   } as unknown as ConnectionOwner;
   const conn = new Connection(owner, -1, 1, { pid: 1, uid: 0, gid: 0 });
-  const inside = conn as unknown as { transport: Transport; handoff?: CpuHandoff };
-  inside.transport = scriptedTransport(script, log);
-  if (inside.handoff !== undefined) inside.handoff = new CpuHandoff(() => log.push('yield'));
+  const transport = Object.create(ShmTransport.prototype) as ShmTransport;
+  Object.assign(transport, {
+    inRound: true,
+    handoff: yieldToClients ? new CpuHandoff(() => log.push('yield')) : undefined,
+    requestId: 1, requestSize: 16, requestCapacity: 16,
+    nextRequest: () => {
+      const rc = script.shift() ?? 0;
+      log.push(`next=${rc}`);
+      return rc;
+    },
+    wakeHeldSoFar: () => (log.push('wake'), true),
+    requestView: () => new Uint8Array(16),
+    reclaim: () => 0,
+  });
+  Object.assign(conn as unknown as { transport: ShmTransport }, { transport });
   conn.cells[Cell.STATE] = ConnectionState.ESTABLISHED;
-  conn.processRequests();
+  conn.serveRound();
   return { log, handled: conn.cells[Cell.REQUESTS]! };
 }
 

@@ -8,7 +8,9 @@ import { EAGAIN, EBADMSG } from '../src/errno.js';
 import { HeaderWord, Magic, ringDataSize } from '../src/shm/layout.js';
 import { createRing } from '../src/shm/ring-files.js';
 import { ShmRing } from '../src/shm/ring.js';
-import { LoopPriority } from '../src/constants.js';
+import { LoopPriority, PollEvent } from '../src/constants.js';
+import type { DispatchFn } from '../src/poll.js';
+import { Channel } from '../src/transport/transport.js';
 import { native } from '../src/native.js';
 import { createShmFiles, ShmTransport } from '../src/transport/shm.js';
 import { shmEntries } from './helpers/echo-service.js';
@@ -68,7 +70,7 @@ test('items 9, 10, 11, 12: files, sizes, paths and the fresh ring', (t) => {
 test('items 13, 14, 17: a chunk is size, VALID magic, payload; write_pt advances; the semaphore counts it', (t) => {
   withRing(12328, (ring, base) => {
     const payload = Uint8Array.from([0x41, 0x42, 0x43, 0x44, 0x45]);
-    t.is(ring.write([payload], 5), 5);
+    t.is(ring.write([payload], 5, false), 5);
     const data = readFileSync(`${base}-data`);
     t.is(u32(data, 0), 5, 'size word');
     t.is(u32(data, 4), Magic.VALID);
@@ -85,12 +87,12 @@ test('item 13: a chunk that runs past the end wraps to the start of the file', (
     const n = ring.wordSize;
     // Advance both sides to 3 words before the end, then write 100 bytes.
     const filler = new Uint8Array((n - 3 - 2) * 4);
-    t.is(ring.write([filler], filler.byteLength), filler.byteLength);
+    t.is(ring.write([filler], filler.byteLength, false), filler.byteLength);
     t.is(peer.nextChunk(), 1);
     t.is(peer.reclaim(), 0);
     t.is(Atomics.load(ring.header, HeaderWord.WRITE_PT), n - 3);
     const payload = Uint8Array.from({ length: 100 }, (_, i) => i + 1);
-    t.is(ring.write([payload], 100), 100);
+    t.is(ring.write([payload], 100, false), 100);
     const data = readFileSync(`${base}-data`);
     const at = (n - 3) * 4;
     t.is(u32(data, at), 100);
@@ -106,8 +108,8 @@ test('item 13: a chunk that runs past the end wraps to the start of the file', (
 test('item 15: the consumer takes a token, checks magic, then size 0, DEAD, read_pt', (t) => {
   withRing(12328, (ring, base) => {
     const peer = peerOf(ring);
-    t.is(ring.write([new Uint8Array(24)], 24), 24);
-    t.is(ring.write([new Uint8Array(8)], 8), 8);
+    t.is(ring.write([new Uint8Array(24)], 24, false), 24);
+    t.is(ring.write([new Uint8Array(8)], 8, false), 8);
     t.is(peer.nextChunk(), 1);
     t.is(peer.chunkLength, 24);
     t.is(Atomics.load(ring.header, HeaderWord.SEM_VALUE), 0, 'tokens were taken (both, in one CAS)');
@@ -135,14 +137,14 @@ test('item 16: a write needs free >= len + 12; write_pt never catches up with re
   withRing(12328, (ring) => {
     const n = ring.wordSize;
     const big = new Uint8Array(ring.dataSize - 12);
-    t.is(ring.write([big], big.byteLength), big.byteLength, 'an empty ring takes D - 12 bytes');
+    t.is(ring.write([big], big.byteLength, false), big.byteLength, 'an empty ring takes D - 12 bytes');
     t.not(Atomics.load(ring.header, HeaderWord.WRITE_PT), 0, 'write_pt did not land on read_pt');
     t.is(Atomics.load(ring.header, HeaderWord.WRITE_PT), n - 1);
-    t.is(ring.write([new Uint8Array(0)], 0), -EAGAIN, 'free = 0 words: even an empty chunk waits');
+    t.is(ring.write([new Uint8Array(0)], 0, false), -EAGAIN, 'free = 0 words: even an empty chunk waits');
   });
   withRing(12328, (ring) => {
     let written = 0;
-    while (ring.write([new Uint8Array(100)], 100) === 100) written++;
+    while (ring.write([new Uint8Array(100)], 100, false) === 100) written++;
     const w = Atomics.load(ring.header, HeaderWord.WRITE_PT);
     const r = Atomics.load(ring.header, HeaderWord.READ_PT);
     const free = (w > r ? r - w + ring.wordSize - 1 : w < r ? r - w - 1 : ring.wordSize) * 4;
@@ -155,56 +157,80 @@ test('item 17: a post adds one token and keeps the semaphore process-shared (the
   withRing(12328, (ring) => {
     // The waiter count lives in the high half; the post must read it after adding.
     Atomics.store(ring.header, HeaderWord.SEM_WAITERS, 0);
-    t.is(ring.write([new Uint8Array(4)], 4), 4);
+    t.is(ring.write([new Uint8Array(4)], 4, false), 4);
     t.is(Atomics.load(ring.header, HeaderWord.SEM_VALUE), 1);
     Atomics.store(ring.header, HeaderWord.SEM_WAITERS, 1);
-    t.is(ring.write([new Uint8Array(4)], 4), 4);
+    t.is(ring.write([new Uint8Array(4)], 4, false), 4);
     t.is(Atomics.load(ring.header, HeaderWord.SEM_VALUE), 2);
     t.is(Atomics.load(ring.header, HeaderWord.SEM_PRIVATE), 128, 'never the private flag');
   });
 });
 
+/** An SHM transport whose poll handlers are this test: dispatch(POLLIN) runs `round` as the connection's round. */
+function unitTransport(dir: ConnectionDirectory, server: number, round: () => number, hangUps: string[]): { transport: ShmTransport; dispatch: () => void } {
+  let dispatchFn: DispatchFn | undefined;
+  const capture = (_p: LoopPriority, _fd: number, _events: number, fn: DispatchFn) => ((dispatchFn = fn), 0);
+  const host = {
+    poll: { jobAdd: () => 0, dispatchAdd: capture, dispatchMod: capture, dispatchDel: () => 0 },
+    priority: LoopPriority.MED,
+    yieldToClients: false,
+    serveRound: round,
+    hangUp: (reason: string) => void hangUps.push(reason),
+  };
+  const transport = new ShmTransport(host, server, createShmFiles(dir, 'unit', 12328, owner));
+  t0(transport.watch());
+  return { transport, dispatch: () => void dispatchFn!(server, PollEvent.IN) };
+}
+
+function t0(rc: number): void {
+  if (rc !== 0) throw new Error(`watch() returned ${rc}`);
+}
+
 test('item 18: wakes held during a round are issued when the ring fills (the client must read to make room)', async (t) => {
   const dir = ConnectionDirectory.create(process.pid, 0, 0);
+  const name = `qbt-fullring-${process.pid}`;
+  const listener = native.listenStream(name, true);
+  const client = native.connectStream(name, true);
+  const server = native.acceptStream(listener);
+  const hangUps: string[] = [];
+  let written = 0;
+  let wokenInRound = false;
+  // The waiter reports into shared memory: [done, futexWait's rc]. The round is synchronous, so it waits with Atomics.wait.
+  const report = new Int32Array(new SharedArrayBuffer(8));
+  const { transport, dispatch } = unitTransport(dir, server, () => {
+    while (transport.send(Channel.RESPONSE, [new Uint8Array(100)], 100) === 100) written++;
+    Atomics.wait(report, 0, 0, 5000);
+    wokenInRound = Atomics.load(report, 0) === 1;
+    return 0;
+  }, hangUps);
   try {
-    const ring = createRing(dir, 'qb-response-unit', 12328, owner);
+    const header = (transport as unknown as { responses: ShmRing }).responses.header;
     // A thread of ours plays the client blocked in sem_wait on the response ring.
     const waiter = new Worker(`
       const { workerData, parentPort } = require('node:worker_threads');
       const { readlinkSync } = require('node:fs');
       import(workerData.nativeUrl).then(({ native }) => {
         const header = new Int32Array(workerData.header);
+        const report = new Int32Array(workerData.report);
         parentPort.postMessage({ tid: Number(readlinkSync('/proc/thread-self').split('/').pop()) });
-        parentPort.postMessage({ rc: native.futexWait(header, workerData.index, 0, 10000) });
-      });`, { eval: true, workerData: { header: ring.header.buffer, index: HeaderWord.SEM_VALUE, nativeUrl: new URL('../src/native.js', import.meta.url).href } });
-    type Message = { tid?: number; rc?: number };
-    const queued: Message[] = [];
-    let wanted: ((m: Message) => void) | undefined;
-    waiter.on('message', (m: Message) => {
-      const resolve = wanted;
-      wanted = undefined;
-      if (resolve === undefined) queued.push(m);
-      else resolve(m);
-    });
-    const next = () => new Promise<Message>((resolve) => {
-      if (queued.length > 0) resolve(queued.shift()!);
-      else wanted = resolve;
-    });
+        report[1] = native.futexWait(header, workerData.index, 0, 10000);
+        Atomics.store(report, 0, 1);
+        Atomics.notify(report, 0);
+      });`, { eval: true, workerData: { header: header.buffer, report: report.buffer, index: HeaderWord.SEM_VALUE, nativeUrl: new URL('../src/native.js', import.meta.url).href } });
     try {
-      const { tid } = await next();
+      const tid = await new Promise<number>((resolve) => waiter.once('message', (m: { tid: number }) => resolve(m.tid)));
       t.true(await sleepsInFutex(`/proc/self/task/${tid}`), 'the waiter went to sleep on the semaphore word');
-      Atomics.store(ring.header, HeaderWord.SEM_WAITERS, 1); // as glibc's sem_wait registers itself
-      ring.holdWakes();
-      let written = 0;
-      while (ring.write([new Uint8Array(100)], 100) === 100) written++;
+      Atomics.store(header, HeaderWord.SEM_WAITERS, 1); // as glibc's sem_wait registers itself
+      dispatch();
       t.true(written > 10);
-      const { rc } = await next();
-      t.is(rc, 0, 'woken by the full ring (-110 = ETIMEDOUT: the wakes stayed held)');
-      ring.wakeHeld();
+      t.true(wokenInRound, 'woken inside the round, by the full ring (not: the wakes stayed held)');
+      t.is(report[1], 0);
     } finally {
       await waiter.terminate();
     }
   } finally {
+    transport.close();
+    for (const fd of [client, server, listener]) native.close(fd);
     dir.remove();
   }
 });
@@ -216,40 +242,33 @@ test('item 20: event doorbells sent inside a round wait for its wake point and g
   const client = native.connectStream(name, true);
   const server = native.acceptStream(listener);
   const hangUps: string[] = [];
-  const host = {
-    poll: { jobAdd: () => 0, dispatchAdd: () => 0, dispatchMod: () => 0, dispatchDel: () => 0 },
-    priority: LoopPriority.MED,
-    requestsReady: () => undefined,
-    requestsPending: () => undefined,
-    hangUp: (reason: string) => void hangUps.push(reason),
-  };
-  const transport = new ShmTransport(host, server, createShmFiles(dir, 'unit', 12328, owner));
   const received = new Uint8Array(64);
   const doorbells = () => Math.max(0, native.recv(client, received)); // -EAGAIN: none
-  try {
-    transport.start();
-    const event = new Uint8Array(32);
-    // Outside a round (a timer, another connection's handler): each event rings at once.
-    t.is(transport.sendEvent([event], 32), 32);
-    t.is(doorbells(), 1);
-    // Inside a round: held until the dry-ring wake point, then one send for all.
-    transport.holdClientWakes();
-    for (let i = 0; i < 3; i++) t.is(transport.sendEvent([event], 32), 32);
+  const event = new Uint8Array(32);
+  const { transport, dispatch } = unitTransport(dir, server, () => {
+    // Inside a round: held until the dry-ring wake point (a peek that finds nothing), then one send for all.
+    for (let i = 0; i < 3; i++) t.is(transport.send(Channel.EVENT, [event], 32), 32);
     t.is(doorbells(), 0, 'nothing sent while the round runs');
-    t.true(transport.wakeClientSoFar(), 'the wake point reports that the client was woken');
-    t.is(doorbells(), 3, 'the three doorbells arrive together');
-    t.false(transport.wakeClientSoFar(), 'nothing more was owed');
+    t.is(transport.peek(), 0);
+    t.is(doorbells(), 3, 'the three doorbells arrive together at the dry ring');
+    t.is(transport.peek(), 0);
+    t.is(doorbells(), 0, 'nothing more was owed');
     // ... and at the round's end.
-    for (let i = 0; i < 2; i++) transport.sendEvent([event], 32);
-    transport.wakeClient();
-    t.is(doorbells(), 2);
-    t.is(transport.sendEvent([event], 32), 32);
+    for (let i = 0; i < 2; i++) transport.send(Channel.EVENT, [event], 32);
+    return 0;
+  }, hangUps);
+  try {
+    // Outside a round (a timer, another connection's handler): each event rings at once.
+    t.is(transport.send(Channel.EVENT, [event], 32), 32);
+    t.is(doorbells(), 1);
+    dispatch();
+    t.is(doorbells(), 2, 'the round end rings the rest');
+    t.is(transport.send(Channel.EVENT, [event], 32), 32);
     t.is(doorbells(), 1, 'after the round: at once again');
     t.is(transport.eventQueueLength, 7, 'every event is in the ring, posted');
     t.deepEqual(hangUps, []);
   } finally {
-    transport.stop();
-    transport.destroy();
+    transport.close();
     for (const fd of [client, server, listener]) native.close(fd);
     dir.remove();
   }
@@ -258,9 +277,9 @@ test('item 20: event doorbells sent inside a round wait for its wake point and g
 test('item 27: a read pointer out of range is reported, never used', (t) => {
   withRing(12328, (ring) => {
     Atomics.store(ring.header, HeaderWord.READ_PT, 0x7fffff00);
-    t.is(ring.write([new Uint8Array(4)], 4), -EBADMSG);
+    t.is(ring.write([new Uint8Array(4)], 4, false), -EBADMSG);
     Atomics.store(ring.header, HeaderWord.WORD_SIZE, 0x7fffffff); // ignored: we keep our own copy
     Atomics.store(ring.header, HeaderWord.READ_PT, 0);
-    t.is(ring.write([new Uint8Array(4)], 4), 4);
+    t.is(ring.write([new Uint8Array(4)], 4, false), 4);
   });
 });

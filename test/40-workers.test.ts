@@ -3,7 +3,7 @@
 import test from 'ava';
 import { existsSync } from 'node:fs';
 import { once } from 'node:events';
-import { ENOTCONN, RemoteConnection } from '../src/index.js';
+import { ENOTCONN, HandlerError, RemoteConnection } from '../src/index.js';
 import { buildCPrograms, QbClient } from './helpers/c-programs.js';
 import { shmEntries, startEchoService } from './helpers/echo-service.js';
 import { fails, ok } from './helpers/expect.js';
@@ -45,7 +45,7 @@ test.serial('a worker that dies costs only its own connections; new clients are 
   const echo = await startEchoService({}, { workers: 2, placement: 'round-robin', behaviour: { exitOnId: 99 } });
   const [victim, bystander] = await connected(echo.name, 2);
   try {
-    const [victimConn] = [...echo.service.connections()];
+    const victimConn = [...echo.service.connections()].at(-1); // the oldest: connections() is newest first
     const victimDir = victimConn!.description.slice(0, -3);
     await ok(t, bystander!, 'rounds 500 64');
     const died = once(echo.service, 'error');
@@ -94,8 +94,12 @@ test.serial('a handler that throws in a worker disconnects only that client', as
   try {
     const reported = once(echo.service, 'error');
     await ok(t, thrower!, 'send 98 0');
-    const [error] = (await reported) as [Error];
-    t.regex(error.message, /msgProcess threw in shard 0/);
+    const [error] = (await reported) as [HandlerError<RemoteConnection>];
+    t.regex(error.message, /msgProcess failed for the client with pid \d+; that connection was closed \(worker shard 0\)/);
+    t.is(error.code, 'ERR_QBIPC_HANDLER');
+    t.is(error.handler, 'msgProcess');
+    t.is(error.connection.pid, thrower!.pid, 'the main thread\'s view of the connection');
+    t.true(error.cause instanceof Error, 'the worker\'s error, rebuilt');
     await echo.when('destroyed');
     await fails(t, thrower!, 'send 1 10', ENOTCONN);
     await ok(t, other!, 'rounds 200 64');

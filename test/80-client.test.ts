@@ -142,7 +142,7 @@ for (const type of TRANSPORTS) {
     const b = await connect(echo.name, 12328);
     try {
       const waiting = [a.recv(-1), a.eventRecv(-1)];
-      (echo.service.connectionFirstGet() as Connection).disconnect();
+      ([...echo.service.connections()].at(-1) as Connection).disconnect(); // a, the oldest
       for (const call of waiting) await t.throwsAsync(call, { code: 'ENOTCONN' });
       t.false(a.isConnected);
       t.is(a.send(echoRequest(1)), -ENOTCONN);

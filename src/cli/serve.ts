@@ -10,7 +10,7 @@
 // transport or mode that has not landed); 1 any other failure.
 import { availableParallelism } from 'node:os';
 import { IpcType } from '../constants.js';
-import { QbError } from '../errno.js';
+import { QbError } from '../errors.js';
 import { createService } from '../service.js';
 import { choiceFlag, intFlag, parseFlags, UsageError } from './args.js';
 import { echoHandlers } from './echo-app.js';

@@ -5,9 +5,8 @@
 // (native/semwait.cc); event doorbells and the server's hang-up arrive on the
 // setup socket, so a dead server fails every pending call with ENOTCONN at once.
 import { IpcType, LoopPriority, PollEvent } from '../constants.js';
-import {
-  EAGAIN, EINVAL, EMSGSIZE, ENOTCONN, ENOTSUP, ETIMEDOUT, QbError, isDisconnectError,
-} from '../errno.js';
+import { EAGAIN, EINVAL, EMSGSIZE, ENOTCONN, ENOTSUP, ETIMEDOUT, isDisconnectError } from '../errno.js';
+import { QbError } from '../errors.js';
 import { CONNECTION_RESPONSE_SIZE, TransportType } from '../handshake.js';
 import { native, type NativeSemWaiter } from '../native.js';
 import { validateServiceName } from '../options.js';

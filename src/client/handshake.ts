@@ -4,7 +4,8 @@
 // credentials, without blocking the event loop.
 import { existsSync } from 'node:fs';
 import { LoopPriority, PollEvent } from '../constants.js';
-import { EAGAIN, ENOTCONN, ETIMEDOUT, QbError } from '../errno.js';
+import { EAGAIN, ENOTCONN, ETIMEDOUT } from '../errno.js';
+import { QbError } from '../errors.js';
 import {
   buildConnectionRequest, CONNECTION_REQUEST_SIZE, CONNECTION_RESPONSE_SIZE, parseConnectionResponse, TransportType,
 } from '../handshake.js';

@@ -3,7 +3,8 @@
 // byte per request, read responses and events, pay one byte per event.
 import path from 'node:path';
 import { IpcType, PollEvent } from '../constants.js';
-import { EAGAIN, EBADMSG, EINVAL, ENOTCONN, QbError } from '../errno.js';
+import { EAGAIN, EBADMSG, EINVAL, ENOTCONN } from '../errno.js';
+import { QbError } from '../errors.js';
 import { native } from '../native.js';
 import { DATA_PATH_OFFSET, HEADER_FILE_SIZE, HEADER_STRUCT_SIZE, HeaderWord, PATH_FIELD_SIZE, ringDataSize } from '../shm/layout.js';
 import { ShmRing } from '../shm/ring.js';
@@ -88,7 +89,7 @@ export class ShmChannel implements Channel {
   }
 
   send(parts: readonly Uint8Array[], length: number, doorbell: number): number {
-    const rc = this.request.write(parts, length);
+    const rc = this.request.write(parts, length, false);
     if (rc < 0) return rc === -EBADMSG ? -ENOTCONN : rc; // a corrupt read_pt: the server is not a libqb server
     this.bell[0] = doorbell;
     if (this.owedDoorbells > 0) {

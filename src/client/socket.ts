@@ -4,7 +4,8 @@
 // connected to <base>-event-tx. One datagram per message.
 import path from 'node:path';
 import { IpcType, PollEvent } from '../constants.js';
-import { EAGAIN, ECONNREFUSED, EINTR, EINVAL, EMSGSIZE, ENOTCONN, ETIMEDOUT, QbError } from '../errno.js';
+import { EAGAIN, ECONNREFUSED, EINTR, EINVAL, EMSGSIZE, ENOTCONN, ETIMEDOUT } from '../errno.js';
+import { QbError } from '../errors.js';
 import { native } from '../native.js';
 import { ringDataSize } from '../shm/layout.js';
 import { CONTROL_FILE_SIZE, ControlWord, socketNames } from '../transport/socket.js';

@@ -33,8 +33,7 @@ export class ShmRing {
   private writePt = 0;
   private readPt = 0;
   private heldTokens = 0;
-  /** While set, write() posts the semaphore without waking: wakeHeld() wakes once for them all. */
-  private holdingWakes = false;
+  /** Posts made by write(…, holdWake) that have not woken the client yet. */
   private heldWakes = 0;
   /** The chunk returned by nextChunk(): payload byte offset and length. */
   chunkOffset = 0;
@@ -70,20 +69,19 @@ export class ShmRing {
 
   /**
    * Writes one message made of `parts` (total `length` bytes) as a chunk and posts
-   * the semaphore. Returns `length`, -EAGAIN when it does not fit now, or
-   * -EBADMSG when the client corrupted its read pointer.
+   * the semaphore. With `holdWake` the post does not wake a sleeping client:
+   * wakeHeld() wakes once for every message held, so a batch of responses costs
+   * the client one wake-up (and us one syscall), and the woken client does not
+   * preempt the batch after its first response. Returns `length`, -EAGAIN when
+   * it does not fit now, or -EBADMSG when the client corrupted its read pointer.
    */
-  write(parts: readonly Uint8Array[], length: number): number {
+  write(parts: readonly Uint8Array[], length: number, holdWake: boolean): number {
     const n = this.wordSize;
     const w = this.writePt;
     const r = Atomics.load(this.header, HeaderWord.READ_PT) >>> 0;
     if (r >= n) return -EBADMSG;
     const freeWords = w > r ? r - w + n - 1 : w < r ? r - w - 1 : n;
-    if (freeWords * 4 < length + SPACE_MARGIN_BYTES) {
-      // Full: the client must read to make room, so it must not sleep on tokens we hold.
-      if (this.holdingWakes) this.wakeHeldSoFar();
-      return -EAGAIN;
-    }
+    if (freeWords * 4 < length + SPACE_MARGIN_BYTES) return -EAGAIN;
     const words = this.words;
     words[w] = 0;
     Atomics.store(words, w + 1, ALLOCATED);
@@ -99,34 +97,18 @@ export class ShmRing {
     this.writePt = next;
     Atomics.store(this.header, HeaderWord.WRITE_PT, next);
     Atomics.store(words, w + 1, VALID); // release: the chunk is complete before this
-    if (!this.holdingWakes) semPost(this.header, this.semAddress);
+    if (!holdWake) semPost(this.header, this.semAddress);
     else if (semRelease(this.header) === 0) this.heldWakes++;
     return length;
   }
 
-  /**
-   * Defers the futex wakes of the messages written from now on to wakeHeld():
-   * a batch of several responses then costs the client one wake-up (and us one
-   * syscall) instead of one each, and the woken client does not preempt the
-   * batch after its first response.
-   */
-  holdWakes(): void {
-    this.holdingWakes = true;
-  }
-
-  /** Wakes the client for every message held so far and keeps holding: true when there were any. */
-  wakeHeldSoFar(): boolean {
+  /** Wakes the client for every message held so far: true when there were any. */
+  wakeHeld(): boolean {
     if (this.heldWakes === 0) return false;
     const posts = this.heldWakes;
     this.heldWakes = 0;
     semWake(this.header, this.semAddress, posts);
     return true;
-  }
-
-  /** Wakes the client for every message held, and stops holding. */
-  wakeHeld(): void {
-    this.holdingWakes = false;
-    this.wakeHeldSoFar();
   }
 
   /** Chunks posted and not yet taken by the client (event_q_length for SHM). */

@@ -10,13 +10,14 @@ import { HEADER_FILE_SIZE } from '../shm/layout.js';
 import { closeRingFiles, createRingFiles, openRing, type RingFiles } from '../shm/ring-files.js';
 import { semAddress, semValue, semWake } from '../shm/semaphore.js';
 import type { ShmRing } from '../shm/ring.js';
-import type { Transport, TransportHost } from './transport.js';
+import { CpuHandoff } from '../cpu-handoff.js';
+import { Channel, type Transport, type TransportHost } from './transport.js';
 
 const WATCH = PollEvent.IN | PollEvent.PRI | PollEvent.NVAL;
 const WATCH_FLOW_CONTROLLED = PollEvent.PRI | PollEvent.NVAL; // HUP/ERR still arrive
 const DEAD = PollEvent.HUP | PollEvent.ERR | PollEvent.NVAL;
 
-/** Doorbell bytes are meaningless; one buffer per thread drains them all. */
+/** Doorbell bytes are meaningless; one buffer per thread reads them, one sends them. */
 const drain = new Uint8Array(4096);
 const doorbells = new Uint8Array(4096);
 
@@ -78,13 +79,20 @@ export class ShmTransport implements Transport {
   private readonly responses: ShmRing;
   private readonly events: ShmRing;
   private readonly requestWords: Int32Array;
+  /** Doorbells of requests already handled that we have not read yet (§8.2: one per request). */
+  private owedDoorbells = 0;
+  /** Event doorbells not yet sent (held in a round, or refused by a full socket). */
   private pendingDoorbells = 0;
-  /** Whether POLLOUT is in the watched events (owed doorbells). */
+  /** Whether POLLOUT is in the watched events (event doorbells the socket refused). */
   private watchingOut = false;
-  /** Inside a round: event doorbells wait for the round's wake points, and go out in one send. */
-  private holdingDoorbells = false;
+  /** Inside a round: response wakes and event doorbells wait for its wake points. */
+  private inRound = false;
   private flowControl = 0;
   private watching = false;
+  /** Stopped: no more watching, sends or doorbells; closed: the rings too. */
+  private stopped = false;
+  private closed = false;
+  private readonly handoff: CpuHandoff | undefined;
   requestId = 0;
   requestSize = 0;
   requestCapacity = 0;
@@ -99,8 +107,14 @@ export class ShmTransport implements Transport {
     this.events = openRing(files.event);
     this.requestWords = new Int32Array(this.requests.bytes.buffer, 0, this.requests.bytes.byteLength / 4);
     this.responsePaths = files.responsePaths;
+    this.handoff = host.yieldToClients ? new CpuHandoff() : undefined;
   }
 
+  /**
+   * The setup socket is level-triggered: a doorbell left unread brings us back.
+   * So a round reads only the doorbells of the requests it handled; requests left
+   * for later (budget, back-off) keep theirs, and no job has to be queued for them.
+   */
   private readonly dispatch = (_fd: number, revents: number): number => {
     if (revents & DEAD) {
       // POLLHUP wins over pending data, as in libqb: unprocessed requests are dropped.
@@ -108,26 +122,35 @@ export class ShmTransport implements Transport {
       return 0;
     }
     if (revents & PollEvent.OUT) this.flushDoorbells();
-    if (revents & PollEvent.IN) {
-      // Read the doorbells after the round, so that those of the
-      // requests it handled do not wake us once more for nothing.
-      this.host.requestsReady();
-      if (!this.watching || !this.drainDoorbells()) return 0;
-      // A doorbell just read may announce a request that came after the round.
-      if (this.requests.hasWork) this.host.requestsPending();
+    if ((revents & PollEvent.IN) === 0 || this.flowControl !== 0) return 0;
+    this.inRound = true;
+    let handled = 0;
+    try {
+      handled = this.host.serveRound();
+    } finally {
+      this.inRound = false;
+      this.ringHeldDoorbells();
+      this.responses.wakeHeld();
     }
+    if (!this.watching || handled < 0) return 0;
+    // Nothing owed after a round that looked: the byte announced no request (libqb reads one such byte).
+    this.readDoorbells(this.owedDoorbells === 0 ? 1 : 0);
     return 0;
   };
 
-  /** Reads every doorbell byte that has arrived; false when the client is gone. */
-  private drainDoorbells(): boolean {
-    for (;;) {
-      const n = native.recv(this.fd, drain);
-      if (n === drain.byteLength) continue;
-      if (n > 0 || n === -EAGAIN) return true;
-      this.host.hangUp(n === 0 ? 'client closed the connection' : `doorbell recv failed (${n})`);
-      return false;
+  /** Reads the doorbells owed, and `extra` more. */
+  private readDoorbells(extra: number): void {
+    let owed = this.owedDoorbells + extra;
+    while (owed > 0) {
+      const n = native.recv(this.fd, owed >= drain.byteLength ? drain : drain.subarray(0, owed));
+      if (n > 0) {
+        owed -= n;
+        continue;
+      }
+      if (n !== -EAGAIN) this.host.hangUp(n === 0 ? 'client closed the connection' : `doorbell recv failed (${n})`);
+      break;
     }
+    this.owedDoorbells = owed;
   }
 
   private get watchedEvents(): number {
@@ -135,83 +158,33 @@ export class ShmTransport implements Transport {
     return this.watchingOut ? base | PollEvent.OUT : base;
   }
 
-  start(): void {
-    const rc = this.host.poll.dispatchAdd(this.host.priority, this.fd, this.watchedEvents, this.dispatch);
-    this.watching = rc === 0;
-    if (rc < 0) this.host.hangUp(`cannot watch the setup socket (${rc})`);
+  watch(): number {
+    if (this.stopped) return 0;
+    const poll = this.host.poll;
+    const rc = this.watching
+      ? poll.dispatchMod(this.host.priority, this.fd, this.watchedEvents, this.dispatch)
+      : poll.dispatchAdd(this.host.priority, this.fd, this.watchedEvents, this.dispatch);
+    if (rc === 0) this.watching = true;
+    return rc;
   }
 
-  private rewatch(): void {
-    if (this.watching) this.host.poll.dispatchMod(this.host.priority, this.fd, this.watchedEvents, this.dispatch);
-  }
-
-  reprioritise(): void {
-    this.rewatch();
-  }
-
-  sendResponse(parts: readonly Uint8Array[], length: number): number {
-    if (!this.watching) return -ENOTCONN;
-    return this.responses.write(parts, length);
-  }
-
-  holdClientWakes(): void {
-    this.responses.holdWakes();
-    this.holdingDoorbells = true;
-  }
-
-  wakeClientSoFar(): boolean {
-    const rang = this.ringHeldDoorbells();
-    return this.responses.wakeHeldSoFar() || rang;
-  }
-
-  wakeClient(): void {
-    this.holdingDoorbells = false;
-    this.ringHeldDoorbells();
-    this.responses.wakeHeld();
-  }
-
-  /** Sends the event doorbells owed so far (one send for a batch): true when any went out. */
-  private ringHeldDoorbells(): boolean {
-    const owed = this.pendingDoorbells;
-    if (owed === 0 || !this.watching) return false;
-    const rc = this.flushDoorbells();
-    // No caller to return an error to: a socket that fails for good ends the connection.
-    if (rc < 0) this.host.hangUp(`event doorbell send failed: ${errnoName(rc)}`);
-    return this.pendingDoorbells < owed;
-  }
-
-  sendEvent(parts: readonly Uint8Array[], length: number): number {
-    if (!this.watching) return -ENOTCONN;
-    const rc = this.events.write(parts, length);
-    if (rc < 0) {
-      if (this.pendingDoorbells > 0) this.flushDoorbells();
-      return rc;
+  /**
+   * In a round, a dry ring first wakes the client for what we answered: on this
+   * CPU it may send its next request before we look again (then yielding helps it
+   * run first), which then costs no trip through the loop.
+   */
+  peek(): number {
+    let rc = this.nextRequest();
+    if (rc !== 0 || !this.inRound || !this.wakeHeldSoFar()) return rc;
+    rc = this.nextRequest();
+    if (rc === 0 && this.handoff !== undefined && this.handoff.yieldToClient()) {
+      rc = this.nextRequest();
+      this.handoff.found(rc !== 0);
     }
-    this.pendingDoorbells++;
-    // Inside a round the doorbell waits for the round's next wake point: a handler that
-    // sends 64 events costs the client's socket one send instead of 64.
-    if (this.holdingDoorbells) return rc;
-    const flushed = this.flushDoorbells();
-    return flushed < 0 ? flushed : rc;
+    return rc;
   }
 
-  /** Sends the owed event doorbells; what the socket refuses waits for POLLOUT. */
-  private flushDoorbells(): number {
-    while (this.pendingDoorbells > 0) {
-      const want = Math.min(this.pendingDoorbells, doorbells.byteLength);
-      const n = native.send(this.fd, want === doorbells.byteLength ? doorbells : doorbells.subarray(0, want));
-      if (n === -EAGAIN) break;
-      if (n < 0) return n;
-      this.pendingDoorbells -= n;
-    }
-    if (this.watchingOut !== this.pendingDoorbells > 0) {
-      this.watchingOut = this.pendingDoorbells > 0;
-      this.rewatch();
-    }
-    return 0;
-  }
-
-  nextRequest(): number {
+  private nextRequest(): number {
     const ring = this.requests;
     const rc = ring.nextChunk();
     if (rc !== 1) return rc;
@@ -229,23 +202,75 @@ export class ShmTransport implements Transport {
     return new Uint8Array(this.requests.data, this.requests.chunkOffset, length);
   }
 
-  releaseRequest(): number {
-    return this.requests.reclaim();
+  reclaim(): number {
+    const rc = this.requests.reclaim();
+    if (rc === 0) this.owedDoorbells++;
+    return rc;
   }
 
-  get hasPendingRequests(): boolean {
-    return this.requests.hasWork;
+  send(channel: Channel, parts: readonly Uint8Array[], length: number): number {
+    if (this.stopped) return -ENOTCONN;
+    if (channel === Channel.RESPONSE) {
+      const rc = this.responses.write(parts, length, this.inRound);
+      // Full: the client must read to make room, so it must not sleep on wakes we hold.
+      if (rc === -EAGAIN && this.inRound) this.wakeHeldSoFar();
+      return rc;
+    }
+    const rc = this.events.write(parts, length, this.inRound);
+    if (rc < 0) {
+      if (this.pendingDoorbells > 0) this.flushDoorbells();
+      return rc;
+    }
+    this.pendingDoorbells++;
+    // Inside a round the doorbell waits for the round's next wake point: a handler that
+    // sends 64 events costs the client's socket one send instead of 64.
+    if (this.inRound) return rc;
+    const flushed = this.flushDoorbells();
+    return flushed < 0 ? flushed : rc;
   }
 
-  setFlowControl(value: number): void {
+  /** Wakes the client for every response and event held so far: true when there were any. */
+  private wakeHeldSoFar(): boolean {
+    const rang = this.ringHeldDoorbells();
+    return this.responses.wakeHeld() || rang;
+  }
+
+  /** Sends the event doorbells owed so far (one send for a batch): true when any went out. */
+  private ringHeldDoorbells(): boolean {
+    const owed = this.pendingDoorbells;
+    if (owed === 0 || !this.watching) return false;
+    const rc = this.flushDoorbells();
+    // No caller to return an error to: a socket that fails for good ends the connection.
+    if (rc < 0) this.host.hangUp(`event doorbell send failed: ${errnoName(rc)}`);
+    return this.pendingDoorbells < owed;
+  }
+
+  /** Sends the owed event doorbells; what the socket refuses waits for POLLOUT. */
+  private flushDoorbells(): number {
+    while (this.pendingDoorbells > 0) {
+      const want = Math.min(this.pendingDoorbells, doorbells.byteLength);
+      const n = native.send(this.fd, want === doorbells.byteLength ? doorbells : doorbells.subarray(0, want));
+      if (n === -EAGAIN) break;
+      if (n < 0) return n;
+      this.pendingDoorbells -= n;
+    }
+    if (this.watchingOut !== this.pendingDoorbells > 0) {
+      this.watchingOut = this.pendingDoorbells > 0;
+      this.watch();
+    }
+    return 0;
+  }
+
+  flowControlSet(value: number): void {
+    if (this.stopped) return;
     this.requests.setFlowControl(value);
     const wasOn = this.flowControl !== 0;
     this.flowControl = value;
-    if (wasOn !== (value !== 0)) this.rewatch();
+    if (wasOn !== (value !== 0) && this.watching) this.watch();
   }
 
   get eventQueueLength(): number {
-    return this.events.pending;
+    return this.closed ? 0 : this.events.pending;
   }
 
   get mappings(): readonly ArrayBufferView[] {
@@ -255,9 +280,13 @@ export class ShmTransport implements Transport {
   stop(): void {
     if (this.watching) this.host.poll.dispatchDel(this.fd);
     this.watching = false;
+    this.stopped = true;
   }
 
-  destroy(): void {
+  close(): void {
+    this.stop();
+    if (this.closed) return;
+    this.closed = true;
     for (const ring of [this.responses, this.events, this.requests]) ring.close();
   }
 }

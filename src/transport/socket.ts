@@ -1,4 +1,4 @@
-// The SOCKET transport (docs: libqb-ipc-wire.md §11): one datagram per message
+// The SOCKET transport (docs/wire.md §11): one datagram per message
 // on AF_UNIX datagram sockets with abstract names, a 24-byte control file for
 // the sent counters and the flow-control word, and the setup socket kept only
 // as the liveness channel (EOF/HUP = the client is gone).
@@ -10,11 +10,12 @@ import { debuglog } from 'node:util';
 import { PollEvent } from '../constants.js';
 import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { constants } from 'node:os';
-import { EAGAIN, EBADMSG, ECONNREFUSED, EMSGSIZE, ENOTCONN, QbError } from '../errno.js';
+import { EAGAIN, EBADMSG, ECONNREFUSED, EMSGSIZE, ENOTCONN } from '../errno.js';
+import { QbError } from '../errors.js';
 import { TransportType } from '../handshake.js';
 import { REQUEST_HEADER_SIZE } from '../headers.js';
 import { native } from '../native.js';
-import type { Transport, TransportHost } from './transport.js';
+import { Channel, type Transport, type TransportHost } from './transport.js';
 
 const log = debuglog('qbipc');
 const ENAMETOOLONG = constants.errno.ENAMETOOLONG;
@@ -137,9 +138,10 @@ export class SocketTransport implements Transport {
   private responseConnected = false;
   private eventConnected = false;
   private watching = false;
+  private closed = false;
   private flowControl = 0;
-  /** The request socket was readable and we have not seen EAGAIN since. */
-  private mayHaveMore = false;
+  /** The next receive is the first of a round (libqb counts a retry only when that one finds nothing). */
+  private firstOfRound = false;
   private buffer: Uint8Array;
   private words: Int32Array;
   requestId = 0;
@@ -176,14 +178,15 @@ export class SocketTransport implements Transport {
     return this.flowControl !== 0 ? 0 : PollEvent.IN;
   }
 
+  /** Level-triggered: datagrams a round leaves (budget, back-off) bring us back. */
   private readonly onRequests = (_fd: number, revents: number): number => {
     if (revents & (PollEvent.ERR | PollEvent.NVAL)) {
       this.host.hangUp('request socket error');
       return 0;
     }
-    if (revents & PollEvent.IN) {
-      this.mayHaveMore = true;
-      this.host.requestsReady();
+    if (revents & PollEvent.IN && this.flowControl === 0) {
+      this.firstOfRound = true;
+      this.host.serveRound();
     }
     return 0;
   };
@@ -203,21 +206,20 @@ export class SocketTransport implements Transport {
     }
   };
 
-  start(): void {
+  watch(): number {
+    if (this.closed) return 0;
     const poll = this.host.poll;
+    if (this.watching) {
+      const rc = poll.dispatchMod(this.host.priority, this.requestFd, this.requestEvents, this.onRequests);
+      return rc < 0 ? rc : poll.dispatchMod(this.host.priority, this.setupFd, PollEvent.IN, this.onSetup);
+    }
     let rc = poll.dispatchAdd(this.host.priority, this.requestFd, this.requestEvents, this.onRequests);
     if (rc === 0) {
       rc = poll.dispatchAdd(this.host.priority, this.setupFd, PollEvent.IN, this.onSetup);
       if (rc < 0) poll.dispatchDel(this.requestFd);
     }
     this.watching = rc === 0;
-    if (rc < 0) this.host.hangUp(`cannot watch the connection's sockets (${rc})`);
-  }
-
-  reprioritise(): void {
-    if (!this.watching) return;
-    this.host.poll.dispatchMod(this.host.priority, this.requestFd, this.requestEvents, this.onRequests);
-    this.host.poll.dispatchMod(this.host.priority, this.setupFd, PollEvent.IN, this.onSetup);
+    return rc;
   }
 
   /** Connects a server socket to the client's (connect-on-first-send, or on the first verified request). */
@@ -230,7 +232,7 @@ export class SocketTransport implements Transport {
     return this.eventConnected;
   }
 
-  private send(fd: number, counter: number, parts: readonly Uint8Array[]): number {
+  private sendDatagram(fd: number, counter: number, parts: readonly Uint8Array[]): number {
     Atomics.add(this.control, counter, 1);
     const rc = native.sendv(fd, parts);
     if (rc < 0) Atomics.sub(this.control, counter, 1);
@@ -238,41 +240,31 @@ export class SocketTransport implements Transport {
     return rc === -ECONNREFUSED ? -ENOTCONN : rc;
   }
 
-  sendResponse(parts: readonly Uint8Array[], _length: number): number {
-    if (!this.watching) return -ENOTCONN;
+  /** A datagram wakes its reader by itself: nothing is held. */
+  send(channel: Channel, parts: readonly Uint8Array[], _length: number): number {
+    if (this.closed) return -ENOTCONN;
+    const which = channel === Channel.RESPONSE ? 'response' : 'event';
     // Not bound yet (the client is still attaching): a transient condition, as a full channel.
-    if (!this.responseConnected && !this.connect('response')) return -EAGAIN;
-    return this.send(this.requestFd, ControlWord.RESPONSE_SENT, parts);
-  }
-
-  /** A datagram wakes its reader by itself: nothing to hold. */
-  holdClientWakes(): void {}
-
-  wakeClientSoFar(): boolean {
-    return false;
-  }
-
-  wakeClient(): void {}
-
-  sendEvent(parts: readonly Uint8Array[], _length: number): number {
-    if (!this.watching) return -ENOTCONN;
-    if (!this.eventConnected && !this.connect('event')) return -EAGAIN;
-    return this.send(this.eventFd, ControlWord.EVENT_SENT, parts);
+    if (!this.connect(which)) return -EAGAIN;
+    return channel === Channel.RESPONSE
+      ? this.sendDatagram(this.requestFd, ControlWord.RESPONSE_SENT, parts)
+      : this.sendDatagram(this.eventFd, ControlWord.EVENT_SENT, parts);
   }
 
   /**
    * Receives the next datagram from the client: 1 (requestId/requestSize/
    * requestCapacity set; capacity < 16 is left to the connection to refuse),
-   * 0 when none is queued, or -errno for a datagram that breaks the protocol
+   * 0 when none is queued (-EAGAIN for the first receive of a round: readable,
+   * yet nothing for us), or -errno for a datagram that breaks the protocol
    * (truncated: -EMSGSIZE; hdr.size ≠ length: -EBADMSG).
    */
-  nextRequest(): number {
+  peek(): number {
+    if (this.closed) return 0;
+    const first = this.firstOfRound;
+    this.firstOfRound = false;
     for (let dropped = 0; dropped < FOREIGN_PER_CALL; dropped++) {
       const n = native.dgramRecv(this.requestFd, this.buffer, credentials);
-      if (n === -EAGAIN) {
-        this.mayHaveMore = false;
-        return 0;
-      }
+      if (n === -EAGAIN) return first && dropped === 0 ? -EAGAIN : 0;
       if (n < 0) return n;
       const c = this.client;
       if (credentials[3] !== 1 || credentials[0] !== c[0] || credentials[1] !== c[1] || credentials[2] !== c[2]) {
@@ -292,33 +284,27 @@ export class SocketTransport implements Transport {
       }
       return 1;
     }
-    this.mayHaveMore = true;
-    return 0;
+    return 0; // the rest waits for the next round: the socket stays readable
   }
 
   requestView(length: number): Uint8Array {
     return this.buffer.subarray(0, length);
   }
 
-  releaseRequest(): number {
+  reclaim(): number {
     return 0;
   }
 
-  get hasPendingRequests(): boolean {
-    return this.mayHaveMore;
-  }
-
-  setFlowControl(value: number): void {
+  flowControlSet(value: number): void {
+    if (this.closed) return;
     Atomics.store(this.control, ControlWord.FLOW_CONTROL, value);
     const wasOn = this.flowControl !== 0;
     this.flowControl = value;
-    if (wasOn !== (value !== 0) && this.watching) {
-      this.host.poll.dispatchMod(this.host.priority, this.requestFd, this.requestEvents, this.onRequests);
-    }
+    if (wasOn !== (value !== 0) && this.watching) this.watch();
   }
 
   get eventQueueLength(): number {
-    return Math.max(0, Atomics.load(this.control, ControlWord.EVENT_SENT));
+    return this.closed ? 0 : Math.max(0, Atomics.load(this.control, ControlWord.EVENT_SENT));
   }
 
   get mappings(): readonly ArrayBufferView[] {
@@ -327,22 +313,20 @@ export class SocketTransport implements Transport {
 
   /** §11.8: stop watching, close the request and event sockets (the connection closes the setup socket). */
   stop(): void {
+    if (this.closed) return;
+    this.closed = true;
     if (this.watching) {
       this.host.poll.dispatchDel(this.requestFd);
       this.host.poll.dispatchDel(this.setupFd);
     }
     this.watching = false;
-    this.closeSockets();
-  }
-
-  private closeSockets(): void {
-    if (this.requestFd >= 0) native.close(this.requestFd);
-    if (this.eventFd >= 0) native.close(this.eventFd);
+    native.close(this.requestFd);
+    native.close(this.eventFd);
     this.requestFd = this.eventFd = -1;
   }
 
-  /** The control file is unlinked with the connection directory; the mapping goes with this object. */
-  destroy(): void {
-    this.closeSockets();
+  /** The control file is unlinked with the connection directory. */
+  close(): void {
+    this.stop();
   }
 }

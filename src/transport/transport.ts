@@ -1,6 +1,9 @@
-// What a connection needs from its transport (SHM today; SOCKET later). The
-// connection owns the protocol rules common to both: state, validation of
-// request headers, callbacks, stats.
+// What a connection needs from its transport, modelled on libqb's qb_ipcs_funcs:
+// peek and reclaim a request, send a response or an event, set flow control,
+// read the event queue length — plus watching its fds and closing. The
+// connection owns the protocol rules common to both transports (state,
+// request-header checks, callbacks, stats); the transport owns how and when the
+// client is woken, including the batching of wakes within a round.
 import type { LoopPriority } from '../constants.js';
 import type { TransportType } from '../handshake.js';
 import type { PollHandlers } from '../poll.js';
@@ -9,49 +12,51 @@ import type { PollHandlers } from '../poll.js';
 export interface TransportHost {
   readonly poll: PollHandlers;
   readonly priority: LoopPriority;
-  /** Requests may be waiting: process them now. */
-  requestsReady(): void;
-  /** Requests are waiting but their doorbells were read: schedule a round. */
-  requestsPending(): void;
+  /** options.yieldToClients (src/cpu-handoff.ts). */
+  readonly yieldToClients: boolean;
+  /**
+   * Requests may be waiting: handle a round of them (peek … reclaim) and return
+   * how many were handled, or -1 when it did not look (the connection is not
+   * serving). The transport holds the client's wakes around it.
+   */
+  serveRound(): number;
   /** The peer went away or broke the protocol. */
   hangUp(reason: string): void;
 }
+
+export const Channel = { RESPONSE: 0, EVENT: 1 } as const;
+export type Channel = (typeof Channel)[keyof typeof Channel];
 
 export interface Transport {
   readonly type: TransportType;
   /** The three strings of the handshake response. */
   readonly responsePaths: { request: string; response: string; event: string };
-  /** Starts watching the transport's fds. */
-  start(): void;
-  /** Re-registers with the poll handlers after a priority change. */
-  reprioritise(): void;
-  sendResponse(parts: readonly Uint8Array[], length: number): number;
-  /**
-   * A round of requests begins: what would wake the client from now on (a response's
-   * futex wake, an event's doorbell byte) is held, so that a batch wakes it once.
-   */
-  holdClientWakes(): void;
-  /** Wakes the client for everything held so far, still holding: true when there was any. */
-  wakeClientSoFar(): boolean;
-  /** The round ended: the client is woken for everything held, and holding stops. */
-  wakeClient(): void;
-  sendEvent(parts: readonly Uint8Array[], length: number): number;
-  /** 1 when a request is ready (request/requestId/requestSize set), 0 none, <0 corrupt. */
-  nextRequest(): number;
-  readonly requestId: number;
-  readonly requestSize: number;
-  /** Bytes of the chunk or datagram that holds the current request. */
-  readonly requestCapacity: number;
-  /** A view of `length` bytes of the current request, valid until releaseRequest(). */
-  requestView(length: number): Uint8Array;
-  releaseRequest(): number;
-  readonly hasPendingRequests: boolean;
-  setFlowControl(value: number): void;
-  readonly eventQueueLength: number;
   /** Views over every file the client can truncate (ring headers and data, the control file). */
   readonly mappings: readonly ArrayBufferView[];
-  /** Stops watching its fds and closes sockets of its own (not the setup socket). */
+  /** Set by peek(): the current request's header id and size, and the bytes of its chunk or datagram. */
+  readonly requestId: number;
+  readonly requestSize: number;
+  readonly requestCapacity: number;
+
+  /** (Re)registers its fds with the host's poll handlers, at the host's priority: at start and when it changes. */
+  watch(): number;
+  /**
+   * The next request: 1 (requestId/requestSize/requestCapacity set), 0 when there
+   * is none, -EAGAIN when a receive that should have found one did not (a recv
+   * retry, as libqb counts it), or another -errno for a message that breaks the protocol.
+   */
+  peek(): number;
+  /** A view of `length` bytes of the current request, valid until reclaim(). */
+  requestView(length: number): Uint8Array;
+  /** Releases the current request; <0 when the client changed it meanwhile. */
+  reclaim(): number;
+  /** One message of `length` bytes made of `parts`: `length`, or -errno (-EAGAIN: no room now). */
+  send(channel: Channel, parts: readonly Uint8Array[], length: number): number;
+  flowControlSet(value: number): void;
+  /** Events posted and not yet taken by the client. */
+  readonly eventQueueLength: number;
+  /** Disconnect: stops watching and sending, closes its sockets (not the setup socket). Idempotent. */
   stop(): void;
-  /** Last reference gone: rings closed, files removed. */
-  destroy(): void;
+  /** Destroy: stop(), and the rings or mappings are released. Idempotent. */
+  close(): void;
 }

@@ -1,0 +1,69 @@
+// Every error qbipc throws or emits, in one place: system errors with a
+// negative errno (QbError), handler failures (HandlerError) and argument
+// errors (TypeError with Node's ERR_INVALID_ARG_TYPE).
+import { errnoName } from './errno.js';
+
+/** An Error with Node's system-error shape: errno is negative, code is the name. */
+export class QbError extends Error {
+  readonly errno: number;
+  readonly code: string;
+
+  constructor(negErrno: number, message: string, options?: { cause?: unknown }) {
+    const errno = -Math.abs(negErrno);
+    super(`${message} (${errnoName(errno)})`, options);
+    this.name = 'QbError';
+    this.errno = errno;
+    this.code = errnoName(errno);
+  }
+}
+
+/** The handlers a service calls; a HandlerError names the one that failed. */
+export type HandlerName = 'connectionAccept' | 'connectionCreated' | 'msgProcess' | 'connectionClosed' | 'connectionDestroyed';
+
+/**
+ * A handler threw, rejected, or returned what libqb could not mean. That
+ * connection was closed (or refused); the service serves on. Emitted as
+ * 'error' on the service.
+ */
+export class HandlerError<C = unknown> extends Error {
+  readonly code = 'ERR_QBIPC_HANDLER';
+  readonly handler: HandlerName;
+  /** The connection it happened on (not enumerable: logging the error does not dump it). */
+  declare readonly connection: C;
+
+  constructor(handler: HandlerName, connection: C, message: string, cause: unknown) {
+    super(message, { cause });
+    this.name = 'HandlerError';
+    this.handler = handler;
+    Object.defineProperty(this, 'connection', { value: connection, enumerable: false });
+  }
+}
+
+/** A TypeError as Node's own APIs throw for an argument of the wrong type. */
+export function invalidArgType(what: string, expected: string, got: unknown): TypeError {
+  return Object.assign(new TypeError(`${what} must be ${expected}; got ${describe(got)}`), { code: 'ERR_INVALID_ARG_TYPE' });
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return `an instance of ${(value as object).constructor?.name ?? 'Object'}`;
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}…` : value)}`;
+  return `${typeof value} ${String(value)}`;
+}
+
+/** The bytes of a send: Uint8Array (Buffer) as is, any other ArrayBufferView as a byte view of it. */
+export function asBytes(data: unknown, what: string): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw invalidArgType(what, 'a Uint8Array, Buffer or other ArrayBufferView', data);
+}
+
+/** An iovec: an array of byte views; other views are re-viewed as bytes (rare, so copied into a new array). */
+export function asByteParts(iov: unknown, what: string): readonly Uint8Array[] {
+  if (!Array.isArray(iov)) throw invalidArgType(what, 'an array of Uint8Array', iov);
+  for (let i = 0; i < iov.length; i++) {
+    if (!(iov[i] instanceof Uint8Array)) return iov.map((part, j) => asBytes(part, `${what}[${j}]`));
+  }
+  return iov as readonly Uint8Array[];
+}
