@@ -173,20 +173,18 @@ function qbipcServer(echo: EchoService): ServerDriver {
   };
 }
 
-/** The reference C server prints its line before it applies the change: a second signal's line proves the first was applied. */
-async function signalTwice(server: LineChild, signal: NodeJS.Signals, line: RegExp): Promise<void> {
-  for (let i = 0; i < 2; i++) {
-    const seen = server.waitFor(line, BOUND_MS, false);
-    server.kill(signal);
-    await seen;
-  }
+/** The flow-control C server prints its line once the rate limit is applied to every connection. */
+async function signalApplied(server: LineChild, signal: NodeJS.Signals, line: RegExp): Promise<void> {
+  const seen = server.waitFor(line, BOUND_MS, false);
+  server.kill(signal);
+  await seen;
 }
 
 function cServer(server: LineChild, name: string): ServerDriver {
   return {
     name,
-    rateOff: () => signalTwice(server, 'SIGUSR1', /rate limit OFF/),
-    rateNormal: () => signalTwice(server, 'SIGUSR2', /rate limit NORMAL/),
+    rateOff: () => signalApplied(server, 'SIGUSR1', /^rate limit OFF$/),
+    rateNormal: () => signalApplied(server, 'SIGUSR2', /^rate limit NORMAL$/),
     async stop() {
       await server.stop();
       assertNoDirs(server.pid);
@@ -204,7 +202,7 @@ async function pairUp(t: ExecutionContext, pair: Pair, transport: Transport, rat
   const type = transport === 'socket' ? IpcType.SOCKET : IpcType.SHM;
   if (pair === 'qbipc client → libqb server') {
     const name = uniqueName(`c-${transport}`);
-    const child = await startCServer(name, transport, rateControl ? 'reference' : 'bench');
+    const child = await startCServer(name, transport, rateControl ? 'flow-control' : 'bench');
     return { client: new QbipcDriver(), server: cServer(child, name) };
   }
   const echo = await startEchoService({}, { type, tag: transport });
