@@ -1,5 +1,5 @@
 // The SOCKET transport of the server, against real libqb 2.0.6 C clients and
-// raw datagrams, in every server mode. Checklist items (docs: libqb-ipc-wire.md
+// raw datagrams, in every server mode. Checklist items (docs/wire.md
 // §18) 7, 8, 20, 21, 22, 23, 25, 26, 28, 29, 30, 31; §11.9 (foreign senders); §14 (forged control words).
 import test from 'ava';
 import { execFile } from 'node:child_process';

@@ -2,7 +2,7 @@
 // {SHM, SOCKET} × {libqb C client → qbipc server, qbipc client → libqb C server,
 // qbipc client → qbipc server}: every size from 1 byte to the buffer size,
 // events, rate limiting, the server gone mid-call, the client gone mid-call.
-// Checklist items (docs: libqb-ipc-wire.md §18) 13, 21, 23, 25, 26, 29, 30, 32.
+// Checklist items (docs/wire.md §18) 13, 21, 23, 25, 26, 29, 30, 32.
 import test, { type ExecutionContext } from 'ava';
 import { existsSync, watch } from 'node:fs';
 import {
@@ -72,7 +72,7 @@ class QbipcDriver implements ClientDriver {
   /**
    * sendRecv, retrying EAGAIN as libqb's contract asks: a libqb server reclaims
    * a request after its response is sent, so the next large request can find
-   * the ring still full for a moment (wire doc §6.8).
+   * the ring still full for a moment (docs/wire.md §6.8).
    */
   async roundTrip(request: Uint8Array): Promise<Uint8Array> {
     const deadline = Date.now() + BOUND_MS;
