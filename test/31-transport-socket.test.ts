@@ -174,7 +174,7 @@ for (const mode of MODES) {
       t.deepEqual(echo.log.map((e) => e.callback), ['accept', 'created', 'closed', 'destroyed']);
       await ok(t, client, `connect ${echo.name} 12328`);
       await ok(t, client, 'echo 10');
-      await echo.service.connectionFirstGet()!.disconnect();
+      echo.service.connectionFirstGet()!.disconnect();
       await echo.when('destroyed', 2);
       // libqb's SOCKET client reports the closed peer as ECONNREFUSED (its SHM client as ENOTCONN), as against a libqb server.
       const reply = await client.cmd('echo 10');

@@ -317,7 +317,7 @@ for (const transport of TRANSPORTS) {
               if (i === 100) server.kill('SIGKILL');
               await bounded(call, BOUND_MS, 'a call to a dead server').catch((e: unknown) => void (error = e));
             }
-            t.is((error as { code?: string }).code, 'ENOTCONN', String(error));
+            t.is((error as { code?: string }).code, 'ENOTCONN', String(error as Error));
             t.false(client.isConnected);
             t.is(client.send(echoRequest(8, 1)), -ENOTCONN);
             await t.throwsAsync(client.recv(100), { code: 'ENOTCONN' });
