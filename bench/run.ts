@@ -190,7 +190,7 @@ export async function runBench(argv: string[]): Promise<number> {
       const starting = opts.servers.filter((s) => !skipped.has(s.key) && pairs.some((p) => p.server === s));
       progress.step(`round ${round + 1}/${opts.rounds}: starting ${starting.map((s) => s.name).join(', ')}`);
       const started = await Promise.allSettled(starting.map((s) => s.start(`qbbench-${process.pid}-${s.key}-r${round}`)));
-      let failed: unknown;
+      let failed: Error | undefined;
       for (const [i, outcome] of started.entries()) {
         const s = starting[i]!;
         if (outcome.status === 'fulfilled') running.set(s.key, outcome.value);

@@ -1,5 +1,5 @@
 // The service socket and the handshake, seen byte by byte from a raw peer.
-// Checklist items 1, 3, 4, 5, 6, 7 (docs: libqb-ipc-wire.md §18).
+// Checklist items 1, 3, 4, 5, 6, 7 (docs/wire.md §18).
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { EACCES, ENOTSUP, IpcType, createService, type Service } from '../src/index.js';

@@ -1,5 +1,5 @@
 // Messages between real libqb 2.0.6 C clients and a qbipc SHM service.
-// Checklist items 13, 18, 19, 20, 21 (docs: libqb-ipc-wire.md §18).
+// Checklist items 13, 18, 19, 20, 21 (docs/wire.md §18).
 import test from 'ava';
 import { buildCPrograms, QbClient, runProgram } from './helpers/c-programs.js';
 import { shmEntries, startEchoService } from './helpers/echo-service.js';

@@ -1,5 +1,5 @@
 // Every qbipcs.h call whose effect a real libqb client can observe.
-// Checklist items 7, 8, 23, 24, 25, 26, 31 (docs: libqb-ipc-wire.md §18).
+// Checklist items 7, 8, 23, 24, 25, 26, 31 (docs/wire.md §18).
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';

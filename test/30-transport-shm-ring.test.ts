@@ -1,5 +1,5 @@
 // The SHM ring at the memory level, read back from the files in /dev/shm.
-// Checklist items (docs: libqb-ipc-wire.md §18) 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 27.
+// Checklist items (docs/wire.md §18) 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 27.
 import test from 'ava';
 import { readFileSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';

@@ -1,5 +1,5 @@
 // The SOCKET transport of the server, against real libqb 2.0.6 C clients and
-// raw datagrams, in every server mode. Checklist items (docs: libqb-ipc-wire.md
+// raw datagrams, in every server mode. Checklist items (docs/wire.md
 // §18) 7, 8, 20, 21, 22, 23, 25, 26, 28, 29, 30, 31; §11.9 (foreign senders); §14 (forged control words).
 import test from 'ava';
 import { execFile } from 'node:child_process';
@@ -174,7 +174,7 @@ for (const mode of MODES) {
       t.deepEqual(echo.log.map((e) => e.callback), ['accept', 'created', 'closed', 'destroyed']);
       await ok(t, client, `connect ${echo.name} 12328`);
       await ok(t, client, 'echo 10');
-      await echo.service.connectionFirstGet()!.disconnect();
+      echo.service.connectionFirstGet()!.disconnect();
       await echo.when('destroyed', 2);
       // libqb's SOCKET client reports the closed peer as ECONNREFUSED (its SHM client as ENOTCONN), as against a libqb server.
       const reply = await client.cmd('echo 10');

@@ -1,5 +1,5 @@
 // A raw attacker (test/c/hostile.c, no libqb) against the service, while a
-// real libqb client keeps using it. Checklist items 4, 22, 27, 28 (§14 of the wire doc);
+// real libqb client keeps using it. Checklist items 4, 22, 27, 28 (docs/wire.md §18, hardening rules §14);
 // truncation (28) is done by a qbipc client, which maps the rings as libqb's does.
 import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, existsSync } from 'node:fs';

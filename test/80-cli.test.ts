@@ -280,7 +280,7 @@ test('the machine check\'s summary: medians per runtime, the Node factor, nothin
 /** A synthetic 8-client cell: `rate` messages in one second. */
 const cell = (round: number, server: string, rate: number): Measurement => ({
   round, workload: 'pp-64-c8', server, client: 'qbload', cpuSeconds: 1, rssKb: 1024,
-  result: { clients: 8, size: 64, depth: 1, messages: rate, errors: 0, seconds: 1, msgs_per_sec: rate, mb_per_sec: 1, p50_us: 1, p99_us: 2, p999_us: 3, max_us: 4 } as Measurement['result'],
+  result: { clients: 8, size: 64, depth: 1, messages: rate, errors: 0, seconds: 1, msgs_per_sec: rate, mb_per_sec: 1, p50_us: 1, p99_us: 2, p999_us: 3, max_us: 4 },
 });
 
 test('the ratio\'s confidence interval and rounds won: order statistics, the range below 6 rounds', (t) => {

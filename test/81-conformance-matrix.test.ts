@@ -2,7 +2,7 @@
 // {SHM, SOCKET} × {libqb C client → qbipc server, qbipc client → libqb C server,
 // qbipc client → qbipc server}: every size from 1 byte to the buffer size,
 // events, rate limiting, the server gone mid-call, the client gone mid-call.
-// Checklist items (docs: libqb-ipc-wire.md §18) 13, 21, 23, 25, 26, 29, 30, 32.
+// Checklist items (docs/wire.md §18) 13, 21, 23, 25, 26, 29, 30, 32.
 import test, { type ExecutionContext } from 'ava';
 import { existsSync, watch } from 'node:fs';
 import {
@@ -72,7 +72,7 @@ class QbipcDriver implements ClientDriver {
   /**
    * sendRecv, retrying EAGAIN as libqb's contract asks: a libqb server reclaims
    * a request after its response is sent, so the next large request can find
-   * the ring still full for a moment (wire doc §6.8).
+   * the ring still full for a moment (docs/wire.md §6.8).
    */
   async roundTrip(request: Uint8Array): Promise<Uint8Array> {
     const deadline = Date.now() + BOUND_MS;
@@ -173,20 +173,18 @@ function qbipcServer(echo: EchoService): ServerDriver {
   };
 }
 
-/** The reference C server prints its line before it applies the change: a second signal's line proves the first was applied. */
-async function signalTwice(server: LineChild, signal: NodeJS.Signals, line: RegExp): Promise<void> {
-  for (let i = 0; i < 2; i++) {
-    const seen = server.waitFor(line, BOUND_MS, false);
-    server.kill(signal);
-    await seen;
-  }
+/** The flow-control C server prints its line once the rate limit is applied to every connection. */
+async function signalApplied(server: LineChild, signal: NodeJS.Signals, line: RegExp): Promise<void> {
+  const seen = server.waitFor(line, BOUND_MS, false);
+  server.kill(signal);
+  await seen;
 }
 
 function cServer(server: LineChild, name: string): ServerDriver {
   return {
     name,
-    rateOff: () => signalTwice(server, 'SIGUSR1', /rate limit OFF/),
-    rateNormal: () => signalTwice(server, 'SIGUSR2', /rate limit NORMAL/),
+    rateOff: () => signalApplied(server, 'SIGUSR1', /^rate limit OFF$/),
+    rateNormal: () => signalApplied(server, 'SIGUSR2', /^rate limit NORMAL$/),
     async stop() {
       await server.stop();
       assertNoDirs(server.pid);
@@ -204,7 +202,7 @@ async function pairUp(t: ExecutionContext, pair: Pair, transport: Transport, rat
   const type = transport === 'socket' ? IpcType.SOCKET : IpcType.SHM;
   if (pair === 'qbipc client → libqb server') {
     const name = uniqueName(`c-${transport}`);
-    const child = await startCServer(name, transport, rateControl ? 'reference' : 'bench');
+    const child = await startCServer(name, transport, rateControl ? 'flow-control' : 'bench');
     return { client: new QbipcDriver(), server: cServer(child, name) };
   }
   const echo = await startEchoService({}, { type, tag: transport });
@@ -319,7 +317,7 @@ for (const transport of TRANSPORTS) {
               if (i === 100) server.kill('SIGKILL');
               await bounded(call, BOUND_MS, 'a call to a dead server').catch((e: unknown) => void (error = e));
             }
-            t.is((error as { code?: string }).code, 'ENOTCONN', String(error));
+            t.is((error as { code?: string }).code, 'ENOTCONN', String(error as Error));
             t.false(client.isConnected);
             t.is(client.send(echoRequest(8, 1)), -ENOTCONN);
             await t.throwsAsync(client.recv(100), { code: 'ENOTCONN' });

@@ -56,7 +56,7 @@ function parseOptions(): Options {
     strict: true,
   });
   const opts: Options = {
-    transport: values.transport!,
+    transport: values.transport,
     address: values.name ?? '',
     clients: Number(values.clients),
     size: values.churn ? 64 : Number(values.size),
@@ -151,7 +151,7 @@ async function runChurn(c: Counters, more: () => boolean, record: boolean): Prom
       conn = await open();
     } catch (error) {
       c.errors++;
-      if (!record) throw new Error(`connect: ${(error as Error).message}`);
+      if (!record) throw new Error(`connect: ${(error as Error).message}`, { cause: error });
       await new Promise((r) => setTimeout(r, 1)); // don't spin on a dead server
       continue;
     }

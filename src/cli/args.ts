@@ -19,7 +19,7 @@ export interface Parsed<O extends Options> {
 
 export function parseFlags<O extends Options>(argv: string[], options: O, usage: string): Parsed<O> {
   try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: true }) as unknown as Parsed<O>;
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: true });
   } catch (error) {
     const e = error as Error & { code?: string };
     const quoted = /'([^']+)'/.exec(e.message)?.[1];

@@ -28,7 +28,7 @@ async function load(name: string): Promise<Command> {
     const file = fileURLToPath(new URL(module, import.meta.url));
     // only when the command's own module is missing, not something it imports
     if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(`'${file}'`)) {
-      throw new Error(`"qbipc ${name}" is not available in this build: ${file} is missing (run "npm run build")`);
+      throw new Error(`"qbipc ${name}" is not available in this build: ${file} is missing (run "npm run build")`, { cause: error });
     }
     throw error;
   }

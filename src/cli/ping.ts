@@ -1,5 +1,5 @@
 // `qbipc ping NAME [--count N] [--size B] [--timeout MS] [--quiet] [--sync]`: round trips against
-// any libqb service that echoes id 1 (the reference echo servers, qbipc's own),
+// any libqb service that echoes id 1 (bench/c/qb-echo-server.c, qbipc's own),
 // each one checked, with latency figures. Exit 0 when every reply matched, 1 when
 // one did not (or timed out), 2 on bad usage or when the connection failed (as
 // ping(8): 2 = no exchange at all).

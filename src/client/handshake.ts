@@ -1,4 +1,4 @@
-// The client half of the connection handshake (docs: libqb-ipc-wire.md §4.4,
+// The client half of the connection handshake (docs/wire.md §4.4,
 // client steps 1–8): connect the setup socket, send the 24-byte request with
 // credentials enabled, read the 12328-byte response and the server's
 // credentials, without blocking the event loop.

@@ -1,6 +1,7 @@
-// The clients' event source: one native epoll set per thread, polled by this
-// thread's libuv loop (the same poller a service uses). It keeps the process
-// alive only while some client call is waiting, like a pending socket read.
+// The clients' event source: one native poller per thread (the same kind a
+// service uses), whose fds are uv_poll handles in this thread's libuv loop.
+// Its handles keep the process alive only while some client call is waiting,
+// like a pending socket read.
 import { NativeLoop } from '../poll.js';
 
 let loop: NativeLoop | undefined;

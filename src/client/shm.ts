@@ -1,4 +1,4 @@
-// The client side of the SHM transport (docs: libqb-ipc-wire.md §6.3 client,
+// The client side of the SHM transport (docs/wire.md §6.3 client,
 // §8.1, §8.4–§8.6): attach the three rings, write requests and ring a doorbell
 // byte per request, read responses and events, pay one byte per event.
 import path from 'node:path';

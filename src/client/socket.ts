@@ -1,4 +1,4 @@
-// The client side of the SOCKET transport (docs: libqb-ipc-wire.md §11.2
+// The client side of the SOCKET transport (docs/wire.md §11.2
 // client attach, §11.3, §11.5): the control file, a socket bound to
 // <base>-response connected to <base>-request, one bound to <base>-event
 // connected to <base>-event-tx. One datagram per message.

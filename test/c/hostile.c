@@ -72,7 +72,7 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
-/* wire constants (libqb-ipc-wire.md §4, §6) */
+/* wire constants (docs/wire.md §4, §6) */
 #define MSG_AUTHENTICATE	(-1)
 #define MSG_DISCONNECT		(-3)
 #define CONN_REQ_SIZE		24

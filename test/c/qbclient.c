@@ -2,7 +2,7 @@
  * qbclient.c -- a stock libqb IPC client (qb_ipcc_* only), driven line by
  * line over stdin, for the qbipc test suite.
  *
- * Application protocol (same as the reference echo server):
+ * Application protocol (that of bench/c/qb-echo-server.c):
  *   request  = 16-byte struct qb_ipc_request_header {id, size} + payload
  *   response = 24-byte struct qb_ipc_response_header {id, size, error} + payload
  *   id 1 ECHO   -> response id 1, error 0, same payload
@@ -270,8 +270,9 @@ static void reply_failure(const char *prefix, const struct outcome *o)
 /*
  * How many responses of `size` payload bytes the response ring holds at
  * once (free space rule of the ring: a chunk of L bytes needs L + 12 free
- * bytes).  Servers built like the reference echo server drop a response
- * that does not fit, so a pipeline never has more requests in flight.
+ * bytes).  A libqb server does not queue a response that does not fit
+ * (response_send returns -EAGAIN), so a pipeline never has more requests
+ * in flight.
  */
 static uint32_t response_ring_capacity(uint32_t size)
 {

@@ -1,4 +1,4 @@
-// The test application: the C reference server's protocol (id 1 echo, id 2
+// The test application: the C echo servers' protocol (id 1 echo, id 2
 // events, anything else -EINVAL), reporting every callback. The same handlers
 // run in-thread and, through echo-worker.ts, inside worker threads.
 import {

@@ -1,7 +1,7 @@
 // Peer processes for the client and SOCKET tests: libqb C servers of ours
-// (bench/c/qb-echo-server.c, and the reference echo-server beside the wire doc,
-// which switches flow control on SIGUSR1/SIGUSR2), and Node children running
-// qbipc as a server or a client. Every wait is on a child's output or exit,
+// (bench/c/qb-echo-server.c, and test/c/flow-control-server.c, which switches
+// flow control on SIGUSR1/SIGUSR2), and Node children running qbipc as a server
+// or a client. Every wait is on a child's output or exit,
 // bounded by a timer; every child is ended by its pid.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, rmdirSync } from 'node:fs';
@@ -12,8 +12,6 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root, from dist/test/helpers or test/helpers. */
 const ROOT = resolve(here, here.includes(`${join('dist', 'test')}`) ? '../../..' : '../..');
-/** The reference peers of the wire doc (shared/ beside the repository, also in CI). */
-const SHARED_EXAMPLES = resolve(ROOT, '..', 'shared', 'docs', 'libqb-c-examples');
 
 function sh(file: string, args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((done) => {
@@ -136,18 +134,18 @@ export class LineChild {
   }
 }
 
-export type CServerKind = 'bench' | 'reference';
+export type CServerKind = 'bench' | 'flow-control';
 
 /**
- * A libqb C server: 'bench' = bench/c/qb-echo-server.c (prints "ready pid=P");
- * 'reference' = the wire doc's echo-server (SIGUSR1: rate limit OFF, SIGUSR2: NORMAL).
+ * A libqb C server, once it printed "ready pid=P": 'bench' = bench/c/qb-echo-server.c;
+ * 'flow-control' = test/c/flow-control-server.c (SIGUSR1: rate limit OFF, SIGUSR2: NORMAL).
  */
 export async function startCServer(name: string, transport: 'shm' | 'socket', kind: CServerKind = 'bench'): Promise<LineChild> {
   const binary = kind === 'bench'
     ? await buildLibqbProgram(join(ROOT, 'bench', 'c', 'qb-echo-server.c'), 'qb-echo-server')
-    : await buildLibqbProgram(join(SHARED_EXAMPLES, 'echo-server.c'), 'reference-echo-server');
+    : await buildLibqbProgram(join(ROOT, 'test', 'c', 'flow-control-server.c'), 'flow-control-server');
   const child = new LineChild(binary, ['-n', name, '-t', transport]);
-  await child.waitFor(kind === 'bench' ? /^ready pid=/ : /listening on/);
+  await child.waitFor(/^ready pid=/);
   return child;
 }
 

@@ -2,7 +2,7 @@
 // SOCKET: connect errors, the qbipcc.h accessors, timeouts, the event loop left
 // free while a call waits, disconnect, and `qbipc ping`. Against libqb C
 // servers: 81-conformance-matrix; against corosync: 82-client-corosync.
-// Checklist items (docs: libqb-ipc-wire.md §18) 6, 7, 17, 18, 21, 26.
+// Checklist items (docs/wire.md §18) 6, 7, 17, 18, 21, 26.
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
