@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root, from dist/test/helpers or test/helpers. */
-const ROOT = resolve(here, here.includes(`${join('dist', 'test')}`) ? '../../..' : '../..');
+export const ROOT = resolve(here, here.includes(`${join('dist', 'test')}`) ? '../../..' : '../..');
 /** The reference peers of the wire doc (shared/ beside the repository, also in CI). */
 const SHARED_EXAMPLES = resolve(ROOT, '..', 'shared', 'docs', 'libqb-c-examples');
 
