@@ -9,7 +9,8 @@ import test, { type ExecutionContext } from 'ava';
 import { readdirSync, statSync } from 'node:fs';
 import { buildCPrograms, parseReply, QbClient } from './helpers/c-programs.js';
 import { AUTHSET, type Observation } from './helpers/scenario-handlers.js';
-import { buildScenarioServer, ScenarioServer, type ServerKind, type ServerSpec, type Transport } from './helpers/scenario-peers.js';
+import type { JsonLineServer } from './helpers/json-line-server.js';
+import { buildScenarioServer, startScenarioServer, type ServerKind, type ServerSpec, type Transport } from './helpers/scenario-peers.js';
 
 const MAXMSG = 12328;
 const TRANSPORTS: Transport[] = ['shm', 'socket'];
@@ -26,7 +27,7 @@ class Run {
   private readonly clients: QbClient[] = [];
   private readonly labels = new Map<number, string>();
 
-  constructor(readonly server: ScenarioServer) {}
+  constructor(readonly server: JsonLineServer) {}
 
   /** A new libqb client, labelled A, B, C… in the order they are made. */
   async client(): Promise<QbClient> {
@@ -81,7 +82,7 @@ class Run {
 async function differential(spec: ServerSpec, drive: (run: Run) => Promise<Seen>): Promise<Record<ServerKind, Seen>> {
   const seen = {} as Record<ServerKind, Seen>;
   for (const kind of ['libqb', 'qbipc'] as const) {
-    const server = await ScenarioServer.start(kind, kind === 'libqb' ? { ...spec, workers: 0 } : spec);
+    const server = await startScenarioServer(kind, spec);
     const run = new Run(server);
     try {
       seen[kind] = await drive(run);
