@@ -37,7 +37,7 @@ class Run {
     return client;
   }
 
-  /** Connects `client`; the reply without what varies between servers (nothing, today). */
+  /** Connects `client` to the server under test; its reply. */
   connect(client: QbClient, maxMsg = MAXMSG): Promise<string> {
     return client.cmd(`connect ${this.server.name} ${maxMsg}`);
   }
@@ -289,7 +289,12 @@ async function oversizedSends(run: Run): Promise<Seen> {
   return { connect, probes };
 }
 
-/** What libqb answers for each probe, by transport (see the report in the commit message for the boundaries). */
+/**
+ * What libqb answers for each probe. SHM: a send that an empty ring cannot hold (its data size
+ * less 12 bytes) fails with -EAGAIN and counts a send retry; SOCKET: any datagram the socket
+ * takes is sent (up to net.core.wmem_default - 32 bytes, 212960 here; then -EMSGSIZE, no retry).
+ * Only qb_ipcs_event_send checks the buffer size (-EMSGSIZE); event_sendv and the responses do not.
+ */
 function libqbOversized(transport: Transport): RegExp[] {
   const ring = largestShmChunk(MAXMSG);
   const sent = (api: string, size: number) => new RegExp(`^${api} ${size}: rc=${size} .*\\| client: ok n=${size} `);
