@@ -22,6 +22,11 @@
  *   pipeline DEPTH SIZE ROUNDS    ok count=N usec=T depth=D | err round=R count=N errno=E | err mismatch ...
  *   send ID SIZE                  ok n=RET | err errno=E
  *   sendraw LEN                   ok n=RET | err errno=E
+ *   request ID WORD...            ok n=RET | err errno=E
+ *                                 (a request whose payload is the given u32
+ *                                 words, sent once without waiting; the
+ *                                 receive buffer then grows to 4 x buffer_size
+ *                                 + 4096 bytes, for messages over the size)
  *   recv TIMEOUT_MS               ok n=N id=I size=S error=E [match=0|1] | err errno=E
  *   events COUNT LEN [TIMEOUT_MS] ok count=C usec=T | err at=K errno=E | err mismatch at=K ...
  *   eventreq COUNT LEN            ok | err at=request errno=E | err mismatch at=request ...
@@ -560,6 +565,40 @@ static void cmd_sendraw(int argc, char **argv)
 	}
 }
 
+static void cmd_request(int argc, char **argv)
+{
+	struct qb_ipc_request_header hdr;
+	uint32_t words[MAX_ARGS];
+	long id, v;
+	int i, n = argc - 2;
+	ssize_t rc;
+
+	if (argc < 2 || parse_long(argv[1], INT32_MIN, INT32_MAX, &id) != 0) {
+		reply("err usage");
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (parse_long(argv[i + 2], 0, UINT32_MAX, &v) != 0) {
+			reply("err usage");
+			return;
+		}
+		words[i] = (uint32_t)v;
+	}
+	grow(&sbuf, &sbuf_cap, REQ_HDR + sizeof(words));
+	memset(&hdr, 0, sizeof(hdr));
+	hdr.id = (int32_t)id;
+	hdr.size = (int32_t)(REQ_HDR + (size_t)n * sizeof(uint32_t));
+	memcpy(sbuf, &hdr, sizeof(hdr));
+	memcpy(sbuf + REQ_HDR, words, (size_t)n * sizeof(uint32_t));
+	grow(&rbuf, &rbuf_cap, 4 * buffer_size + 4096);
+	rc = qb_ipcc_send(conn, sbuf, (size_t)hdr.size);
+	if (rc < 0) {
+		reply("err errno=%d", (int)-rc);
+	} else {
+		reply("ok n=%zd", rc);
+	}
+}
+
 /* Shared by recv and eventrecv: parses TIMEOUT_MS and sizes the receive buffer.
  * Returns 0, or -1 after replying "err usage". */
 static int receive_setup(int argc, char **argv, long *timeout, size_t *cap)
@@ -801,6 +840,7 @@ static int dispatch(char *line)
 	if (strcmp(c, "echo") != 0 && strcmp(c, "sweep") != 0 &&
 	    strcmp(c, "rounds") != 0 && strcmp(c, "pipeline") != 0 &&
 	    strcmp(c, "send") != 0 && strcmp(c, "sendraw") != 0 &&
+	    strcmp(c, "request") != 0 &&
 	    strcmp(c, "recv") != 0 && strcmp(c, "events") != 0 &&
 	    strcmp(c, "eventreq") != 0 &&
 	    strcmp(c, "eventrecv") != 0 && strcmp(c, "fcmax") != 0 &&
@@ -825,6 +865,8 @@ static int dispatch(char *line)
 		cmd_send(argc, argv);
 	} else if (strcmp(c, "sendraw") == 0) {
 		cmd_sendraw(argc, argv);
+	} else if (strcmp(c, "request") == 0) {
+		cmd_request(argc, argv);
 	} else if (strcmp(c, "recv") == 0) {
 		cmd_recv(argc, argv);
 	} else if (strcmp(c, "events") == 0) {

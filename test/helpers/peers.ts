@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root, from dist/test/helpers or test/helpers. */
-const ROOT = resolve(here, here.includes(`${join('dist', 'test')}`) ? '../../..' : '../..');
+export const ROOT = resolve(here, here.includes(`${join('dist', 'test')}`) ? '../../..' : '../..');
 
 function sh(file: string, args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((done) => {
