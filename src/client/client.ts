@@ -6,7 +6,7 @@
 // setup socket, so a dead server fails every pending call with ENOTCONN at once.
 import { IpcType, LoopPriority, PollEvent } from '../constants.js';
 import { EAGAIN, EINVAL, EMSGSIZE, ENOTCONN, ENOTSUP, ETIMEDOUT, isDisconnectError } from '../errno.js';
-import { QbError } from '../errors.js';
+import { asByteParts, asBytes, QbError } from '../errors.js';
 import { CONNECTION_RESPONSE_SIZE, TransportType } from '../handshake.js';
 import { native, type NativeSemWaiter } from '../native.js';
 import { validateServiceName } from '../options.js';
@@ -103,14 +103,16 @@ export class Client {
 
   /** qb_ipcc_send: the whole message (its 16-byte request header included); bytes sent or -errno. */
   send(data: Uint8Array): number {
-    this.one[0] = data;
-    return this.transmit(this.one, data.byteLength, data[0] ?? 0);
+    const bytes = asBytes(data, 'send(data)');
+    this.one[0] = bytes;
+    return this.transmit(this.one, bytes.byteLength, bytes[0] ?? 0);
   }
 
   /** qb_ipcc_sendv: the parts go out as one message. */
   sendv(iov: readonly Uint8Array[]): number {
-    const length = totalLength(iov);
-    return this.transmit(iov, length, length & 0xff);
+    const parts = asByteParts(iov, 'sendv(iov)');
+    const length = totalLength(parts);
+    return this.transmit(parts, length, length & 0xff);
   }
 
   private transmit(parts: readonly Uint8Array[], length: number, doorbell: number): number {
@@ -143,7 +145,7 @@ export class Client {
 
   /** qb_ipcc_sendv_recv with one part. */
   sendRecv(data: Uint8Array, timeoutMs = -1): Promise<Uint8Array> {
-    this.one[0] = data;
+    this.one[0] = asBytes(data, 'sendRecv(data)');
     return this.sendvRecv(this.one, timeoutMs);
   }
 
@@ -187,7 +189,7 @@ export class Client {
 
   /** sendRecv() that blocks the calling thread (see recvSync). */
   sendRecvSync(data: Uint8Array, timeoutMs = -1): Uint8Array {
-    this.one[0] = data;
+    this.one[0] = asBytes(data, 'sendRecvSync(data)');
     return this.sendvRecvSync(this.one, timeoutMs);
   }
 

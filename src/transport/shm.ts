@@ -33,6 +33,7 @@ export interface ShmFiles {
 /** Creates the files of the three rings (request, response, event, in libqb's order). */
 export function createShmFiles(dir: ConnectionDirectory, serviceName: string, maxMsgSize: number, owner: FileOwner): ShmFiles {
   const base = (kind: string) => `qb-${kind}-${serviceName}`;
+  dir.setOwner(owner.uid, owner.gid); // SHM only, as libqb: authSet's owner gets the directory too
   const made: RingFiles[] = [];
   try {
     for (const kind of ['request', 'response', 'event']) made.push(createRingFiles(dir, base(kind), maxMsgSize, owner));

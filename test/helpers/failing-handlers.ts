@@ -35,7 +35,8 @@ export function failingHandlers(spec: FailSpec, emit: Emit): ConnectionHandlers 
     spec.handler === handler && (handler === 'msgProcess' ? requestId === FAIL_REQUEST_ID : conn.bufferSize === FAIL_BUFFER_SIZE);
   const lifecycle = {
     connectionDestroyed(conn: Connection) {
-      emit({ ev: 'destroyed', pid: conn.pid });
+      // Reported once the connection is fully gone: its files go right after this callback, as in libqb.
+      queueMicrotask(() => emit({ ev: 'destroyed', pid: conn.pid }));
     },
   };
   if (spec.how === 'throw') {
@@ -59,7 +60,7 @@ export function failingHandlers(spec: FailSpec, emit: Emit): ConnectionHandlers 
   }
   // Async: each handler awaits before it answers or fails, so a failure is a rejected promise.
   const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
-  const handlers = {
+  const handlers: ConnectionHandlers = {
     ...lifecycle,
     async connectionCreated(conn: Connection) {
       emit({ ev: 'created', pid: conn.pid });
@@ -80,6 +81,5 @@ export function failingHandlers(spec: FailSpec, emit: Emit): ConnectionHandlers 
       return 0;
     },
   };
-  // Today's ConnectionHandlers types have no Promise results: the lead's spec adds them.
-  return handlers as unknown as ConnectionHandlers;
+  return handlers;
 }
