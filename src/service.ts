@@ -19,6 +19,7 @@ import { buildRejection, TransportType } from './handshake.js';
 import { RemoteConnection } from './remote-connection.js';
 import { WorkerPool, type PoolHost } from './worker-pool.js';
 import { ServiceCounter, type RateSettings } from './worker-protocol.js';
+import { sweepStaleDirectories } from './stale-directories.js';
 
 /** qb_ipcs_service_handlers. Return values follow libqb: 0 or a negative errno. */
 export interface ServiceHandlers extends ConnectionHandlers {
@@ -176,6 +177,7 @@ export class Service extends EventEmitter implements ConnectionOwner, PoolHost {
       const where = filesystemSockets ? address : `@${address}`;
       throw new QbError(errno, `cannot listen on ${where}${errnoName(errno) === 'EADDRINUSE' ? ': another server already serves this name' : ''}`, { cause });
     }
+    sweepStaleDirectories(this.name); // the name is ours now: what dead servers of it left in /dev/shm goes
     if (this.options.workers > 0) {
       const pool = new WorkerPool(this, this.options.workers, workerModuleUrl(this.options.workerModule!), this.options.workerData, this.options.placement);
       try {
