@@ -182,6 +182,10 @@ export class SocketTransport implements Transport {
       return 0;
     }
     if (revents & PollEvent.IN) {
+      // Any datagram, a stranger's too, is a chance to connect to the client once it has bound its sockets:
+      // from then on the kernel refuses strangers and no longer holds the client to max_dgram_qlen.
+      if (!this.responseConnected) this.connect('response');
+      if (!this.eventConnected) this.connect('event');
       this.mayHaveMore = true;
       this.host.requestsReady();
     }
