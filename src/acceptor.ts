@@ -1,13 +1,20 @@
 // The listening socket and handshakes in progress: accepts clients, collects
 // each one's 24-byte connection request (split arrivals allowed) and the
 // credentials the kernel attached, then hands the finished handshake on.
+//
+// Out of descriptors (EMFILE/ENFILE), a waiting client is taken off the queue
+// with a reserve descriptor and refused with that errno; when even that fails
+// the listening socket is unwatched for a growing pause. Either way the loop
+// never spins on a socket it cannot accept from, and serving resumes by itself.
+import { constants } from 'node:os';
 import { debuglog } from 'node:util';
 import { LoopPriority, PollEvent } from './constants.js';
-import { EAGAIN } from './errno.js';
-import { CONNECTION_REQUEST_SIZE, parseConnectionRequest, type ConnectionRequest } from './handshake.js';
+import { EAGAIN, EINTR, errnoName } from './errno.js';
+import { buildRejection, CONNECTION_REQUEST_SIZE, parseConnectionRequest, type ConnectionRequest } from './handshake.js';
 import { MessageId } from './headers.js';
 import { native } from './native.js';
 import type { PollHandlers } from './poll.js';
+import { ReserveFd } from './reserve-fd.js';
 
 const log = debuglog('qbipc');
 
@@ -30,10 +37,19 @@ interface Pending {
 /** Accepts per dispatch at most this many, so a connect storm cannot starve clients. */
 const ACCEPTS_PER_DISPATCH = 64;
 const DEAD = PollEvent.HUP | PollEvent.ERR | PollEvent.NVAL;
+const { EMFILE, ENFILE, ECONNABORTED } = constants.errno;
+/** Unwatching the listening socket: the first pause, doubled each time up to the last. */
+const PAUSE_FIRST_MS = 10;
+const PAUSE_MAX_MS = 1000;
 
 export class Acceptor {
   private readonly pending = new Map<number, Pending>();
   private listening = false;
+  private closed = false;
+  private readonly reserve = new ReserveFd();
+  private pauseMs = 0;
+  private resumeTimer: NodeJS.Timeout | undefined;
+  private readonly rejections = new Map<number, Uint8Array>();
 
   constructor(
     private readonly poll: PollHandlers,
@@ -43,6 +59,11 @@ export class Acceptor {
   ) {}
 
   start(): number {
+    this.reserve.acquire();
+    return this.watch();
+  }
+
+  private watch(): number {
     const rc = this.poll.dispatchAdd(LoopPriority.HIGH, this.listenFd, PollEvent.IN, this.onListenReady);
     this.listening = rc === 0;
     return rc;
@@ -51,22 +72,70 @@ export class Acceptor {
   private readonly onListenReady = (): number => {
     for (let i = 0; i < ACCEPTS_PER_DISPATCH; i++) {
       const fd = native.acceptStream(this.listenFd);
-      if (fd < 0) {
-        if (fd !== -EAGAIN) log('accept failed: %d', fd);
-        break;
+      if (fd >= 0) {
+        this.pauseMs = 0;
+        this.begin(fd);
+        continue;
       }
-      const entry: Pending = {
-        fd,
-        bytes: new Uint8Array(CONNECTION_REQUEST_SIZE),
-        received: 0,
-        credentials: new Int32Array(4),
-        timer: setTimeout(() => this.drop(fd, 'handshake timed out'), this.timeoutMs).unref(),
-      };
-      this.pending.set(fd, entry);
-      if (this.poll.dispatchAdd(LoopPriority.HIGH, fd, PollEvent.IN, this.onClientData) < 0) this.drop(fd, 'cannot watch');
+      if (fd === -EAGAIN) break;
+      if (fd === -ECONNABORTED || fd === -EINTR) continue;
+      if ((fd === -EMFILE || fd === -ENFILE) && this.refuseOne(-fd)) continue;
+      this.pause(fd);
+      break;
     }
     return 0;
   };
+
+  /**
+   * Out of descriptors: frees the reserve to accept the first waiting client,
+   * answers it with a rejection carrying `errno` and closes it. True when the
+   * reserve is held again (the caller may go on), false when it is not.
+   */
+  private refuseOne(errno: number): boolean {
+    if (!this.reserve.release()) return false;
+    const fd = native.acceptStream(this.listenFd);
+    if (fd >= 0) {
+      native.send(fd, this.rejection(errno));
+      native.close(fd);
+      log('refused a client: the process is out of file descriptors (%s)', errnoName(errno));
+    }
+    return this.reserve.acquire() && fd !== -EMFILE && fd !== -ENFILE;
+  }
+
+  private rejection(errno: number): Uint8Array {
+    let bytes = this.rejections.get(errno);
+    if (bytes === undefined) this.rejections.set(errno, bytes = buildRejection(-errno));
+    return bytes;
+  }
+
+  /** Stops watching the listening socket for a while: the next accept could only fail again. */
+  private pause(rc: number): void {
+    this.pauseMs = Math.min(Math.max(this.pauseMs * 2, PAUSE_FIRST_MS), PAUSE_MAX_MS);
+    log('accept failed (%s); not accepting for %d ms', errnoName(rc), this.pauseMs);
+    if (this.listening) this.poll.dispatchDel(this.listenFd);
+    this.listening = false;
+    this.resumeTimer = setTimeout(this.resume, this.pauseMs);
+  }
+
+  private readonly resume = (): void => {
+    this.resumeTimer = undefined;
+    if (this.closed) return;
+    this.reserve.acquire();
+    const rc = this.watch();
+    if (rc < 0) this.pause(rc);
+  };
+
+  private begin(fd: number): void {
+    const entry: Pending = {
+      fd,
+      bytes: new Uint8Array(CONNECTION_REQUEST_SIZE),
+      received: 0,
+      credentials: new Int32Array(4),
+      timer: setTimeout(() => this.drop(fd, 'handshake timed out'), this.timeoutMs).unref(),
+    };
+    this.pending.set(fd, entry);
+    if (this.poll.dispatchAdd(LoopPriority.HIGH, fd, PollEvent.IN, this.onClientData) < 0) this.drop(fd, 'cannot watch');
+  }
 
   private readonly onClientData = (fd: number, revents: number): number => {
     const entry = this.pending.get(fd);
@@ -116,10 +185,13 @@ export class Acceptor {
 
   /** Stops listening and drops every unfinished handshake. */
   close(): void {
+    this.closed = true;
+    clearTimeout(this.resumeTimer);
     for (const fd of [...this.pending.keys()]) this.drop(fd, 'service destroyed');
     if (this.listening) this.poll.dispatchDel(this.listenFd);
     this.listening = false;
     native.close(this.listenFd);
+    this.reserve.release();
   }
 }
 

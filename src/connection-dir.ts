@@ -5,7 +5,18 @@ import { QbError } from './errors.js';
 import { native } from './native.js';
 
 const AT_FDCWD = -100;
-const SHM_ROOT = '/dev/shm';
+export const SHM_ROOT = '/dev/shm';
+
+/** qb-<server pid>-<client pid>-<fd>-XXXXXX, as made by create() (and by libqb's server). */
+const DIRECTORY_NAME = /^qb-(\d+)-(\d+)-(\d+)-[A-Za-z0-9]{6}$/;
+
+/** The server pid in a connection directory's name, or undefined for a name create() never makes. */
+export function directoryServerPid(name: string): number | undefined {
+  const match = DIRECTORY_NAME.exec(name);
+  if (match === null) return undefined;
+  const pid = Number(match[1]);
+  return pid > 0 && pid <= 0x3fffffff ? pid : undefined;
+}
 
 export interface FileOwner {
   uid: number;

@@ -25,6 +25,7 @@ import type { ServiceStats } from './stats.js';
 import { createTransportFiles, type TransportFiles } from './transport/files.js';
 import { TransportType } from './handshake.js';
 import type { RemoteConnection } from './remote-connection.js';
+import { sweepStaleDirectories } from './stale-directories.js';
 import { WorkerPool } from './worker-pool.js';
 
 const log = debuglog('qbipc');
@@ -142,6 +143,7 @@ export class Service extends EventEmitter {
       const where = filesystemSockets ? address : `@${address}`;
       throw new QbError(errno, `cannot listen on ${where}${errnoName(errno) === 'EADDRINUSE' ? ': another server already serves this name' : ''}`, { cause });
     }
+    sweepStaleDirectories(this.name); // the name is ours now: what dead servers of it left in /dev/shm goes
     if (this.pollHandlers === undefined) this.pollHandlers = this.ownLoop = new NativeLoop();
     const { workers } = this.options;
     if (workers > 0) {

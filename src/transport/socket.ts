@@ -184,7 +184,12 @@ export class SocketTransport implements Transport {
       this.host.hangUp('request socket error');
       return 0;
     }
-    if (revents & PollEvent.IN && this.flowControl === 0) {
+    if (revents & PollEvent.IN) {
+      // Any datagram, a stranger's too, is a chance to connect to the client once it has bound its sockets:
+      // from then on the kernel refuses strangers and no longer holds the client to max_dgram_qlen.
+      if (!this.responseConnected) this.connect('response');
+      if (!this.eventConnected) this.connect('event');
+      if (this.flowControl !== 0) return 0;
       this.firstOfRound = true;
       this.host.serveRound();
     }
