@@ -26,14 +26,6 @@ export default defineConfig(
     },
   },
   {
-    // Until the serving-runtime rewrite replaces these files: findings in them are left to it.
-    files: ['src/connection.ts', 'src/worker-pool.ts', 'workers/shard.ts'],
-    rules: {
-      'no-useless-assignment': 'off',
-      '@typescript-eslint/no-unnecessary-type-assertion': 'off',
-    },
-  },
-  {
     // Plain JavaScript run by Node before anything is compiled: no types to check.
     files: ['**/*.js', '**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],

@@ -174,7 +174,7 @@ function sample(elapsedS: number, servers: Server[], tallies: Map<Server, Tally>
 async function main(): Promise<number> {
   const qbload = buildC('qbload');
   const servers = [await startServer('shm'), await startServer('socket')];
-  const tallies = new Map(servers.map((s) => [s, { runs: 0, messages: 0, errors: 0, failedRuns: 0, notes: [] } as Tally]));
+  const tallies = new Map(servers.map((s): [typeof s, Tally] => [s, { runs: 0, messages: 0, errors: 0, failedRuns: 0, notes: [] }]));
   const started = Date.now();
   const deadline = started + minutes * 60_000;
   console.log(`soak: ${minutes} min, workers=${workers}, servers ${servers.map((s) => `${s.transport} pid ${s.pid}`).join(', ')}; loads: ${LOADS.map((l) => l.label).join(', ')}`);

@@ -173,7 +173,7 @@ export class Connection extends ConnectionBase implements TransportHost {
         return handled;
       }
       this.cells[Cell.REQUESTS]!++;
-      let result: unknown = 0;
+      let result: unknown;
       try {
         result = msgProcess?.call(handlers, this, t.requestView(size));
       } catch (error) {

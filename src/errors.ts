@@ -44,12 +44,22 @@ export function invalidArgType(what: string, expected: string, got: unknown): Ty
   return Object.assign(new TypeError(`${what} must be ${expected}; got ${describe(got)}`), { code: 'ERR_INVALID_ARG_TYPE' });
 }
 
-function describe(value: unknown): string {
+/** What a wrong argument was, in a few words. */
+export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return `an instance of ${(value as object).constructor?.name ?? 'Object'}`;
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}…` : value)}`;
-  return `${typeof value} ${String(value)}`;
+  switch (typeof value) {
+    case 'object':
+      return `an instance of ${value.constructor?.name ?? 'Object'}`;
+    case 'string':
+      return `the string ${JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}…` : value)}`;
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+      return `${typeof value} ${value}`;
+    default:
+      return typeof value;
+  }
 }
 
 /** The bytes of a send: Uint8Array (Buffer) as is, any other ArrayBufferView as a byte view of it. */

@@ -13,7 +13,7 @@ import type { Connection, ConnectionHandlers } from './connection.js';
 import { ConnectionDirectory } from './connection-dir.js';
 import { ConnectionList } from './connection-list.js';
 import { EACCES, EINVAL, ENOMEM, ENOTSUP, ESHUTDOWN, errnoName } from './errno.js';
-import { HandlerError, QbError, type HandlerName } from './errors.js';
+import { describe, HandlerError, QbError, type HandlerName } from './errors.js';
 import { LocalShards } from './local-shards.js';
 import { native } from './native.js';
 import { resolveOptions, validateServiceName, type ResolvedOptions, type ServiceOptions } from './options.js';
@@ -147,7 +147,7 @@ export class Service extends EventEmitter {
     if (this.pollHandlers === undefined) this.pollHandlers = this.ownLoop = new NativeLoop();
     const { workers } = this.options;
     if (workers > 0) {
-      const pool = new WorkerPool(this.shardsHost as ShardsHost<RemoteConnection>, workers, {
+      const pool = new WorkerPool(this.shardsHost, workers, {
         service: this, rate: this.rate, yieldToClients: this.options.yieldToClients, counters: this.counters,
         workerModule: workerModuleUrl(this.options.workerModule!), workerData: this.options.workerData, placement: this.options.placement,
       });
@@ -161,7 +161,7 @@ export class Service extends EventEmitter {
       }
       this.shards = pool;
     } else {
-      this.shards = new LocalShards(this.shardsHost as ShardsHost<Connection>, this.handlers, this, {
+      this.shards = new LocalShards(this.shardsHost, this.handlers, this, {
         poll: this.pollHandlers, counters: this.counters, rate: this.rate, yieldToClients: this.options.yieldToClients,
       });
     }
@@ -236,8 +236,7 @@ export class Service extends EventEmitter {
     }
     if (verdict === undefined || verdict === 0) return 0;
     if (typeof verdict === 'number' && Number.isInteger(verdict) && verdict < 0) return verdict;
-    const got = typeof verdict === 'string' ? JSON.stringify(verdict) : String(verdict);
-    const cause = new TypeError(`connectionAccept must return 0 (or nothing) to accept or a negative errno to refuse; it returned ${got}`);
+    const cause = new TypeError(`connectionAccept must return 0 (or nothing) to accept or a negative errno to refuse; it returned ${describe(verdict)}`);
     this.handlerFailed('connectionAccept', conn, cause, 'the client was refused with EACCES');
     return -EACCES;
   }

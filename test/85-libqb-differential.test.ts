@@ -351,7 +351,7 @@ for (const transport of TRANSPORTS) {
       const files = seen.libqb['files'] as Seen[];
       t.true(files.length > 0);
       for (const file of files) t.like(file, given);
-      t.like(seen.libqb['directory'] as Seen, transport === 'socket' ? { uid: 0, gid: 0, mode: '770' } : { uid: AUTHSET.uid, gid: AUTHSET.gid, mode: '770' });
+      t.like(seen.libqb['directory'], transport === 'socket' ? { uid: 0, gid: 0, mode: '770' } : { uid: AUTHSET.uid, gid: AUTHSET.gid, mode: '770' });
       compare(t, seen);
     });
   }

@@ -110,7 +110,7 @@ for (const { name: mode, workers } of MODES_TESTED) {
 async function outcome(call: () => unknown): Promise<string> {
   const describe = (e: unknown) => (e instanceof TypeError && (e as { code?: unknown }).code === 'ERR_INVALID_ARG_TYPE'
     ? 'TypeError ERR_INVALID_ARG_TYPE'
-    : `threw ${(e as Error)?.constructor?.name ?? typeof e} ${String((e as { code?: unknown })?.code ?? '-')}`);
+    : `threw ${(e as Error)?.constructor?.name ?? typeof e} ${String((e as { code?: string })?.code ?? '-')}`);
   let result: unknown;
   try {
     result = call();
@@ -183,7 +183,7 @@ test.serial('in-thread: responseSend*/eventSend* throw a TypeError (ERR_INVALID_
       probed();
       return 0;
     },
-  } as never);
+  });
   service.on('error', () => undefined);
   await service.run();
   const client = await QbClient.start();
@@ -271,7 +271,7 @@ async function acceptResults(t: ExecutionContext, workers: number, verdicts: Arr
   let verdict: unknown;
   const echo = await startEchoService({ connectionAccept: () => verdict as number }, { workers });
   const errors: string[] = [];
-  echo.service.on('error', (e: Error & { code?: unknown }) => errors.push(String(e.code ?? 'no code')));
+  echo.service.on('error', (e: Error & { code?: string }) => errors.push(e.code ?? 'no code'));
   const seen: Record<string, string> = {};
   try {
     for (const [label, value] of verdicts) {

@@ -117,7 +117,7 @@ test.serial('a starting service removes its dead servers\' directories and leave
     t.true(lstatSync(link).isSymbolicLink(), 'a link named as a connection directory was left');
     t.deepEqual(readdirSync(linkTarget).sort(), [`qb-control-${name}`, 'victim'], 'nothing behind a link was touched');
   } finally {
-    live.stdin!.end();
+    live.stdin.end();
     for (const path of planted) rmSync(path, { recursive: true, force: true });
     rmSync(linkTarget, { recursive: true, force: true });
   }

@@ -43,7 +43,7 @@ async function loadHandlers(workerModule: string, workerData: unknown): Promise<
   if (typeof handlers !== 'object' || handlers === null || typeof (handlers as ConnectionHandlers).msgProcess !== 'function') {
     throw Object.assign(new Error(`${workerModule} must export default the worker handlers ({ msgProcess, … }) or a function returning them`), { errno: -EINVAL });
   }
-  return handlers as ConnectionHandlers;
+  return handlers;
 }
 
 /** The piscina task: serve connections until the main thread says shutdown. */

@@ -125,7 +125,7 @@ export class ShmTransport implements Transport {
     if (revents & PollEvent.OUT) this.flushDoorbells();
     if ((revents & PollEvent.IN) === 0 || this.flowControl !== 0) return 0;
     this.inRound = true;
-    let handled = 0;
+    let handled: number;
     try {
       handled = this.host.serveRound();
     } finally {

@@ -56,7 +56,7 @@ service.on('error', (error: Error & { code?: unknown; handler?: unknown; connect
     handler: error.handler,
     message: error.message,
     causeIsError: cause instanceof Error,
-    causeMessage: typeof cause?.message === 'string' ? cause.message : String(cause),
+    causeMessage: typeof cause?.message === 'string' ? cause.message : JSON.stringify(cause),
     connectionPid: conn?.pid,
     sameConnection: conn !== undefined && accepted.get(conn.pid) === conn,
   });
