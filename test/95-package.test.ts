@@ -115,12 +115,12 @@ test.serial('npm pack: the tarball holds the library, its prebuilt helper, LICEN
   if (!succeeded(t, 'npm pack', r)) return;
   const [manifest] = JSON.parse(r.stdout) as Array<{ filename: string; size: number; unpackedSize: number; files: Array<{ path: string }> }>;
   packedFiles = manifest!.files.map((f) => f.path);
+  tarball = path.join(tmp, manifest!.filename); // first: the tests below use it whatever this one finds
   t.log(`${manifest!.filename}: ${manifest!.size} bytes, ${manifest!.unpackedSize} unpacked, ${packedFiles.length} files`);
   for (const needed of [PREBUILT, 'LICENSE', 'README.md', 'package.json', 'binding.gyp', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/workers/shard.js', 'dist/src/cli/main.js']) {
     t.true(packedFiles.includes(needed), `${needed} is in the tarball`);
   }
   t.deepEqual(packedFiles.filter((f) => /^(dist\/)?(bench|test)\//.test(f) || f.startsWith('docs/benchmark')), [], 'no benchmark harness, no tests');
-  tarball = path.join(tmp, manifest!.filename);
 });
 
 test.serial('installs with neither a C/C++ compiler on PATH nor the network, without compiling anything', async (t) => {
