@@ -39,6 +39,7 @@ const headers = path.dirname(path.dirname(process.execPath));
 const nodedir = existsSync(path.join(headers, 'include', 'node', 'node.h')) ? { npm_config_nodedir: headers } : {};
 
 let tarball: string | undefined;
+let depTarballs: string[] = [];
 let packedFiles: string[] = [];
 let qbclient = '';
 
@@ -131,7 +132,7 @@ test.serial('installs with neither a C/C++ compiler on PATH nor the network, wit
   mkdirSync(deps);
   const packed = await npm(ROOT, ['pack', '--ignore-scripts', '--json', '--pack-destination', deps, ...dependencyDirs()], cleanEnv(offline));
   if (!succeeded(t, 'npm pack of the dependencies', packed)) return;
-  const depTarballs = (JSON.parse(packed.stdout) as Array<{ filename: string }>).map((p) => path.join(deps, p.filename));
+  depTarballs = (JSON.parse(packed.stdout) as Array<{ filename: string }>).map((p) => path.join(deps, p.filename));
 
   mkdirSync(consumer);
   writeFileSync(path.join(consumer, 'package.json'), `${JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }, null, 2)}\n`);
@@ -152,6 +153,21 @@ test.serial('installs with neither a C/C++ compiler on PATH nor the network, wit
   const internal = readdirSync(path.join(installed, 'dist'), { recursive: true, encoding: 'utf8' })
     .filter((f) => f.endsWith('.d.ts') && readFileSync(path.join(installed, 'dist', f), 'utf8').includes('@internal'));
   t.deepEqual(internal, [], 'no @internal member in the published declarations');
+});
+
+test.serial('installed with --ignore-scripts, the prebuilt helper still loads', async (t) => {
+  t.timeout(STEP_MS);
+  if (tarball === undefined || depTarballs.length === 0) return t.fail('needs the tarballs of the tests above');
+  const project = path.join(tmp, 'no-scripts');
+  mkdirSync(project);
+  writeFileSync(path.join(project, 'package.json'), `${JSON.stringify({ name: 'no-scripts', version: '1.0.0', private: true }, null, 2)}\n`);
+  const env = { HOME: process.env.HOME ?? tmp, PATH: noCompiler, ...offline };
+  const r = await npm(project, ['install', '--ignore-scripts', tarball, ...depTarballs], env);
+  if (!succeeded(t, 'npm install --ignore-scripts', r)) return;
+  // importing qbipc loads the native helper at once
+  const load = await runCommand(process.execPath, ['-e', 'console.log(typeof require("qbipc").createService)'], { cwd: project, env: cleanEnv({}), timeoutMs: 60_000 });
+  t.is(load.code, 0, describeResult('require("qbipc")', load));
+  t.is(load.stdout.trim(), 'function');
 });
 
 test.serial('an ES module serves a libqb C client over SHM, in-thread', async (t) => {
