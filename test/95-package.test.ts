@@ -26,7 +26,10 @@ const ROOT_PKG = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'
 };
 const PREBUILT = `prebuilds/${process.platform}-${process.arch}/node.abi${process.versions.modules}.glibc.node`;
 const NPM = npmCli();
+// Alone, the whole file takes about a minute and a half; the two compiles (the pack's prebuilt
+// binary, the source build) can take minutes on a busy 2-CPU machine.
 const STEP_MS = 150_000;
+const COMPILE_MS = 360_000;
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'qbipc-package-'));
 const cache = path.join(tmp, 'npm-cache'); // empty: an offline install can take nothing from it
@@ -107,12 +110,12 @@ async function serveOneRoundTrip(t: ExecutionContext, script: string, args: stri
 }
 
 test.serial('npm pack: the tarball holds the library, its prebuilt helper, LICENSE and README, and not the benchmark', async (t) => {
-  t.timeout(STEP_MS + 30_000);
+  t.timeout(COMPILE_MS + 30_000);
   const source = path.join(tmp, 'source');
   const skip = new Set(['node_modules', 'dist', 'build', 'prebuilds', '.git', 'results']);
   cpSync(ROOT, source, { recursive: true, filter: (from) => !skip.has(path.basename(from)) && !from.endsWith('.tgz') });
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(source, 'node_modules'), 'dir');
-  const r = await npm(source, ['pack', '--json', '--pack-destination', tmp], cleanEnv({ ...offline, ...nodedir }));
+  const r = await npm(source, ['pack', '--json', '--pack-destination', tmp], cleanEnv({ ...offline, ...nodedir }), COMPILE_MS);
   if (!succeeded(t, 'npm pack', r)) return;
   const [manifest] = JSON.parse(r.stdout) as Array<{ filename: string; size: number; unpackedSize: number; files: Array<{ path: string }> }>;
   packedFiles = manifest!.files.map((f) => f.path);
@@ -297,7 +300,7 @@ test.serial('qbipc --version prints the version; qbipc bench says the benchmark 
 });
 
 test.serial('with the prebuilt helper removed, npm rebuild compiles it from source (compiler back on PATH) and the service works', async (t) => {
-  t.timeout(STEP_MS + 60_000);
+  t.timeout(COMPILE_MS + 60_000);
   if (!existsSync(path.join(consumer, 'serve.mjs'))) return t.fail('needs the install and the ESM script of the tests above');
   rmSync(path.join(installed, 'prebuilds'), { recursive: true });
   const broken = await runCommand(process.execPath, ['-e', 'require("qbipc")'], { cwd: consumer, env: cleanEnv({}), timeoutMs: 60_000 });
@@ -305,7 +308,7 @@ test.serial('with the prebuilt helper removed, npm rebuild compiles it from sour
   t.regex(broken.stderr, /cannot load its native helper: no prebuilt binary .* fits Node v[\d.]+ \(ABI \d+\).*npm rebuild qbipc --build-from-source/s,
     'without a binary, the import says what is missing and what to do');
 
-  const r = await npm(consumer, ['rebuild', 'qbipc', '--foreground-scripts'], cleanEnv({ ...offline, ...nodedir }), STEP_MS + 30_000);
+  const r = await npm(consumer, ['rebuild', 'qbipc', '--foreground-scripts'], cleanEnv({ ...offline, ...nodedir, JOBS: 'max' }), COMPILE_MS);
   if (!succeeded(t, 'npm rebuild qbipc', r)) return;
   const built = path.join(installed, 'build', 'Release', 'qbipc_native.node');
   t.true(existsSync(built) && statSync(built).size > 0, 'the helper was compiled');

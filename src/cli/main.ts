@@ -7,8 +7,8 @@ import { UsageError } from './args.js';
 
 const USAGE = `usage: qbipc <command> [flags]
   serve NAME [--type shm|socket] [--workers N]   an echo service libqb clients can use
-  ping NAME [--count N] [--size B]               round trips and latency against a libqb service
   bench [--quick] [--servers …] [--clients …]    benchmark qbipc against libqb's C server (in a clone of the repository)
+  ping NAME [--count N] [--size B]               round trips and latency against a libqb service
   --version                                      print qbipc's version
 Run "qbipc <command> --help" for a command's flags.`;
 
