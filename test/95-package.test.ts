@@ -22,7 +22,7 @@ import { connectionDirs, LineChild } from './helpers/peers.js';
 
 const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url))); // dist/test/ -> the repository
 const ROOT_PKG = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
-  name: string; version: string; dependencies: Record<string, string>;
+  version: string; dependencies: Record<string, string>;
 };
 const PREBUILT = `prebuilds/${process.platform}-${process.arch}/node.abi${process.versions.modules}.glibc.node`;
 const NPM = npmCli();
@@ -43,7 +43,6 @@ const nodedir = existsSync(path.join(headers, 'include', 'node', 'node.h')) ? { 
 
 let tarball: string | undefined;
 let depTarballs: string[] = [];
-let packedFiles: string[] = [];
 let qbclient = '';
 
 test.before(async () => {
@@ -118,7 +117,7 @@ test.serial('npm pack: the tarball holds the library, its prebuilt helper, LICEN
   const r = await npm(source, ['pack', '--json', '--pack-destination', tmp], cleanEnv({ ...offline, ...nodedir }), COMPILE_MS);
   if (!succeeded(t, 'npm pack', r)) return;
   const [manifest] = JSON.parse(r.stdout) as Array<{ filename: string; size: number; unpackedSize: number; files: Array<{ path: string }> }>;
-  packedFiles = manifest!.files.map((f) => f.path);
+  const packedFiles = manifest!.files.map((f) => f.path);
   tarball = path.join(tmp, manifest!.filename); // first: the tests below use it whatever this one finds
   t.log(`${manifest!.filename}: ${manifest!.size} bytes, ${manifest!.unpackedSize} unpacked, ${packedFiles.length} files`);
   for (const needed of [PREBUILT, 'LICENSE', 'README.md', 'package.json', 'binding.gyp', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/workers/shard.js', 'dist/src/cli/main.js']) {
