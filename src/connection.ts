@@ -13,7 +13,7 @@ import { ConnectionBase } from './connection-base.js';
 import { Cell } from './connection-cells.js';
 import { anyFaulted, faultCount } from './mapping-faults.js';
 import { openTransport, type TransportFiles } from './transport/files.js';
-import { Channel, type Transport, type TransportHost } from './transport/transport.js';
+import { Channel, type Transport } from './transport/transport.js';
 
 const log = debuglog('qbipc');
 
@@ -48,7 +48,7 @@ export interface ConnectionHandlers {
   connectionDestroyed?(conn: Connection): unknown;
 }
 
-export class Connection extends ConnectionBase implements TransportHost {
+export class Connection extends ConnectionBase {
   private refs = 1;
   private transport: Transport | undefined;
   private flowControl = 0;

@@ -75,16 +75,27 @@ export interface NativeHelper {
   mappingFaulted(view: ArrayBufferView): boolean;
 }
 
+/** node-gyp-build's loader: build/Release (a source build) first, then prebuilds/<platform>-<arch>/ for this ABI. */
+type AddonLoader = (packageRoot: string) => unknown;
+
+const HOW_TO_BUILD = 'Build it from source for this Node: "npm rebuild qbipc --build-from-source" in your project '
+  + '(needs python3, make and a C++17 compiler; see "Install" in qbipc\'s README), or "npm run build" in a clone of qbipc.';
+
 function load(): NativeHelper {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-  const file = path.join(root, 'build', 'Release', 'qbipc_native.node');
+  const requireHere = createRequire(import.meta.url);
   try {
-    return createRequire(import.meta.url)(file) as NativeHelper;
+    return (requireHere('node-gyp-build') as AddonLoader)(root) as NativeHelper;
   } catch (cause) {
-    throw new Error(
-      `qbipc: cannot load the native helper at ${file}. Build it with "npm install" (or "npx node-gyp rebuild") on Linux.`,
-      { cause },
-    );
+    const reason = cause instanceof Error ? cause.message.split('\n')[0]! : String(cause);
+    const target = `Node ${process.version} (ABI ${process.versions.modules}) on ${process.platform}-${process.arch}`;
+    const found = reason.startsWith('No native build was found')
+      ? `no prebuilt binary in ${path.join(root, 'prebuilds')} fits ${target}, and none was built from source `
+        + '(was the install script skipped, e.g. --ignore-scripts or pnpm\'s default?)'
+      : `the native helper failed to load in ${target}: ${reason}`;
+    throw Object.assign(new Error(`qbipc: cannot load its native helper: ${found}. ${HOW_TO_BUILD}`, { cause }), {
+      code: 'ERR_QBIPC_NATIVE_HELPER',
+    });
   }
 }
 

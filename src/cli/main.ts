@@ -1,14 +1,22 @@
 #!/usr/bin/env node
 // qbipc: the command line. `qbipc serve|bench|ping …`; each command is a
 // module exporting `(argv) => Promise<exit code>`, loaded only when used.
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from './args.js';
 
 const USAGE = `usage: qbipc <command> [flags]
   serve NAME [--type shm|socket] [--workers N]   an echo service libqb clients can use
-  bench [--quick] [--servers …] [--clients …]    benchmark qbipc against libqb's C server
+  bench [--quick] [--servers …] [--clients …]    benchmark qbipc against libqb's C server (in a clone of the repository)
   ping NAME [--count N] [--size B]               round trips and latency against a libqb service
+  --version                                      print qbipc's version
 Run "qbipc <command> --help" for a command's flags.`;
+
+/** The version in qbipc's package.json (dist/src/cli/ is three levels below it). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return String(pkg.version);
+}
 
 type Command = (argv: string[]) => Promise<number>;
 
@@ -42,6 +50,10 @@ async function main(argv: string[]): Promise<number> {
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     (name === undefined ? console.error : console.log)(USAGE);
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-v') {
+    console.log(version());
+    return 0;
   }
   if (!Object.hasOwn(COMMANDS, name)) {
     console.error(`qbipc: unknown command "${name}"\n${USAGE}`);
