@@ -270,9 +270,8 @@ test.serial('the README\'s TypeScript examples, and a CommonJS module using the 
   t.is(r.code, 0, describeResult('tsc', r));
 });
 
-// The published declarations themselves must check too (a consumer with skipLibCheck: false).
-// Failing while src/service.ts and src/connection.ts declare `implements` of internal
-// interfaces whose members are @internal: stripInternal removes the members, not the clause.
+// The published declarations themselves must check too (a consumer with skipLibCheck: false):
+// no public class may name an internal interface (stripInternal drops members, not `implements`).
 test.serial('the published declarations type-check (skipLibCheck: false)', async (t) => {
   t.timeout(STEP_MS);
   if (!existsSync(installed)) return t.fail('needs the install of the test above');
