@@ -8,6 +8,7 @@ import { ConnectionState } from './constants.js';
 import { ENOTCONN } from './errno.js';
 import { native } from './native.js';
 import type { RemoteConnection, RemoteOwner } from './remote-connection.js';
+import type { MappedProbe } from './shm/probe.js';
 import { discardTransportFiles, eventQueueProbe, responseWaker, type TransportFiles } from './transport/files.js';
 import { ServiceCounter, type FromShard, type RateSettings, type ShardInit, type ToShard } from './worker-protocol.js';
 
@@ -118,6 +119,7 @@ export class WorkerPool implements RemoteOwner {
         const conn = shard.connections.get(message.id);
         if (conn === undefined) return;
         shard.connections.delete(message.id); // the shard removed its files already
+        conn.releaseProbes();
         this.host.connectionGone(conn);
         return;
       }
@@ -155,6 +157,7 @@ export class WorkerPool implements RemoteOwner {
   private orphaned(conn: RemoteConnection): void {
     // Wakes are held during a round: a shard that died inside one leaves posted responses unannounced.
     conn.wakeResponseWaiters();
+    conn.releaseProbes();
     if (conn.cells[Cell.SETUP_OPEN] === 1) {
       conn.cells[Cell.SETUP_OPEN] = 0;
       native.shutdown(conn.setupFd);
@@ -173,8 +176,8 @@ export class WorkerPool implements RemoteOwner {
   /** Hands an accepted connection to a shard, which answers the client and serves it. */
   place(conn: RemoteConnection, files: TransportFiles, bufferSize: number): void {
     const shard = this.pick();
-    let eventQueue: (() => number) | undefined;
-    let wakeResponses: (() => void) | undefined;
+    let eventQueue: MappedProbe<number> | undefined;
+    let wakeResponses: MappedProbe<void> | undefined;
     try {
       eventQueue = eventQueueProbe(files);
       wakeResponses = responseWaker(files);
