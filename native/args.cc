@@ -87,14 +87,19 @@ bool Args::RangeError(napi_value value, const char* name, const char* expected) 
   return Fail(Kind::kRange, value, name, expected);
 }
 
-bool Args::Integer(size_t i, const char* name, double min, double max, const char* expected, double* out) const {
+bool Args::Integer(size_t i, const char* name, double min, double max, const char* expected, double* out, double shown) const {
   napi_value value = At(i);
   double d;
   // napi_number_expected when it is no number: the type check costs nothing more.
-  if (napi_get_value_double(info_.Env(), value, &d) != napi_ok) return TypeError(value, name, expected);
-  if (!(d >= min && d <= max) || d != std::floor(d)) return RangeError(value, name, expected);
-  *out = d;
-  return true;
+  bool isNumber = napi_get_value_double(info_.Env(), value, &d) == napi_ok;
+  if (isNumber && d >= min && d <= max && d == std::floor(d)) {
+    *out = d;
+    return true;
+  }
+  // Failure only from here (a hot path pays no formatting): `expected` may hold a %.0f for `shown`.
+  char text[96];
+  snprintf(text, sizeof(text), expected, shown);
+  return isNumber ? RangeError(value, name, text) : TypeError(value, name, text);
 }
 
 bool Args::Fd(size_t i, const char* name, int* out) const {
@@ -121,10 +126,8 @@ bool Args::Int32(size_t i, const char* name, int32_t* out) const {
 }
 
 bool Args::Uint32(size_t i, const char* name, uint32_t max, uint32_t* out) const {
-  char expected[64];
-  snprintf(expected, sizeof(expected), "an integer from 0 to %u", max);
   double d;
-  if (!Integer(i, name, 0, max, expected, &d)) return false;
+  if (!Integer(i, name, 0, max, "an integer from 0 to %.0f", &d, max)) return false;
   *out = static_cast<uint32_t>(d);
   return true;
 }
@@ -137,10 +140,10 @@ bool Args::OwnerId(size_t i, const char* name, uint32_t* out) const {
 }
 
 bool Args::Size(size_t i, const char* name, size_t min, size_t* out) const {
-  char expected[64];
-  snprintf(expected, sizeof(expected), "a size (an integer >= %zu)", min);
   double d;
-  if (!Integer(i, name, static_cast<double>(min), kMaxSafeInteger, expected, &d)) return false;
+  if (!Integer(i, name, static_cast<double>(min), kMaxSafeInteger, "a size (an integer from %.0f to 2^53 - 1)", &d, static_cast<double>(min))) {
+    return false;
+  }
   *out = static_cast<size_t>(d);
   return true;
 }

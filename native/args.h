@@ -54,7 +54,7 @@ class Args {
 
  private:
   enum class Kind { kType, kRange, kValue };  // ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE, ERR_INVALID_ARG_VALUE
-  bool Integer(size_t i, const char* name, double min, double max, const char* expected, double* out) const;
+  bool Integer(size_t i, const char* name, double min, double max, const char* expected, double* out, double shown = 0) const;
   bool Fail(Kind kind, napi_value value, const char* name, const char* expected) const;
 
   const Napi::CallbackInfo& info_;
