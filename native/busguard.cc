@@ -52,7 +52,8 @@ struct Block {
 
 Block firstBlock;  // most processes never need a second one
 
-// Writers' state, under `lock`. The handler reads only the blocks.
+// Writers' state, under `lock`. The handler reads only the blocks. No JS value is
+// made while it is held: that may collect a buffer, whose finalizer takes it.
 std::mutex lock;
 Block* tailBlock = &firstBlock;
 size_t tailUsed = 0;
@@ -159,15 +160,23 @@ Napi::Value MappingFaulted(const Napi::CallbackInfo& info) {
   uint8_t* data;
   size_t length;
   if (!args.Bytes(0, "view", &data, &length)) return args.Thrown();
-  std::lock_guard<std::mutex> guard(lock);
-  GuardSlot* s = FindLocked(reinterpret_cast<uintptr_t>(data));
-  return Napi::Boolean::New(info.Env(), s != nullptr && s->state.load(std::memory_order_acquire) == kFaulted);
+  bool faulted;
+  {
+    std::lock_guard<std::mutex> guard(lock);
+    GuardSlot* s = FindLocked(reinterpret_cast<uintptr_t>(data));
+    faulted = s != nullptr && s->state.load(std::memory_order_acquire) == kFaulted;
+  }
+  return Napi::Boolean::New(info.Env(), faulted);
 }
 
 // guardedMappings() -> how many mappings are registered and not released.
 Napi::Value GuardedMappings(const Napi::CallbackInfo& info) {
-  std::lock_guard<std::mutex> guard(lock);
-  return Napi::Number::New(info.Env(), static_cast<double>(liveMappings));
+  size_t live;
+  {
+    std::lock_guard<std::mutex> guard(lock);
+    live = liveMappings;
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(live));
 }
 
 // limitGuardedMappings(limit?) -> undefined. For tests of the refusal path:
@@ -176,8 +185,10 @@ Napi::Value LimitGuardedMappings(const Napi::CallbackInfo& info) {
   Args args(info, "limitGuardedMappings(limit?)");
   size_t limit = SIZE_MAX;
   if (!args.Omitted(0) && !args.Size(0, "limit", 0, &limit)) return args.Thrown();
-  std::lock_guard<std::mutex> guard(lock);
-  liveLimit = limit;
+  {
+    std::lock_guard<std::mutex> guard(lock);
+    liveLimit = limit;
+  }
   return info.Env().Undefined();
 }
 
