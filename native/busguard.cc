@@ -60,7 +60,9 @@ size_t tailUsed = 0;
 GuardSlot* freeSlots = nullptr;
 size_t liveMappings = 0;      // registered and not released
 size_t liveLimit = SIZE_MAX;  // lowered by tests only
-std::map<uintptr_t, GuardSlot*> byBase;  // for JS's lookups (faulted? release), never read by the handler
+// For JS's lookups (faulted? release), never read by the handler. Never destroyed:
+// V8 may still free buffers (and so call UnguardMapping) on other threads at exit.
+std::map<uintptr_t, GuardSlot*>& byBase = *new std::map<uintptr_t, GuardSlot*>();
 
 // The fault counter JS reads with Atomics.load (an Int32Array over this word).
 alignas(8) int32_t faultCount = 0;
