@@ -4,6 +4,7 @@
       "target_name": "qbipc_native",
       "sources": [
         "native/addon.cc",
+        "native/args.cc",
         "native/errors.cc",
         "native/socket.cc",
         "native/shm.cc",

@@ -3,9 +3,22 @@
 #include <cstddef>
 
 namespace qbipc {
+
+struct GuardSlot;
+
 // Registers [base, base + length): a SIGBUS inside it replaces it with zero
-// pages instead of killing the process. False when the registry is full.
-bool GuardMapping(void* base, size_t length);
-// Before munmap.
-void UnguardMapping(void* base);
+// pages instead of killing the process. nullptr when it cannot be registered
+// (no memory for the registry, or the test limit reached): the caller must
+// unmap and refuse it, never hand it out unguarded.
+GuardSlot* GuardMapping(void* base, size_t length);
+
+// Replaces the pages of the registered mapping that starts at `base` with
+// private zero pages now, so its memory (and the file behind it) goes back to
+// the system while JS views may still exist: they read zeros from then on.
+// 0, -ENOENT (not a registered mapping, or already released) or -errno of mmap.
+int ReleaseMapping(void* base);
+
+// Forgets the mapping (released or not): before its munmap, exactly once.
+void UnguardMapping(GuardSlot* slot);
+
 }  // namespace qbipc

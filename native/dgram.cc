@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "args.h"
 #include "errors.h"
 #include "exports.h"
 
@@ -53,9 +54,13 @@ void SizeBuffers(int fd, int size) {
 // A non-blocking, close-on-exec datagram socket bound to the abstract `name`.
 Napi::Value DgramOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsString() || !info[1].IsNumber()) return ThrowType(env, "dgramOpen(name: string, bufferSize: number, passCred: boolean)");
-  std::string name = info[0].As<Napi::String>();
-  int size = info[1].As<Napi::Number>().Int32Value();
+  Args args(info, "dgramOpen(name, bufferSize, passCred)");
+  std::string name;
+  uint32_t size;
+  bool passCred;
+  if (!args.String(0, "name", &name) || !args.Uint32(1, "bufferSize", INT32_MAX, &size) || !args.Bool(2, "passCred", &passCred)) {
+    return args.Thrown();
+  }
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return ThrowErrno(env, errno, "socket", name);
   sockaddr_un addr;
@@ -65,23 +70,28 @@ Napi::Value DgramOpen(const Napi::CallbackInfo& info) {
     close(fd);
     return ThrowErrno(env, err, "bind", "@" + name);
   }
-  if (info[2].ToBoolean()) {
+  if (passCred) {
     int on = 1;
     setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on));
   }
-  SizeBuffers(fd, size);
+  SizeBuffers(fd, static_cast<int>(size));
   return Napi::Number::New(env, fd);
 }
 
 // dgramConnect(fd, name, bufferSize) -> 0 or -errno. A connected datagram
 // socket receives only from its peer: the kernel refuses every other sender.
 Napi::Value DgramConnect(const Napi::CallbackInfo& info) {
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  std::string name = info[1].As<Napi::String>();
+  Args args(info, "dgramConnect(fd, name, bufferSize)");
+  int fd;
+  std::string name;
+  uint32_t size;
+  if (!args.Fd(0, "fd", &fd) || !args.String(1, "name", &name) || !args.Uint32(2, "bufferSize", INT32_MAX, &size)) {
+    return args.Thrown();
+  }
   sockaddr_un addr;
   socklen_t len = AbstractAddress(name, &addr);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), len) < 0) return Napi::Number::New(info.Env(), -errno);
-  SizeBuffers(fd, info[2].As<Napi::Number>().Int32Value());
+  SizeBuffers(fd, static_cast<int>(size));
   return Napi::Number::New(info.Env(), 0);
 }
 
@@ -89,7 +99,9 @@ Napi::Value DgramConnect(const Napi::CallbackInfo& info) {
 // on a datagram socket) gathered from the parts. Never blocks, never SIGPIPE.
 Napi::Value Sendv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[1].IsArray()) return ThrowType(env, "sendv(fd: number, parts: Uint8Array[])");
+  Args args(info, "sendv(fd, parts)");
+  int fd;
+  if (!args.Fd(0, "fd", &fd) || !args.Array(1, "parts")) return args.Thrown();
   Napi::Array parts = info[1].As<Napi::Array>();
   uint32_t count = parts.Length();
   if (count > IOV_MAX) return Napi::Number::New(env, -EMSGSIZE);
@@ -101,16 +113,16 @@ Napi::Value Sendv(const Napi::CallbackInfo& info) {
     iov = heap.data();
   }
   for (uint32_t i = 0; i < count; i++) {
-    Napi::Value part = parts.Get(i);
-    if (!part.IsTypedArray()) return ThrowType(env, "sendv: every part must be a Uint8Array");
-    Napi::Uint8Array bytes = part.As<Napi::Uint8Array>();
-    iov[i].iov_base = bytes.Data();
-    iov[i].iov_len = bytes.ByteLength();
+    napi_value part;
+    if (napi_get_element(env, parts, i, &part) != napi_ok) return args.Thrown();  // a getter threw
+    uint8_t* data;
+    if (!args.BytesOf(part, "parts[i]", &data, &iov[i].iov_len)) return args.Thrown();
+    iov[i].iov_base = data;
   }
   msghdr msg = {};
   msg.msg_iov = iov;
   msg.msg_iovlen = count;
-  ssize_t n = sendmsg(info[0].As<Napi::Number>().Int32Value(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   return Napi::Number::New(env, n < 0 ? -errno : static_cast<double>(n));
 }
 
@@ -119,14 +131,19 @@ Napi::Value Sendv(const Napi::CallbackInfo& info) {
 // With creds, they receive {pid, uid, gid, present} of the sender (SO_PASSCRED).
 Napi::Value DgramRecv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  Napi::Uint8Array into = info[1].As<Napi::Uint8Array>();
-  iovec iov = {into.Data(), into.ByteLength()};
+  Args args(info, "dgramRecv(fd, into, creds?)");
+  int fd;
+  uint8_t* into;
+  size_t length, credsLength;
+  int32_t* out = nullptr;
+  if (!args.Fd(0, "fd", &fd) || !args.Bytes(1, "into", &into, &length)) return args.Thrown();
+  bool wantCreds = !args.Omitted(2);
+  if (wantCreds && !args.Int32s(2, "creds", 4, &out, &credsLength)) return args.Thrown();
+  iovec iov = {into, length};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
   msghdr msg = {};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  bool wantCreds = info.Length() > 2 && info[2].IsTypedArray();
   if (wantCreds) {
     msg.msg_control = control;
     msg.msg_controllen = sizeof(control);
@@ -134,9 +151,6 @@ Napi::Value DgramRecv(const Napi::CallbackInfo& info) {
   ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
   if (n < 0) return Napi::Number::New(env, -errno);
   if (wantCreds) {
-    Napi::Int32Array creds = info[2].As<Napi::Int32Array>();
-    if (creds.ElementLength() < 4) return ThrowType(env, "dgramRecv: creds must hold 4 ints");
-    int32_t* out = creds.Data();
     out[3] = 0;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
       if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
@@ -155,23 +169,28 @@ Napi::Value DgramRecv(const Napi::CallbackInfo& info) {
 
 // recvPeek(fd, into) -> bytes that could be read, 0 at EOF, or -errno. Consumes nothing.
 Napi::Value RecvPeek(const Napi::CallbackInfo& info) {
-  Napi::Uint8Array into = info[1].As<Napi::Uint8Array>();
-  ssize_t n = recv(info[0].As<Napi::Number>().Int32Value(), into.Data(), into.ByteLength(), MSG_PEEK | MSG_DONTWAIT);
+  Args args(info, "recvPeek(fd, into)");
+  int fd;
+  uint8_t* into;
+  size_t length;
+  if (!args.Fd(0, "fd", &fd) || !args.Bytes(1, "into", &into, &length)) return args.Thrown();
+  ssize_t n = recv(fd, into, length, MSG_PEEK | MSG_DONTWAIT);
   return Napi::Number::New(info.Env(), n < 0 ? -errno : static_cast<double>(n));
 }
 
 // peerCredentials(fd, out: Int32Array[3]) -> 0 or -errno: SO_PEERCRED {pid, uid, gid}.
 Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
-  Napi::Int32Array out = info[1].As<Napi::Int32Array>();
-  if (out.ElementLength() < 3) return ThrowType(info.Env(), "peerCredentials: out must hold 3 ints");
+  Args args(info, "peerCredentials(fd, out)");
+  int fd;
+  int32_t* out;
+  size_t length;
+  if (!args.Fd(0, "fd", &fd) || !args.Int32s(1, "out", 3, &out, &length)) return args.Thrown();
   ucred cred;
   socklen_t len = sizeof(cred);
-  if (getsockopt(info[0].As<Napi::Number>().Int32Value(), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-    return Napi::Number::New(info.Env(), -errno);
-  }
-  out.Data()[0] = cred.pid;
-  out.Data()[1] = static_cast<int32_t>(cred.uid);
-  out.Data()[2] = static_cast<int32_t>(cred.gid);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return Napi::Number::New(info.Env(), -errno);
+  out[0] = cred.pid;
+  out[1] = static_cast<int32_t>(cred.uid);
+  out[2] = static_cast<int32_t>(cred.gid);
   return Napi::Number::New(info.Env(), 0);
 }
 
@@ -180,9 +199,11 @@ Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
 // with ftruncate + posix_fallocate, as a libqb client does before mapping.
 Napi::Value OpenExisting(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsString() || !info[1].IsNumber()) return ThrowType(env, "openExisting(path: string, size: number)");
-  std::string path = info[0].As<Napi::String>();
-  off_t size = static_cast<off_t>(info[1].As<Napi::Number>().Int64Value());
+  Args args(info, "openExisting(path, size)");
+  std::string path;
+  size_t bytes;
+  if (!args.String(0, "path", &path) || !args.Size(1, "size", 0, &bytes)) return args.Thrown();
+  off_t size = static_cast<off_t>(bytes);
   int fd = open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return ThrowErrno(env, errno, "open", path);
   if (ftruncate(fd, size) < 0) {
@@ -201,12 +222,17 @@ Napi::Value OpenExisting(const Napi::CallbackInfo& info) {
 // pollTwo(fdA, eventsA, fdB, eventsB, timeoutMs) -> reventsA | reventsB << 16,
 // 0 on timeout, or -errno. Blocks the calling thread (synchronous client calls).
 Napi::Value PollTwo(const Napi::CallbackInfo& info) {
+  Args args(info, "pollTwo(fdA, eventsA, fdB, eventsB, timeoutMs)");
   pollfd fds[2] = {};
-  fds[0].fd = info[0].As<Napi::Number>().Int32Value();
-  fds[0].events = static_cast<short>(info[1].As<Napi::Number>().Int32Value());
-  fds[1].fd = info[2].As<Napi::Number>().Int32Value();
-  fds[1].events = static_cast<short>(info[3].As<Napi::Number>().Int32Value());
-  int n = poll(fds, 2, info[4].As<Napi::Number>().Int32Value());
+  uint32_t eventsA, eventsB;
+  int32_t timeout;
+  if (!args.Fd(0, "fdA", &fds[0].fd) || !args.Uint32(1, "eventsA", 0xffff, &eventsA) || !args.Fd(2, "fdB", &fds[1].fd) ||
+      !args.Uint32(3, "eventsB", 0xffff, &eventsB) || !args.Int32(4, "timeoutMs", &timeout)) {
+    return args.Thrown();
+  }
+  fds[0].events = static_cast<short>(eventsA);
+  fds[1].events = static_cast<short>(eventsB);
+  int n = poll(fds, 2, timeout);
   if (n < 0) return Napi::Number::New(info.Env(), -errno);
   return Napi::Number::New(info.Env(), (fds[0].revents & 0xffff) | ((fds[1].revents & 0xffff) << 16));
 }

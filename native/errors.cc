@@ -5,13 +5,10 @@
 
 namespace qbipc {
 
-Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall, const std::string& subject) {
+namespace {
+
+Napi::Value Throw(Napi::Env env, int err, const char* syscall, const std::string& subject, const std::string& message) {
   const char* code = strerrorname_np(err);
-  std::string message = std::string(syscall);
-  if (!subject.empty()) message += " " + subject;
-  message += ": ";
-  message += strerror(err);
-  if (code != nullptr) message += std::string(" (") + code + ")";
   Napi::Error error = Napi::Error::New(env, message);
   error.Set("errno", Napi::Number::New(env, -err));
   error.Set("code", Napi::String::New(env, code != nullptr ? code : "UNKNOWN"));
@@ -21,9 +18,20 @@ Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall, const std::s
   return env.Undefined();
 }
 
-Napi::Value ThrowType(Napi::Env env, const char* what) {
-  Napi::TypeError::New(env, what).ThrowAsJavaScriptException();
-  return env.Undefined();
+}  // namespace
+
+Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall, const std::string& subject) {
+  const char* code = strerrorname_np(err);
+  std::string message = std::string(syscall);
+  if (!subject.empty()) message += " " + subject;
+  message += ": ";
+  message += strerror(err);
+  if (code != nullptr) message += std::string(" (") + code + ")";
+  return Throw(env, err, syscall, subject, message);
+}
+
+Napi::Value ThrowErrnoMessage(Napi::Env env, int err, const char* syscall, const std::string& message) {
+  return Throw(env, err, syscall, "", message);
 }
 
 }  // namespace qbipc

@@ -1,5 +1,5 @@
 // Errors raised by the native helper: a JS Error carrying errno/code/syscall,
-// the same shape as Node's own system errors.
+// the same shape as Node's own system errors. (Argument errors: args.h.)
 #pragma once
 #include <napi.h>
 #include <string>
@@ -9,8 +9,8 @@ namespace qbipc {
 // Throws a JS Error for `err` (a positive errno) and returns undefined.
 Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall, const std::string& subject);
 
-// Throws a TypeError for a bad argument and returns undefined.
-Napi::Value ThrowType(Napi::Env env, const char* what);
+// The same error with a message of its own (what failed and what it means).
+Napi::Value ThrowErrnoMessage(Napi::Env env, int err, const char* syscall, const std::string& message);
 
 // Returns -errno of the last failed call: the helper's convention for
 // expected failures on hot paths (no exception, no allocation).

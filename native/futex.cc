@@ -10,46 +10,57 @@
 #include <climits>
 #include <cstdint>
 
+#include "args.h"
 #include "errors.h"
 #include "exports.h"
 
 namespace qbipc {
 namespace {
 
-int32_t* WordAt(const Napi::CallbackInfo& info) {
-  Napi::Int32Array words = info[0].As<Napi::Int32Array>();
-  uint32_t index = info[1].As<Napi::Number>().Uint32Value();
-  if (index >= words.ElementLength()) return nullptr;
-  return words.Data() + index;
+// words[index] of an Int32Array, index checked against its length.
+bool WordAt(const Args& args, int32_t** word) {
+  int32_t* words;
+  size_t length;
+  uint32_t index;
+  if (!args.Int32s(0, "words", 1, &words, &length) || !args.Uint32(1, "index", UINT32_MAX, &index)) return false;
+  if (index >= length) return args.RangeError(args.At(1), "index", "an index below words.length");
+  *word = words + index;
+  return true;
 }
 
 // wordAddress(words: Int32Array, index) -> the word's address, for futexWakeAt.
 // Hot paths wake by address: unwrapping a typed array costs more than the syscall.
 Napi::Value WordAddress(const Napi::CallbackInfo& info) {
-  int32_t* word = WordAt(info);
-  if (word == nullptr) return ThrowType(info.Env(), "wordAddress: index out of range");
+  Args args(info, "wordAddress(words, index)");
+  int32_t* word;
+  if (!WordAt(args, &word)) return args.Thrown();
   return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(word)));
 }
 
 // futexWakeAt(address, count) -> woken or -errno. FUTEX_WAKE never touches the
 // memory: a stale or wrong address is EFAULT or a spurious wake-up, never a write.
 Napi::Value FutexWakeAt(const Napi::CallbackInfo& info) {
-  auto* word = reinterpret_cast<int32_t*>(static_cast<uintptr_t>(info[0].As<Napi::Number>().Int64Value()));
-  long rc = syscall(SYS_futex, word, FUTEX_WAKE, info[1].As<Napi::Number>().Int32Value(), nullptr, nullptr, 0);
+  Args args(info, "futexWakeAt(address, count)");
+  size_t address;
+  uint32_t count;
+  if (!args.Size(0, "address", 0, &address) || !args.Uint32(1, "count", INT32_MAX, &count)) return args.Thrown();
+  auto* word = reinterpret_cast<int32_t*>(static_cast<uintptr_t>(address));
+  long rc = syscall(SYS_futex, word, FUTEX_WAKE, static_cast<int>(count), nullptr, nullptr, 0);
   return Napi::Number::New(info.Env(), rc < 0 ? -errno : static_cast<double>(rc));
 }
 
 // futexWait(words, index, expected, timeoutMs) -> 0 woken, -EAGAIN (value
 // differed), -ETIMEDOUT or -EINTR. Blocks the calling thread: use only off the
-// event loop, and only where something will post or wake it.
+// event loop, and only where something will post or wake it. timeoutMs < 0: no timeout.
 Napi::Value FutexWait(const Napi::CallbackInfo& info) {
-  int32_t* word = WordAt(info);
-  if (word == nullptr) return ThrowType(info.Env(), "futexWait: index out of range");
-  int32_t expected = info[2].As<Napi::Number>().Int32Value();
-  double ms = info[3].As<Napi::Number>().DoubleValue();
+  Args args(info, "futexWait(words, index, expected, timeoutMs)");
+  int32_t* word;
+  int32_t expected;
+  double ms;
+  if (!WordAt(args, &word) || !args.Int32(2, "expected", &expected) || !args.Number(3, "timeoutMs", &ms)) return args.Thrown();
   timespec ts;
   timespec* timeout = nullptr;
-  if (ms >= 0) {
+  if (ms >= 0 && ms < 1e15) {
     ts.tv_sec = static_cast<time_t>(ms / 1000);
     ts.tv_nsec = static_cast<long>((ms - ts.tv_sec * 1000.0) * 1e6);
     timeout = &ts;

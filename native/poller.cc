@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <unordered_map>
 
+#include "args.h"
 #include "errors.h"
 #include "exports.h"
 
@@ -35,13 +36,10 @@ class Poller : public Napi::ObjectWrap<Poller> {
   // onReady, out[0] and out[1] hold the ready fd's token and its poll(2) bits.
   explicit Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
-        info[0].As<Napi::TypedArray>().ElementLength() < 2 || !info[1].IsFunction()) {
-      ThrowType(env, "new Poller(out: Int32Array(2), onReady: function)");
-      return;
-    }
-    out_ = Napi::Persistent(info[0].As<Napi::Int32Array>());
-    pairs_ = out_.Value().Data();  // out_ keeps the array (off-heap at this size) alive
+    Args args(info, "new Poller(out, onReady)");
+    size_t length;
+    if (!args.Int32s(0, "out", 2, &pairs_, &length) || !args.Function(1, "onReady")) return;
+    out_ = Napi::Persistent(info[0].As<Napi::Int32Array>());  // keeps the array (off-heap at this size) alive
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
     receiver_ = Napi::Persistent(env.Global());  // napi_get_global per call costs a Context::Global()
     napi_get_uv_event_loop(env, &loop_);
@@ -141,22 +139,38 @@ class Poller : public Napi::ObjectWrap<Poller> {
 
   // add(fd, events, token) -> 0 or -errno; modify likewise (token and events).
   // events are poll(2) bits (POLLIN=1, POLLPRI=2, POLLOUT=4).
+  static bool WatchArgs(const Args& args, int* fd, uint32_t* events, int32_t* token) {
+    return args.Fd(0, "fd", fd) && args.Uint32(1, "events", 0xffff, events) && args.Int32(2, "token", token);
+  }
+
   Napi::Value Add(const Napi::CallbackInfo& info) {
+    Args args(info, "Poller.add(fd, events, token)");
+    int fd;
+    uint32_t events;
+    int32_t token;
+    if (!WatchArgs(args, &fd, &events, &token)) return args.Thrown();
     if (loop_ == nullptr) return Napi::Number::New(info.Env(), -EBADF);
-    return Napi::Number::New(info.Env(), Watch(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(),
-                                               info[2].As<Napi::Number>().Int32Value()));
+    return Napi::Number::New(info.Env(), Watch(fd, events, token));
   }
 
   Napi::Value Modify(const Napi::CallbackInfo& info) {
-    auto it = watchers_.find(info[0].As<Napi::Number>().Int32Value());
+    Args args(info, "Poller.modify(fd, events, token)");
+    int fd;
+    uint32_t events;
+    int32_t token;
+    if (!WatchArgs(args, &fd, &events, &token)) return args.Thrown();
+    auto it = watchers_.find(fd);
     if (it == watchers_.end()) return Napi::Number::New(info.Env(), -ENOENT);
-    it->second->token = info[2].As<Napi::Number>().Int32Value();
-    return Napi::Number::New(info.Env(), uv_poll_start(&it->second->handle, UvEvents(info[1].As<Napi::Number>().Uint32Value()), OnPoll));
+    it->second->token = token;
+    return Napi::Number::New(info.Env(), uv_poll_start(&it->second->handle, UvEvents(events), OnPoll));
   }
 
   // remove(fd) -> 0 or -errno.
   Napi::Value Remove(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), Unwatch(info[0].As<Napi::Number>().Int32Value()));
+    Args args(info, "Poller.remove(fd)");
+    int fd;
+    if (!args.Fd(0, "fd", &fd)) return args.Thrown();
+    return Napi::Number::New(info.Env(), Unwatch(fd));
   }
 
   void SetRef(bool ref) {

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <thread>
 
+#include "args.h"
 #include "errors.h"
 #include "exports.h"
 
@@ -63,14 +64,21 @@ int WaitForToken(uint64_t* data, double timeoutMs, const std::atomic<bool>* canc
   return result;
 }
 
-uint64_t* SemaphoreAt(const Napi::Value& array, const Napi::Value& index) {
-  if (!array.IsTypedArray() || array.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) return nullptr;
-  Napi::Int32Array words = array.As<Napi::Int32Array>();
-  uint32_t i = index.As<Napi::Number>().Uint32Value();
-  if (i + 1 >= words.ElementLength()) return nullptr;
-  int32_t* word = words.Data() + i;
-  if (reinterpret_cast<uintptr_t>(word) % 8 != 0) return nullptr;
-  return reinterpret_cast<uint64_t*>(word);
+// The semaphore's 64-bit word at words[index] (8-aligned), and the wait's timeout.
+bool SemaphoreArgs(const Args& args, uint64_t** semaphore, double* timeoutMs) {
+  int32_t* words;
+  size_t length;
+  uint32_t index;
+  if (!args.Int32s(0, "words", 2, &words, &length) || !args.Uint32(1, "index", UINT32_MAX, &index) ||
+      !args.Number(2, "timeoutMs", timeoutMs)) {
+    return false;
+  }
+  int32_t* word = words + index;
+  if (index + 1 >= length || reinterpret_cast<uintptr_t>(word) % 8 != 0) {
+    return args.RangeError(args.At(1), "index", "the index of an 8-aligned 64-bit word inside words");
+  }
+  *semaphore = reinterpret_cast<uint64_t*>(word);
+  return true;
 }
 
 class SemWaiter : public Napi::ObjectWrap<SemWaiter> {
@@ -87,8 +95,8 @@ class SemWaiter : public Napi::ObjectWrap<SemWaiter> {
   // new SemWaiter(onResult: (result: number) => void)
   explicit SemWaiter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SemWaiter>(info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsFunction()) {
-      ThrowType(env, "new SemWaiter(onResult: function)");
+    if (!Args(info, "new SemWaiter(onResult)").Function(0, "onResult")) {
+      stopped_ = true;  // no thread, no function: nothing for the destructor to stop
       return;
     }
     tsfn_ = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "qbipc-semwait", 0, 1);
@@ -125,8 +133,10 @@ class SemWaiter : public Napi::ObjectWrap<SemWaiter> {
   // or -ECANCELED.
   Napi::Value Wait(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    uint64_t* data = SemaphoreAt(info[0], info[1]);
-    if (data == nullptr) return ThrowType(env, "SemWaiter.wait(words: Int32Array, index: 8-aligned word index, timeoutMs)");
+    Args args(info, "SemWaiter.wait(words, index, timeoutMs)");
+    uint64_t* data;
+    double timeoutMs;
+    if (!SemaphoreArgs(args, &data, &timeoutMs)) return args.Thrown();
     if (stopped_) return Napi::Number::New(env, -EBADF);
     if (busy_) return Napi::Number::New(env, -EBUSY);
     busy_ = true;
@@ -135,7 +145,7 @@ class SemWaiter : public Napi::ObjectWrap<SemWaiter> {
     {
       std::lock_guard<std::mutex> guard(mutex_);
       data_ = data;
-      timeoutMs_ = info[2].As<Napi::Number>().DoubleValue();
+      timeoutMs_ = timeoutMs;
       cancel_.store(false, std::memory_order_release);
       job_ = true;
     }
@@ -194,9 +204,11 @@ class SemWaiter : public Napi::ObjectWrap<SemWaiter> {
 // semWait(words, index, timeoutMs) -> 0 (a token is there), -ETIMEDOUT. Blocks
 // the calling thread: for worker threads that choose to block.
 Napi::Value SemWait(const Napi::CallbackInfo& info) {
-  uint64_t* data = SemaphoreAt(info[0], info[1]);
-  if (data == nullptr) return ThrowType(info.Env(), "semWait(words: Int32Array, index: 8-aligned word index, timeoutMs)");
-  return Napi::Number::New(info.Env(), WaitForToken(data, info[2].As<Napi::Number>().DoubleValue(), nullptr));
+  Args args(info, "semWait(words, index, timeoutMs)");
+  uint64_t* data;
+  double timeoutMs;
+  if (!SemaphoreArgs(args, &data, &timeoutMs)) return args.Thrown();
+  return Napi::Number::New(info.Env(), WaitForToken(data, timeoutMs, nullptr));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "args.h"
 #include "busguard.h"
 #include "errors.h"
 #include "exports.h"
@@ -19,8 +20,8 @@ namespace qbipc {
 namespace {
 
 // N-API on Node 20 cannot wrap external memory in a SharedArrayBuffer, so the
-// buffer is made with V8's API. A napi_value is, in Node, the bits of a
-// v8::Local; this is the conversion Node itself performs.
+// buffer is made (and recognised) with V8's API. A napi_value is, in Node, the
+// bits of a v8::Local; these are the conversions Node itself performs.
 napi_value ToNapi(v8::Local<v8::Value> value) {
   static_assert(sizeof(napi_value) == sizeof(v8::Local<v8::Value>), "napi_value layout");
   napi_value result;
@@ -28,22 +29,37 @@ napi_value ToNapi(v8::Local<v8::Value> value) {
   return result;
 }
 
+v8::Local<v8::Value> FromNapi(napi_value value) {
+  v8::Local<v8::Value> result;
+  memcpy(static_cast<void*>(&result), &value, sizeof(value));
+  return result;
+}
+
 struct Mapping {
   void* base;
   size_t length;
+  GuardSlot* guard;
 };
 
 // The buffer owns the mapping: it is unmapped when the last SharedArrayBuffer
 // over it (in any thread) is collected, so JS can never touch unmapped memory.
+// releaseMapping() may give the pages back earlier; the range stays reserved.
 Napi::Value WrapMapping(Napi::Env env, void* base, size_t visible, size_t mapped) {
+  // The peer may truncate the file: SIGBUS must become a fault JS can see. A mapping
+  // the guard cannot take is never handed out: unguarded, it could kill the process.
+  GuardSlot* guard = GuardMapping(base, mapped);
+  if (guard == nullptr) {
+    munmap(base, mapped);
+    return ThrowErrnoMessage(env, ENOMEM, "mmap",
+                             "cannot register the mapping with the SIGBUS guard (out of memory); it was unmapped, not used unguarded");
+  }
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
-  auto* mapping = new Mapping{base, mapped};
-  GuardMapping(base, mapped);  // the peer may truncate the file: SIGBUS becomes a fault JS can see
+  auto* mapping = new Mapping{base, mapped, guard};
   std::unique_ptr<v8::BackingStore> store = v8::SharedArrayBuffer::NewBackingStore(
       base, visible,
       [](void*, size_t, void* data) {
         auto* m = static_cast<Mapping*>(data);
-        UnguardMapping(m->base);
+        UnguardMapping(m->guard);
         munmap(m->base, m->length);
         delete m;
       },
@@ -52,13 +68,12 @@ Napi::Value WrapMapping(Napi::Env env, void* base, size_t visible, size_t mapped
   return Napi::Value(env, ToNapi(sab));
 }
 
-size_t SizeArg(const Napi::Value& v) { return static_cast<size_t>(v.As<Napi::Number>().Int64Value()); }
-
 // makeTempDir(template ending in XXXXXX) -> path. Created 0700 by mkdtemp.
 Napi::Value MakeTempDir(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsString()) return ThrowType(env, "makeTempDir(template: string)");
-  std::string path = info[0].As<Napi::String>();
+  Args args(info, "makeTempDir(template)");
+  std::string path;
+  if (!args.String(0, "template", &path)) return args.Thrown();
   if (mkdtemp(path.data()) == nullptr) return ThrowErrno(env, errno, "mkdtemp", path);
   return Napi::String::New(env, path);
 }
@@ -66,15 +81,20 @@ Napi::Value MakeTempDir(const Napi::CallbackInfo& info) {
 // openDirectory(path) -> fd or -errno. Refuses symlinks, so a directory renamed
 // and replaced by its owner cannot redirect us.
 Napi::Value OpenDirectory(const Napi::CallbackInfo& info) {
-  std::string path = info[0].As<Napi::String>();
+  Args args(info, "openDirectory(path)");
+  std::string path;
+  if (!args.String(0, "path", &path)) return args.Thrown();
   int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   return Napi::Number::New(info.Env(), fd < 0 ? -errno : fd);
 }
 
 // fileIdentity(fd) -> "dev:ino", to recognise our own directory later.
 Napi::Value FileIdentity(const Napi::CallbackInfo& info) {
+  Args args(info, "fileIdentity(fd)");
+  int fd;
+  if (!args.Fd(0, "fd", &fd)) return args.Thrown();
   struct stat st;
-  if (fstat(info[0].As<Napi::Number>().Int32Value(), &st) < 0) return ThrowErrno(info.Env(), errno, "fstat", "");
+  if (fstat(fd, &st) < 0) return ThrowErrno(info.Env(), errno, "fstat", "");
   return Napi::String::New(info.Env(), std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino));
 }
 
@@ -82,19 +102,24 @@ Napi::Value FileIdentity(const Napi::CallbackInfo& info) {
 // existing file, never through a link. Sized with ftruncate + posix_fallocate.
 Napi::Value CreateFileAt(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int dir = info[0].As<Napi::Number>().Int32Value();
-  std::string name = info[1].As<Napi::String>();
-  off_t size = static_cast<off_t>(info[2].As<Napi::Number>().Int64Value());
-  mode_t mode = info[3].As<Napi::Number>().Uint32Value();
+  Args args(info, "createFileAt(dirFd, name, size, mode)");
+  int dir;
+  std::string name;
+  size_t size;
+  uint32_t mode;
+  if (!args.DirFd(0, "dirFd", &dir) || !args.String(1, "name", &name) || !args.Size(2, "size", 0, &size) ||
+      !args.Uint32(3, "mode", 07777, &mode)) {
+    return args.Thrown();
+  }
   int fd = openat(dir, name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return ThrowErrno(env, errno, "open", name);
-  if (ftruncate(fd, size) < 0) {
+  if (ftruncate(fd, static_cast<off_t>(size)) < 0) {
     int err = errno;
     close(fd);
     unlinkat(dir, name.c_str(), 0);
     return ThrowErrno(env, err, "ftruncate", name);
   }
-  int err = posix_fallocate(fd, 0, size);
+  int err = posix_fallocate(fd, 0, static_cast<off_t>(size));
   if (err != 0 && err != EOPNOTSUPP && err != EINVAL) {
     close(fd);
     unlinkat(dir, name.c_str(), 0);
@@ -103,30 +128,46 @@ Napi::Value CreateFileAt(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
-// fchown(fd, uid, gid) / fchmod(fd, mode) -> 0 or -errno.
+// fchown(fd, uid, gid) / fchmod(fd, mode) -> 0 or -errno. uid or gid -1: unchanged.
 Napi::Value Fchown(const Napi::CallbackInfo& info) {
-  int rc = fchown(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(),
-                  info[2].As<Napi::Number>().Uint32Value());
+  Args args(info, "fchown(fd, uid, gid)");
+  int fd;
+  uint32_t uid, gid;
+  if (!args.Fd(0, "fd", &fd) || !args.OwnerId(1, "uid", &uid) || !args.OwnerId(2, "gid", &gid)) return args.Thrown();
+  int rc = fchown(fd, uid, gid);
   return Napi::Number::New(info.Env(), rc < 0 ? -errno : 0);
 }
 
 Napi::Value Fchmod(const Napi::CallbackInfo& info) {
-  int rc = fchmod(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value());
+  Args args(info, "fchmod(fd, mode)");
+  int fd;
+  uint32_t mode;
+  if (!args.Fd(0, "fd", &fd) || !args.Uint32(1, "mode", 07777, &mode)) return args.Thrown();
+  int rc = fchmod(fd, mode);
   return Napi::Number::New(info.Env(), rc < 0 ? -errno : 0);
 }
 
 // unlinkAt(dirFd, name, isDirectory) -> 0 or -errno.
 Napi::Value UnlinkAt(const Napi::CallbackInfo& info) {
-  std::string name = info[1].As<Napi::String>();
-  int rc = unlinkat(info[0].As<Napi::Number>().Int32Value(), name.c_str(), info[2].ToBoolean() ? AT_REMOVEDIR : 0);
+  Args args(info, "unlinkAt(dirFd, name, isDirectory)");
+  int dir;
+  std::string name;
+  bool isDirectory;
+  if (!args.DirFd(0, "dirFd", &dir) || !args.String(1, "name", &name) || !args.Bool(2, "isDirectory", &isDirectory)) {
+    return args.Thrown();
+  }
+  int rc = unlinkat(dir, name.c_str(), isDirectory ? AT_REMOVEDIR : 0);
   return Napi::Number::New(info.Env(), rc < 0 ? -errno : 0);
 }
 
 // mapShared(fd, size) -> SharedArrayBuffer over a MAP_SHARED mapping of the file.
 Napi::Value MapShared(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  size_t size = SizeArg(info[1]);
-  void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, info[0].As<Napi::Number>().Int32Value(), 0);
+  Args args(info, "mapShared(fd, size)");
+  int fd;
+  size_t size;
+  if (!args.Fd(0, "fd", &fd) || !args.Size(1, "size", 1, &size)) return args.Thrown();
+  void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) return ThrowErrno(env, errno, "mmap", "");
   return WrapMapping(env, base, size, size);
 }
@@ -135,8 +176,10 @@ Napi::Value MapShared(const Napi::CallbackInfo& info) {
 // back to back, so a chunk that wraps past the end reads as one contiguous span.
 Napi::Value MapRing(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  size_t size = SizeArg(info[1]);
+  Args args(info, "mapRing(fd, size)");
+  int fd;
+  size_t size;
+  if (!args.Fd(0, "fd", &fd) || !args.Size(1, "size", 1, &size)) return args.Thrown();
   void* base = mmap(nullptr, 2 * size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (base == MAP_FAILED) return ThrowErrno(env, errno, "mmap", "");
   char* low = static_cast<char*>(base);
@@ -147,6 +190,24 @@ Napi::Value MapRing(const Napi::CallbackInfo& info) {
     return ThrowErrno(env, err, "mmap", "");
   }
   return WrapMapping(env, base, 2 * size, 2 * size);
+}
+
+// releaseMapping(buffer: SharedArrayBuffer from mapShared/mapRing) -> true when
+// released now, false when it was released already (or is not such a mapping).
+// The pages become private zero pages at once: the file's memory goes back to
+// the system when its last mapping goes, without waiting for V8 to collect
+// `buffer`, and views still over it read zeros instead of faulting.
+Napi::Value ReleaseMappingCall(const Napi::CallbackInfo& info) {
+  Args args(info, "releaseMapping(buffer)");
+  v8::Local<v8::Value> value = FromNapi(args.At(0));
+  if (!value->IsSharedArrayBuffer()) {
+    args.TypeError(args.At(0), "buffer", "a SharedArrayBuffer returned by mapShared or mapRing");
+    return args.Thrown();
+  }
+  int rc = ReleaseMapping(value.As<v8::SharedArrayBuffer>()->Data());
+  if (rc == -ENOENT) return Napi::Boolean::New(info.Env(), false);
+  if (rc < 0) return ThrowErrno(info.Env(), -rc, "mmap", "");
+  return Napi::Boolean::New(info.Env(), true);
 }
 
 }  // namespace
@@ -161,6 +222,7 @@ void InitShm(Napi::Env env, Napi::Object exports) {
   exports.Set("unlinkAt", Napi::Function::New(env, UnlinkAt));
   exports.Set("mapShared", Napi::Function::New(env, MapShared));
   exports.Set("mapRing", Napi::Function::New(env, MapRing));
+  exports.Set("releaseMapping", Napi::Function::New(env, ReleaseMappingCall));
 }
 
 }  // namespace qbipc

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "args.h"
 #include "errors.h"
 #include "exports.h"
 
@@ -36,9 +37,10 @@ bool FillAddress(const std::string& name, bool abstract, sockaddr_un* addr, sock
 // listenStream(name, abstract) -> fd. Throws on failure.
 Napi::Value ListenStream(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsString() || !info[1].IsBoolean()) return ThrowType(env, "listenStream(name: string, abstract: boolean)");
-  std::string name = info[0].As<Napi::String>();
-  bool abstract = info[1].As<Napi::Boolean>();
+  Args args(info, "listenStream(name, abstract)");
+  std::string name;
+  bool abstract;
+  if (!args.String(0, "name", &name) || !args.Bool(1, "abstract", &abstract)) return args.Thrown();
   sockaddr_un addr;
   socklen_t len;
   if (!FillAddress(name, abstract, &addr, &len)) return ThrowErrno(env, ENAMETOOLONG, "bind", name);
@@ -64,11 +66,13 @@ Napi::Value ListenStream(const Napi::CallbackInfo& info) {
 // connectStream(name, abstract) -> fd or -errno. Non-blocking connect, as libqb's client.
 Napi::Value ConnectStream(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsString() || !info[1].IsBoolean()) return ThrowType(env, "connectStream(name: string, abstract: boolean)");
-  std::string name = info[0].As<Napi::String>();
+  Args args(info, "connectStream(name, abstract)");
+  std::string name;
+  bool abstract;
+  if (!args.String(0, "name", &name) || !args.Bool(1, "abstract", &abstract)) return args.Thrown();
   sockaddr_un addr;
   socklen_t len;
-  if (!FillAddress(name, info[1].As<Napi::Boolean>(), &addr, &len)) return Napi::Number::New(env, -ENAMETOOLONG);
+  if (!FillAddress(name, abstract, &addr, &len)) return Napi::Number::New(env, -ENAMETOOLONG);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return Napi::Number::New(env, -errno);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), len) < 0) {
@@ -81,7 +85,10 @@ Napi::Value ConnectStream(const Napi::CallbackInfo& info) {
 
 // acceptStream(listenFd) -> fd or -errno (-EAGAIN when nobody waits).
 Napi::Value AcceptStream(const Napi::CallbackInfo& info) {
-  int fd = accept4(info[0].As<Napi::Number>().Int32Value(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  Args args(info, "acceptStream(listenFd)");
+  int listenFd;
+  if (!args.Fd(0, "listenFd", &listenFd)) return args.Thrown();
+  int fd = accept4(listenFd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0) return Napi::Number::New(info.Env(), -errno);
   int on = 1;
   setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on));
@@ -90,19 +97,27 @@ Napi::Value AcceptStream(const Napi::CallbackInfo& info) {
 
 // setPassCred(fd, on) -> 0 or -errno.
 Napi::Value SetPassCred(const Napi::CallbackInfo& info) {
-  int on = info[1].ToBoolean() ? 1 : 0;
-  int rc = setsockopt(info[0].As<Napi::Number>().Int32Value(), SOL_SOCKET, SO_PASSCRED, &on, sizeof(on));
+  Args args(info, "setPassCred(fd, on)");
+  int fd;
+  bool enable;
+  if (!args.Fd(0, "fd", &fd) || !args.Bool(1, "on", &enable)) return args.Thrown();
+  int on = enable ? 1 : 0;
+  int rc = setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof(on));
   return Napi::Number::New(info.Env(), rc < 0 ? -errno : 0);
 }
 
 // recvCredentials(fd, into: Uint8Array, creds: Int32Array[4]) -> bytes, 0 at EOF, or -errno.
 // creds receives {pid, uid, gid, present} from the first SCM_CREDENTIALS message.
 Napi::Value RecvCredentials(const Napi::CallbackInfo& info) {
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  Napi::Uint8Array into = info[1].As<Napi::Uint8Array>();
-  Napi::Int32Array creds = info[2].As<Napi::Int32Array>();
-  if (creds.ElementLength() < 4) return ThrowType(info.Env(), "recvCredentials: creds must hold 4 ints");
-  iovec iov = {into.Data(), into.ByteLength()};
+  Args args(info, "recvCredentials(fd, into, creds)");
+  int fd;
+  uint8_t* into;
+  size_t length, credsLength;
+  int32_t* out;
+  if (!args.Fd(0, "fd", &fd) || !args.Bytes(1, "into", &into, &length) || !args.Int32s(2, "creds", 4, &out, &credsLength)) {
+    return args.Thrown();
+  }
+  iovec iov = {into, length};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
   msghdr msg = {};
   msg.msg_iov = &iov;
@@ -115,7 +130,6 @@ Napi::Value RecvCredentials(const Napi::CallbackInfo& info) {
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len >= CMSG_LEN(sizeof(ucred))) {
       ucred cred;
       memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-      int32_t* out = creds.Data();
       out[0] = cred.pid;
       out[1] = static_cast<int32_t>(cred.uid);
       out[2] = static_cast<int32_t>(cred.gid);
@@ -128,27 +142,41 @@ Napi::Value RecvCredentials(const Napi::CallbackInfo& info) {
 
 // send(fd, data: Uint8Array) -> bytes or -errno. Never blocks, never raises SIGPIPE.
 Napi::Value Send(const Napi::CallbackInfo& info) {
-  Napi::Uint8Array data = info[1].As<Napi::Uint8Array>();
-  ssize_t n = send(info[0].As<Napi::Number>().Int32Value(), data.Data(), data.ByteLength(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  Args args(info, "send(fd, data)");
+  int fd;
+  uint8_t* data;
+  size_t length;
+  if (!args.Fd(0, "fd", &fd) || !args.Bytes(1, "data", &data, &length)) return args.Thrown();
+  ssize_t n = send(fd, data, length, MSG_NOSIGNAL | MSG_DONTWAIT);
   return Napi::Number::New(info.Env(), n < 0 ? -errno : static_cast<double>(n));
 }
 
 // recv(fd, into: Uint8Array) -> bytes, 0 at EOF, or -errno. Never blocks.
 Napi::Value Recv(const Napi::CallbackInfo& info) {
-  Napi::Uint8Array into = info[1].As<Napi::Uint8Array>();
-  ssize_t n = recv(info[0].As<Napi::Number>().Int32Value(), into.Data(), into.ByteLength(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  Args args(info, "recv(fd, into)");
+  int fd;
+  uint8_t* into;
+  size_t length;
+  if (!args.Fd(0, "fd", &fd) || !args.Bytes(1, "into", &into, &length)) return args.Thrown();
+  ssize_t n = recv(fd, into, length, MSG_DONTWAIT | MSG_NOSIGNAL);
   return Napi::Number::New(info.Env(), n < 0 ? -errno : static_cast<double>(n));
 }
 
 // shutdown(fd) -> 0 or -errno: both directions, so the peer sees EOF/HUP at once.
 Napi::Value Shutdown(const Napi::CallbackInfo& info) {
-  int rc = shutdown(info[0].As<Napi::Number>().Int32Value(), SHUT_RDWR);
+  Args args(info, "shutdown(fd)");
+  int fd;
+  if (!args.Fd(0, "fd", &fd)) return args.Thrown();
+  int rc = shutdown(fd, SHUT_RDWR);
   return Napi::Number::New(info.Env(), rc < 0 ? -errno : 0);
 }
 
 // close(fd) -> 0 or -errno.
 Napi::Value Close(const Napi::CallbackInfo& info) {
-  int rc = close(info[0].As<Napi::Number>().Int32Value());
+  Args args(info, "close(fd)");
+  int fd;
+  if (!args.Fd(0, "fd", &fd)) return args.Thrown();
+  int rc = close(fd);
   return Napi::Number::New(info.Env(), rc < 0 ? -errno : 0);
 }
 

@@ -7,6 +7,13 @@ import path from 'node:path';
 /** Negative errno or a non-negative result: the helper's hot-path convention. */
 export type SyscallResult = number;
 
+// Every function checks its arguments before acting (native/args.h): a missing
+// or mistyped one throws a TypeError with code ERR_INVALID_ARG_TYPE, a number
+// out of range (a negative fd, a fractional size) a RangeError with code
+// ERR_OUT_OF_RANGE, a string holding NUL a TypeError with ERR_INVALID_ARG_VALUE.
+// Byte buffers (Uint8Array below) may be any TypedArray. fds are integers >= 0;
+// dirFd may also be -100 (AT_FDCWD).
+
 export interface NativePoller {
   add(fd: number, events: number, token: number): SyscallResult;
   modify(fd: number, events: number, token: number): SyscallResult;
@@ -39,11 +46,23 @@ export interface NativeHelper {
   openDirectory(path: string): SyscallResult;
   fileIdentity(fd: number): string;
   createFileAt(dirFd: number, name: string, size: number, mode: number): number;
+  /** uid or gid -1: left unchanged. */
   fchown(fd: number, uid: number, gid: number): SyscallResult;
   fchmod(fd: number, mode: number): SyscallResult;
   unlinkAt(dirFd: number, name: string, isDirectory: boolean): SyscallResult;
+  /**
+   * A MAP_SHARED mapping, registered with the SIGBUS guard (native/busguard.cc). Throws (errno -ENOMEM) when
+   * the guard cannot take it: the mapping is then undone, never handed out unguarded.
+   */
   mapShared(fd: number, size: number): SharedArrayBuffer;
+  /** 2 × size bytes: the file mapped twice back to back (size a multiple of the page size); guarded as mapShared. */
   mapRing(fd: number, size: number): SharedArrayBuffer;
+  /**
+   * Gives a mapping's memory back now instead of when V8 collects the buffer: its pages become private zero
+   * pages (views over it read zeros from then on, never fault). True when released now; false when it was
+   * released already or is not a buffer of mapShared/mapRing.
+   */
+  releaseMapping(buffer: SharedArrayBuffer): boolean;
 
   /** The address of words[index], for futexWakeAt (valid while `words` is mapped). */
   wordAddress(words: Int32Array, index: number): number;
@@ -73,6 +92,10 @@ export interface NativeHelper {
   mappingFaults(): Int32Array;
   /** Whether the mapping under `view` faulted (the peer truncated its file) and now holds private zero pages. */
   mappingFaulted(view: ArrayBufferView): boolean;
+  /** Mappings registered with the SIGBUS guard and not released, in this process. */
+  guardedMappings(): number;
+  /** For tests of the refusal path: registrations beyond `limit` live mappings fail; no argument: no limit. */
+  limitGuardedMappings(limit?: number): void;
 }
 
 /** node-gyp-build's loader: build/Release (a source build) first, then prebuilds/<platform>-<arch>/ for this ABI. */

@@ -4,6 +4,7 @@
 import { ConnectionBase, type ServiceView } from './connection-base.js';
 import { EMSGSIZE } from './errno.js';
 import { asByteParts, asBytes } from './errors.js';
+import type { MappedProbe } from './shm/probe.js';
 
 /** What a RemoteConnection asks of the pool that owns its shard. */
 export interface RemoteOwner extends ServiceView {
@@ -15,9 +16,9 @@ export class RemoteConnection extends ConnectionBase {
   /** @internal set when the shard is chosen. */
   shard = -1;
   /** @internal reads eventQLength from the connection's shared memory (event ring or control file). */
-  private eventQueue: (() => number) | undefined;
+  private eventQueue: MappedProbe<number> | undefined;
   /** @internal wakes the client's response waiters if the serving thread dies (see shmResponseWaker). */
-  private responseWaker: (() => void) | undefined;
+  private responseWaker: MappedProbe<void> | undefined;
 
   /** @internal */
   constructor(
@@ -30,7 +31,7 @@ export class RemoteConnection extends ConnectionBase {
   }
 
   /** @internal */
-  placed(shard: number, bufferSize: number, eventQueue: (() => number) | undefined, responseWaker: (() => void) | undefined): void {
+  placed(shard: number, bufferSize: number, eventQueue: MappedProbe<number> | undefined, responseWaker: MappedProbe<void> | undefined): void {
     this.shard = shard;
     this.bufferSizeValue = bufferSize;
     this.eventQueue = eventQueue;
@@ -40,6 +41,12 @@ export class RemoteConnection extends ConnectionBase {
   /** @internal the serving thread died: responses it posted must still reach the client. */
   wakeResponseWaiters(): void {
     this.responseWaker?.();
+  }
+
+  /** @internal the connection is gone: this thread's mappings of its shared memory go back now (eventQLength reads 0). */
+  releaseProbes(): void {
+    this.eventQueue?.release();
+    this.responseWaker?.release();
   }
 
   /** qb_ipcs_disconnect, carried out by the shard. */

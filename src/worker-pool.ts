@@ -12,6 +12,7 @@ import { RemoteConnection, type RemoteOwner } from './remote-connection.js';
 import type { ServiceCounters } from './service-counters.js';
 import type { RateSettings } from './shard.js';
 import type { Shards, ShardsHost } from './shards.js';
+import type { MappedProbe } from './shm/probe.js';
 import { eventQueueProbe, responseWaker, type TransportFiles } from './transport/files.js';
 import { errorFromRecord, type ConnectionTicket, type FromShard, type ShardInit, type ToShard } from './worker-protocol.js';
 
@@ -121,6 +122,7 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
         const conn = shard.connections.get(message.id);
         if (conn === undefined) return;
         shard.connections.delete(message.id); // the shard removed its files already
+        conn.releaseProbes();
         this.host.connectionGone(conn);
         return;
       }
@@ -158,6 +160,7 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
   private orphaned(conn: RemoteConnection): void {
     // Wakes are held during a round: a shard that died inside one leaves posted responses unannounced.
     conn.wakeResponseWaiters();
+    conn.releaseProbes();
     conn.closeSetupSocket();
     const state = conn.cells[Cell.STATE];
     if (state === ConnectionState.ACTIVE || state === ConnectionState.ESTABLISHED) this.settings.counters.closed(state === ConnectionState.ESTABLISHED);
@@ -173,8 +176,8 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
   /** Hands an accepted connection to a shard, which answers the client and serves it. */
   place(conn: RemoteConnection, files: TransportFiles, bufferSize: number): void {
     const shard = this.pick();
-    let eventQueue: (() => number) | undefined;
-    let wakeResponses: (() => void) | undefined;
+    let eventQueue: MappedProbe<number> | undefined;
+    let wakeResponses: MappedProbe<void> | undefined;
     try {
       eventQueue = eventQueueProbe(files);
       wakeResponses = responseWaker(files);

@@ -5,7 +5,7 @@
 import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { native } from '../native.js';
 import { HEADER_FILE_SIZE, ringDataSize } from './layout.js';
-import { ShmRing } from './ring.js';
+import { releaseMappings, ShmRing } from './ring.js';
 
 /** Plain numbers and strings: it crosses to worker threads as it is. */
 export interface RingFiles {
@@ -37,12 +37,16 @@ export function closeRingFiles(files: RingFiles): void {
 
 /** Maps the files (the data twice, back to back), closes the fds, writes a fresh ring. */
 export function openRing(files: RingFiles): ShmRing {
+  const mapped: SharedArrayBuffer[] = [];
   try {
-    const header = native.mapShared(files.headerFd, HEADER_FILE_SIZE);
-    const data = native.mapRing(files.dataFd, files.dataSize);
-    const ring = new ShmRing(header, data, files.dataSize);
+    mapped.push(native.mapShared(files.headerFd, HEADER_FILE_SIZE));
+    mapped.push(native.mapRing(files.dataFd, files.dataSize));
+    const ring = new ShmRing(mapped[0]!, mapped[1]!, files.dataSize);
     ring.initialise(files.headerPath, files.dataPath);
     return ring;
+  } catch (error) {
+    releaseMappings(...mapped);
+    throw error;
   } finally {
     closeRingFiles(files);
   }

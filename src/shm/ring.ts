@@ -6,6 +6,7 @@ import {
   CHUNK_HEADER_WORDS, DATA_PATH_OFFSET, FRESH_DATA_WORD, HDR_PATH_OFFSET, HeaderWord, Magic,
   PATH_FIELD_SIZE, SPACE_MARGIN_BYTES,
 } from './layout.js';
+import { native } from '../native.js';
 import { semAddress, semInit, semPost, semRelease, semTakeUpTo, semValue, semWake } from './semaphore.js';
 
 // The magic words as int32: Atomics on an Int32Array with int32 values stay
@@ -168,11 +169,24 @@ export class ShmRing {
     Atomics.store(this.header, HeaderWord.FLOW_CONTROL, value);
   }
 
-  /** Marks the ring closed from our side: ref_count 1, then atomically 0. */
+  /**
+   * Marks the ring closed from our side (ref_count 1, then atomically 0), wakes
+   * the client for messages whose wake was held (a round that ends in a
+   * disconnect would otherwise wake it through zero pages), and gives the
+   * memory back at once, not when V8 collects the buffers: the views read
+   * zeros from then on (a closed ring looks empty, with ref_count 0).
+   */
   close(): void {
     Atomics.store(this.header, HeaderWord.REF_COUNT, 1);
     Atomics.sub(this.header, HeaderWord.REF_COUNT, 1);
+    this.wakeHeld();
+    releaseMappings(this.header.buffer as SharedArrayBuffer, this.data);
   }
+}
+
+/** Our pages of these mappings back to the system now (see native.releaseMapping); released ones are skipped. */
+export function releaseMappings(...buffers: SharedArrayBuffer[]): void {
+  for (const buffer of buffers) native.releaseMapping(buffer);
 }
 
 function writePath(into: Uint8Array, offset: number, path: string): void {

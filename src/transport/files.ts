@@ -5,6 +5,7 @@ import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { TransportType } from '../handshake.js';
 import { createShmFiles, discardShmFiles, shmEventQueueProbe, shmResponseWaker, ShmTransport, type ShmFiles } from './shm.js';
 import { createSocketFiles, discardSocketFiles, socketEventQueueProbe, SocketTransport, type SocketFiles } from './socket.js';
+import type { MappedProbe } from '../shm/probe.js';
 import type { Transport, TransportHost } from './transport.js';
 
 export type TransportFiles = ShmFiles | SocketFiles;
@@ -26,12 +27,12 @@ export function discardTransportFiles(files: TransportFiles): void {
   else discardShmFiles(files);
 }
 
-/** event_q_length of a connection served by another thread, read here from shared memory. */
-export function eventQueueProbe(files: TransportFiles): () => number {
+/** event_q_length of a connection served by another thread, read here from shared memory; release() when it is gone. */
+export function eventQueueProbe(files: TransportFiles): MappedProbe<number> {
   return files.kind === 'socket' ? socketEventQueueProbe(files) : shmEventQueueProbe(files);
 }
 
 /** Wakes the clients waiting on responses of a connection whose serving thread died (SHM; datagrams need none). */
-export function responseWaker(files: TransportFiles): () => void {
-  return files.kind === 'socket' ? () => {} : shmResponseWaker(files);
+export function responseWaker(files: TransportFiles): MappedProbe<void> {
+  return files.kind === 'socket' ? Object.assign(() => {}, { release: () => {} }) : shmResponseWaker(files);
 }

@@ -8,6 +8,7 @@ import { TransportType } from '../handshake.js';
 import { native } from '../native.js';
 import { HEADER_FILE_SIZE } from '../shm/layout.js';
 import { closeRingFiles, createRingFiles, openRing, type RingFiles } from '../shm/ring-files.js';
+import { mappedProbe, type MappedProbe } from '../shm/probe.js';
 import { semAddress, semValue, semWake } from '../shm/semaphore.js';
 import type { ShmRing } from '../shm/ring.js';
 import { CpuHandoff } from '../cpu-handoff.js';
@@ -52,9 +53,10 @@ export function createShmFiles(dir: ConnectionDirectory, serviceName: string, ma
 }
 
 /** event_q_length read from another thread (worker mode's main thread): its own mapping of the event ring's header. */
-export function shmEventQueueProbe(files: ShmFiles): () => number {
-  const header = new Int32Array(native.mapShared(files.event.headerFd, HEADER_FILE_SIZE));
-  return () => semValue(header);
+export function shmEventQueueProbe(files: ShmFiles): MappedProbe<number> {
+  const buffer = native.mapShared(files.event.headerFd, HEADER_FILE_SIZE);
+  const header = new Int32Array(buffer);
+  return mappedProbe(buffer, () => semValue(header));
 }
 
 /**
@@ -62,10 +64,11 @@ export function shmEventQueueProbe(files: ShmFiles): () => number {
  * semaphore. A worker that dies inside a round leaves responses posted but not
  * yet woken (wakes are held until the round ends); its clients must still get them.
  */
-export function shmResponseWaker(files: ShmFiles): () => void {
-  const header = new Int32Array(native.mapShared(files.response.headerFd, HEADER_FILE_SIZE));
+export function shmResponseWaker(files: ShmFiles): MappedProbe<void> {
+  const buffer = native.mapShared(files.response.headerFd, HEADER_FILE_SIZE);
+  const header = new Int32Array(buffer);
   const address = semAddress(header);
-  return () => semWake(header, address, 0x7fffffff);
+  return mappedProbe(buffer, () => semWake(header, address, 0x7fffffff));
 }
 
 /** For a connection that ends before its transport was opened. */
@@ -103,9 +106,17 @@ export class ShmTransport implements Transport {
     private readonly fd: number,
     files: ShmFiles,
   ) {
-    this.requests = openRing(files.request);
-    this.responses = openRing(files.response);
-    this.events = openRing(files.event);
+    const rings = [files.request, files.response, files.event];
+    const opened: ShmRing[] = [];
+    try {
+      for (const ring of rings) opened.push(openRing(ring));
+    } catch (error) {
+      // Nothing was served from them: their memory goes back now; the rings not reached close their fds.
+      for (const ring of opened) ring.close();
+      rings.slice(opened.length + 1).forEach(closeRingFiles);
+      throw error;
+    }
+    [this.requests, this.responses, this.events] = opened as [ShmRing, ShmRing, ShmRing];
     this.requestWords = new Int32Array(this.requests.bytes.buffer, 0, this.requests.bytes.byteLength / 4);
     this.responsePaths = files.responsePaths;
     this.handoff = host.yieldToClients ? new CpuHandoff() : undefined;

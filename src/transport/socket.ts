@@ -15,6 +15,7 @@ import { QbError } from '../errors.js';
 import { TransportType } from '../handshake.js';
 import { REQUEST_HEADER_SIZE } from '../headers.js';
 import { native } from '../native.js';
+import { mappedProbe, type MappedProbe } from '../shm/probe.js';
 import { Channel, type Transport, type TransportHost } from './transport.js';
 
 const log = debuglog('qbipc');
@@ -97,9 +98,10 @@ export function createSocketFiles(dir: ConnectionDirectory, serviceName: string,
  * event_q_length read from another thread (worker mode's main thread): its own
  * mapping of the control file, clamped as the transport's (the client writes it).
  */
-export function socketEventQueueProbe(files: SocketFiles): () => number {
-  const control = new Int32Array(native.mapShared(files.controlFd, CONTROL_FILE_SIZE));
-  return () => Math.max(0, Atomics.load(control, ControlWord.EVENT_SENT));
+export function socketEventQueueProbe(files: SocketFiles): MappedProbe<number> {
+  const buffer = native.mapShared(files.controlFd, CONTROL_FILE_SIZE);
+  const control = new Int32Array(buffer);
+  return mappedProbe(buffer, () => Math.max(0, Atomics.load(control, ControlWord.EVENT_SENT)));
 }
 
 /** For a connection that ends before its transport was opened. */
@@ -139,6 +141,7 @@ export class SocketTransport implements Transport {
   private eventConnected = false;
   private watching = false;
   private closed = false;
+  private released = false;
   private flowControl = 0;
   /** The next receive is the first of a round (libqb counts a retry only when that one finds nothing). */
   private firstOfRound = false;
@@ -155,11 +158,14 @@ export class SocketTransport implements Transport {
   ) {
     this.requestFd = files.requestFd;
     this.eventFd = files.eventFd;
+    let control: SharedArrayBuffer | undefined;
     try {
-      this.control = new Int32Array(native.mapShared(files.controlFd, CONTROL_FILE_SIZE));
+      control = native.mapShared(files.controlFd, CONTROL_FILE_SIZE);
+      this.control = new Int32Array(control);
       const rc = native.peerCredentials(setupFd, this.client);
       if (rc < 0) throw new QbError(rc, 'cannot read the credentials of the setup socket');
     } catch (error) {
+      if (control !== undefined) native.releaseMapping(control);
       native.close(files.requestFd);
       native.close(files.eventFd);
       throw error;
@@ -330,8 +336,11 @@ export class SocketTransport implements Transport {
     this.requestFd = this.eventFd = -1;
   }
 
-  /** The control file is unlinked with the connection directory. */
+  /** The control file is unlinked with the connection directory; our mapping's memory goes back now (reads 0 after). */
   close(): void {
     this.stop();
+    if (this.released) return;
+    this.released = true;
+    native.releaseMapping(this.control.buffer as SharedArrayBuffer);
   }
 }

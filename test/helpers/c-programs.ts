@@ -4,6 +4,8 @@
 //             line per command ("ok k=v ..." / "err k=v ..."); also a
 //             non-interactive load mode (-n NAME -k ROUNDS -s SIZE ...).
 //   hostile   a raw attacker without libqb (sockets + mmap by hand).
+//   manyconn  thousands of libqb connections from one process, some of whose
+//             ring files it truncates (the server's SIGBUS guard at scale).
 //
 // Nothing here sleeps to synchronise: every wait is on a child's output or
 // exit, bounded by a timer that kills the child by pid.
@@ -17,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 export interface CPrograms {
   qbclient: string;
   hostile: string;
+  manyconn: string;
 }
 
 /** The repository root: the nearest ancestor with qbipc's package.json (works from test/ and dist/test/). */
@@ -57,8 +60,8 @@ async function mtimeMs(path: string): Promise<number | undefined> {
 let building: Promise<CPrograms> | undefined;
 
 /**
- * Compiles test/c/qbclient.c (linked with libqb) and test/c/hostile.c (no
- * libqb) into <repo>/build/test-c/, only when a source is newer than its
+ * Compiles test/c/qbclient.c and manyconn.c (linked with libqb) and
+ * test/c/hostile.c (no libqb) into <repo>/build/test-c/, only when a source is newer than its
  * binary. Safe to call from several processes at once: each compiles to a
  * private temporary name and renames it into place.
  */
@@ -85,6 +88,7 @@ async function doBuild(): Promise<CPrograms> {
   const programs: Array<{ name: keyof CPrograms; pre: string[]; post: string[] }> = [
     { name: 'qbclient', pre: cflags, post: libs },
     { name: 'hostile', pre: ['-pthread'], post: [] }, // deliberately without libqb
+    { name: 'manyconn', pre: cflags, post: libs },
   ];
   const result = {} as CPrograms;
   await Promise.all(programs.map(async ({ name, pre, post }) => {
