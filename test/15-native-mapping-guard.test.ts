@@ -97,7 +97,7 @@ class GuardServer {
     const child = spawn('prlimit', [`--nofile=${nofile}:${nofile}`, '--', process.execPath, serverChild, String(workers)], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
-    const lines = createInterface({ input: child.stdout! });
+    const lines = createInterface({ input: child.stdout });
     const [ready] = (await Promise.race([once(lines, 'line'), once(child, 'close').then(() => ['exited'])])) as [string];
     if (!ready.startsWith('ready')) throw new Error(`the guard server did not start: ${ready}`);
     const server = new GuardServer(child, ready);
