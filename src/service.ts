@@ -12,6 +12,7 @@ import { IpcType, LoopPriority, RateLimit } from './constants.js';
 import type { Connection, ConnectionHandlers } from './connection.js';
 import { ConnectionDirectory } from './connection-dir.js';
 import { ConnectionList } from './connection-list.js';
+import { deferredRemovals } from './deferred-removals.js';
 import { EACCES, EINVAL, ENOMEM, ENOTSUP, ESHUTDOWN, errnoName } from './errno.js';
 import { describe, HandlerError, QbError, type HandlerName } from './errors.js';
 import { LocalShards } from './local-shards.js';
@@ -172,6 +173,7 @@ export class Service extends EventEmitter {
       this.acceptor.close();
       throw new QbError(rc, `the poll handlers refused the listening socket`);
     }
+    deferredRemovals.hold();
     this.lifecycle = 'running';
   }
 
@@ -262,6 +264,8 @@ export class Service extends EventEmitter {
       this.acceptor?.close();
       this.acceptor = undefined;
       await this.shards?.close();
+      await deferredRemovals.settle(); // directories whose removal waited for a descriptor
+      deferredRemovals.release();
       if (this.socketPath !== undefined) native.unlinkAt(-100, this.socketPath, false);
       this.ownLoop?.close();
       this.ownLoop = undefined;

@@ -73,6 +73,22 @@ export function discardShmFiles(files: ShmFiles): void {
   for (const ring of [files.request, files.response, files.event]) closeRingFiles(ring);
 }
 
+/**
+ * Opens the three rings, or none: when one cannot be mapped (ENOMEM, a guard
+ * that is full), those opened are closed and the fds of those not reached too.
+ */
+function openRings(files: [RingFiles, RingFiles, RingFiles]): [ShmRing, ShmRing, ShmRing] {
+  const rings: ShmRing[] = [];
+  try {
+    for (const ring of files) rings.push(openRing(ring)); // openRing closes the fds it was given, opened or not
+  } catch (error) {
+    for (const ring of rings) ring.close();
+    for (const ring of files.slice(rings.length + 1)) closeRingFiles(ring);
+    throw error;
+  }
+  return rings as [ShmRing, ShmRing, ShmRing];
+}
+
 export class ShmTransport implements Transport {
   readonly type = TransportType.SHM;
   readonly responsePaths: { request: string; response: string; event: string };
@@ -103,9 +119,7 @@ export class ShmTransport implements Transport {
     private readonly fd: number,
     files: ShmFiles,
   ) {
-    this.requests = openRing(files.request);
-    this.responses = openRing(files.response);
-    this.events = openRing(files.event);
+    [this.requests, this.responses, this.events] = openRings([files.request, files.response, files.event]);
     this.requestWords = new Int32Array(this.requests.bytes.buffer, 0, this.requests.bytes.byteLength / 4);
     this.responsePaths = files.responsePaths;
     this.handoff = host.yieldToClients ? new CpuHandoff() : undefined;
