@@ -1,5 +1,6 @@
 // Every option of createService, validated in one place.
 import { existsSync } from 'node:fs';
+import { describe } from './errors.js';
 
 export interface ServiceOptions {
   /** Worker threads serving connections; 0 (the default) serves them on this thread. */
@@ -37,6 +38,14 @@ export interface ServiceOptions {
    * false never yields (docs/threading.md, "Handing the CPU to the client").
    */
   yieldToClients?: boolean;
+  /**
+   * At most this many connections at once, counted from admission until each is
+   * gone; a client beyond it is refused with EAGAIN (it may try again later).
+   * Default: no limit, as libqb.
+   */
+  maxConnections?: number;
+  /** At most this many connections at once per client uid, refused as maxConnections. Default: no limit. */
+  maxConnectionsPerUid?: number;
 }
 
 export interface ResolvedOptions {
@@ -49,6 +58,8 @@ export interface ResolvedOptions {
   filesystemSockets: boolean;
   socketDir: string;
   yieldToClients: boolean;
+  maxConnections: number | undefined;
+  maxConnectionsPerUid: number | undefined;
 }
 
 export const FORCE_FILESYSTEM_SOCKETS = '/etc/libqb/force-filesystem-sockets';
@@ -77,6 +88,8 @@ export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
   }
   const yieldToClients = options.yieldToClients ?? true;
   if (typeof yieldToClients !== 'boolean') throw new TypeError(`options.yieldToClients must be a boolean, got ${String(yieldToClients)}`);
+  const maxConnections = connectionLimit(options.maxConnections, 'maxConnections');
+  const maxConnectionsPerUid = connectionLimit(options.maxConnectionsPerUid, 'maxConnectionsPerUid');
   return {
     workers,
     workerModule: options.workerModule,
@@ -87,7 +100,18 @@ export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
     filesystemSockets: options.filesystemSockets ?? existsSync(FORCE_FILESYSTEM_SOCKETS),
     socketDir,
     yieldToClients,
+    maxConnections,
+    maxConnectionsPerUid,
   };
+}
+
+/** undefined (no limit) or a positive integer. */
+function connectionLimit(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new RangeError(`options.${name} must be a positive integer (or left out for no limit), got ${describe(value)}`);
+  }
+  return value;
 }
 
 const MAX_NAME_BYTES = 106; // the abstract address holds 106 bytes of name

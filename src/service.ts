@@ -11,8 +11,10 @@ import { Acceptor, type Handshake } from './acceptor.js';
 import { IpcType, LoopPriority, RateLimit } from './constants.js';
 import type { Connection, ConnectionHandlers } from './connection.js';
 import { ConnectionDirectory } from './connection-dir.js';
+import { ConnectionLimits } from './connection-limits.js';
 import { ConnectionList } from './connection-list.js';
-import { EACCES, EINVAL, ENOMEM, ENOTSUP, ESHUTDOWN, errnoName } from './errno.js';
+import { deferredRemovals } from './deferred-removals.js';
+import { EACCES, EAGAIN, EINVAL, ENOMEM, ENOTSUP, ESHUTDOWN, errnoName } from './errno.js';
 import { describe, HandlerError, QbError, type HandlerName } from './errors.js';
 import { LocalShards } from './local-shards.js';
 import { native } from './native.js';
@@ -79,6 +81,7 @@ export class Service extends EventEmitter {
   private readonly serverPid = process.pid;
   private readonly counters = new ServiceCounters();
   private shards: Shards<ServiceConnection> | undefined;
+  private readonly limits: ConnectionLimits<ServiceConnection>;
 
   /** @internal use createService(). */
   constructor(name: string, serviceId: number, type: IpcType, handlers: ServiceHandlers, options?: ServiceOptions) {
@@ -88,6 +91,7 @@ export class Service extends EventEmitter {
     if (!(type in IpcType) || typeof type !== 'number') throw new TypeError(`type must be an IpcType, got ${String(type)}`);
     if (typeof handlers !== 'object' || handlers === null) throw new TypeError('handlers must be an object');
     this.options = resolveOptions(options);
+    this.limits = new ConnectionLimits(this.options.maxConnections, this.options.maxConnectionsPerUid);
     if (this.options.workers === 0 && typeof handlers.msgProcess !== 'function') {
       throw new TypeError('handlers.msgProcess must be a function (it serves every request when workers is 0)');
     }
@@ -98,7 +102,10 @@ export class Service extends EventEmitter {
 
   /** What the shards report: a connection gone, a handler failed, a worker died. */
   private readonly shardsHost: ShardsHost<ServiceConnection> = {
-    connectionGone: (conn) => this.list.delete(conn),
+    connectionGone: (conn) => {
+      this.list.delete(conn);
+      this.limits.release(conn);
+    },
     handlerFailed: (conn, handler, cause, where) => this.handlerFailed(handler, conn, cause, `that connection was closed${where === undefined ? '' : ` (${where})`}`),
     workerFailed: (error) => this.emit('error', error),
   };
@@ -172,6 +179,7 @@ export class Service extends EventEmitter {
       this.acceptor.close();
       throw new QbError(rc, `the poll handlers refused the listening socket`);
     }
+    deferredRemovals.hold();
     this.lifecycle = 'running';
   }
 
@@ -200,6 +208,8 @@ export class Service extends EventEmitter {
   private async admit(h: Handshake): Promise<void> {
     const shards = this.shards!;
     const conn = shards.create(this.nextConnectionId++, h);
+    const overLimit = this.limits.take(conn, h.uid);
+    if (overLimit !== undefined) return this.refuse(conn, -EAGAIN, overLimit);
     let directory: ConnectionDirectory;
     try {
       directory = ConnectionDirectory.create(this.serverPid, h.pid, h.fd);
@@ -244,6 +254,7 @@ export class Service extends EventEmitter {
   /** Answers a refused client here; its shard then runs connectionDestroyed and removes its directory. */
   private refuse(conn: ServiceConnection, negErrno: number, why: string): void {
     log('refusing client pid %d with %s: %s', conn.pid, errnoName(negErrno), why);
+    this.limits.release(conn);
     conn.refuse(negErrno);
     this.shards!.rejected(conn);
   }
@@ -262,6 +273,8 @@ export class Service extends EventEmitter {
       this.acceptor?.close();
       this.acceptor = undefined;
       await this.shards?.close();
+      await deferredRemovals.settle(); // directories whose removal waited for a descriptor
+      deferredRemovals.release();
       if (this.socketPath !== undefined) native.unlinkAt(-100, this.socketPath, false);
       this.ownLoop?.close();
       this.ownLoop = undefined;

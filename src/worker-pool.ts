@@ -1,12 +1,13 @@
 // The main thread's side of worker mode: a piscina pool whose every worker runs
 // one long-lived shard task. Places accepted connections on shards, routes
 // disconnect/eventSend to them, and cleans up after a shard that died.
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Handshake } from './acceptor.js';
 import type { ServiceView } from './connection-base.js';
 import { ConnectionState } from './constants.js';
 import { Cell } from './connection-cells.js';
+import { deferredRemovals } from './deferred-removals.js';
 import { ENOTCONN } from './errno.js';
 import { RemoteConnection, type RemoteOwner } from './remote-connection.js';
 import type { ServiceCounters } from './service-counters.js';
@@ -121,11 +122,15 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
       case 'gone': {
         const conn = shard.connections.get(message.id);
         if (conn === undefined) return;
-        shard.connections.delete(message.id); // the shard removed its files already
+        shard.connections.delete(message.id);
         conn.releaseProbes();
+        conn.directory?.handedOver(); // the shard removes it, or sends it back as 'directory-left'
         this.host.connectionGone(conn);
         return;
       }
+      case 'directory-left':
+        deferredRemovals.add(message.directory);
+        return;
       case 'event-result':
       case 'rate-applied':
         shard.pending.get(message.seq)?.(message.type === 'event-result' ? message.rc : 0);
@@ -143,6 +148,10 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
 
   /** A shard's task ended: normal at destroy; otherwise its worker died, so clean up and replace it. */
   private shardEnded(shard: Shard, error: Error | undefined): void {
+    // What the shard sent before it ended ('gone', 'directory-left') may still be queued behind the task's end.
+    for (let m = receiveMessageOnPort(shard.port); m !== undefined; m = receiveMessageOnPort(shard.port)) {
+      this.receive(shard, m.message as FromShard);
+    }
     shard.port.close();
     for (const resolve of shard.pending.values()) resolve(-ENOTCONN);
     shard.pending.clear();
@@ -190,17 +199,15 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
   }
 
   /**
-   * A client refused on the main thread: a shard runs connectionDestroyed for
-   * it (libqb calls it for rejected connections too) and removes its directory;
-   * when no shard can (the pool is shutting down), the directory is removed here.
+   * A client refused on the main thread: its directory is removed here, through
+   * the descriptor creation still holds (a thread short of descriptors could not
+   * open it again), then a shard runs connectionDestroyed for it (libqb calls it
+   * for rejected connections too) unless the pool is shutting down.
    */
   rejected(conn: RemoteConnection): void {
+    conn.directory?.remove();
     const shard = this.destroying ? undefined : this.pick();
-    if (shard === undefined || !shard.isReady) {
-      conn.directory?.remove();
-      return;
-    }
-    conn.directory?.seal();
+    if (shard === undefined || !shard.isReady) return;
     shard.port.postMessage({ type: 'rejected', ...ticket(conn) } satisfies ToShard);
   }
 

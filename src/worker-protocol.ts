@@ -52,6 +52,8 @@ export type ToShard =
 export type FromShard =
   | { type: 'ready' }
   | { type: 'gone'; id: number }
+  /** A directory the shard could not remove (no descriptor): the main thread's DeferredRemovals takes it. */
+  | { type: 'directory-left'; directory: DirectoryState }
   | { type: 'event-result'; seq: number; rc: number }
   | { type: 'rate-applied'; seq: number }
   | { type: 'handler-error'; id: number; handler: HandlerName; error: ErrorRecord };

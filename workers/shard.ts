@@ -6,7 +6,7 @@
 import { pathToFileURL } from 'node:url';
 import type { MessagePort } from 'node:worker_threads';
 import type { Connection, ConnectionHandlers } from '../src/connection.js';
-import { ConnectionDirectory } from '../src/connection-dir.js';
+import { ConnectionDirectory, type DirectoryState } from '../src/connection-dir.js';
 import { EINVAL } from '../src/errno.js';
 import type { HandlerName } from '../src/errors.js';
 import { NativeLoop } from '../src/poll.js';
@@ -16,6 +16,9 @@ import { errorRecord, type ConnectionTicket, type FromShard, type ShardInit, typ
 
 class PortHost implements ShardHost {
   constructor(private readonly port: MessagePort) {}
+
+  /** A directory this thread could not remove: the main thread's DeferredRemovals retries it. */
+  readonly directoryLeft = (directory: DirectoryState): void => this.send({ type: 'directory-left', directory });
 
   connectionGone(conn: Connection): void {
     this.send({ type: 'gone', id: conn.id });
@@ -30,9 +33,9 @@ class PortHost implements ShardHost {
   }
 }
 
-function connectionOf(shard: Shard, ticket: ConnectionTicket): Connection {
+function connectionOf(shard: Shard, host: PortHost, ticket: ConnectionTicket): Connection {
   const conn = shard.connection(ticket.setupFd, ticket.id, ticket, ticket.cells);
-  if (ticket.directory !== undefined) conn.attach(ConnectionDirectory.restore(ticket.directory));
+  if (ticket.directory !== undefined) conn.attach(ConnectionDirectory.restore(ticket.directory, host.directoryLeft));
   return conn;
 }
 
@@ -59,9 +62,9 @@ export default async function runShard(init: ShardInit): Promise<void> {
   init.port.on('message', (message: ToShard) => {
     switch (message.type) {
       case 'adopt':
-        return shard.adopt(connectionOf(shard, message), message.files, message.bufferSize);
+        return shard.adopt(connectionOf(shard, host, message), message.files, message.bufferSize);
       case 'rejected':
-        return shard.refuse(connectionOf(shard, message), 0);
+        return shard.refuse(connectionOf(shard, host, message), 0);
       case 'disconnect':
         return shard.disconnect(message.id);
       case 'event':

@@ -65,7 +65,8 @@ export async function serve(argv: string[]): Promise<number> {
   }
   let signals = 0;
   const stopped = new Promise<void>((resolve) => {
-    const onSignal = () => (++signals === 1 ? resolve() : process.exit(1)); // a second signal: stop waiting for clients
+    // A second signal stops waiting for clients; exiting still removes their directories (src/deferred-removals.ts).
+    const onSignal = () => (++signals === 1 ? resolve() : process.exit(1));
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });

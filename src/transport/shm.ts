@@ -76,6 +76,22 @@ export function discardShmFiles(files: ShmFiles): void {
   for (const ring of [files.request, files.response, files.event]) closeRingFiles(ring);
 }
 
+/**
+ * Opens the three rings, or none: when one cannot be mapped (ENOMEM, a guard
+ * that is full), those opened are closed and the fds of those not reached too.
+ */
+function openRings(files: [RingFiles, RingFiles, RingFiles]): [ShmRing, ShmRing, ShmRing] {
+  const rings: ShmRing[] = [];
+  try {
+    for (const ring of files) rings.push(openRing(ring)); // openRing closes the fds it was given, opened or not
+  } catch (error) {
+    for (const ring of rings) ring.close(); // nothing was served from them: their memory goes back now
+    for (const ring of files.slice(rings.length + 1)) closeRingFiles(ring);
+    throw error;
+  }
+  return rings as [ShmRing, ShmRing, ShmRing];
+}
+
 export class ShmTransport implements Transport {
   readonly type = TransportType.SHM;
   readonly responsePaths: { request: string; response: string; event: string };
@@ -106,17 +122,7 @@ export class ShmTransport implements Transport {
     private readonly fd: number,
     files: ShmFiles,
   ) {
-    const rings = [files.request, files.response, files.event];
-    const opened: ShmRing[] = [];
-    try {
-      for (const ring of rings) opened.push(openRing(ring));
-    } catch (error) {
-      // Nothing was served from them: their memory goes back now; the rings not reached close their fds.
-      for (const ring of opened) ring.close();
-      rings.slice(opened.length + 1).forEach(closeRingFiles);
-      throw error;
-    }
-    [this.requests, this.responses, this.events] = opened as [ShmRing, ShmRing, ShmRing];
+    [this.requests, this.responses, this.events] = openRings([files.request, files.response, files.event]);
     this.requestWords = new Int32Array(this.requests.bytes.buffer, 0, this.requests.bytes.byteLength / 4);
     this.responsePaths = files.responsePaths;
     this.handoff = host.yieldToClients ? new CpuHandoff() : undefined;
