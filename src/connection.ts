@@ -1,21 +1,19 @@
 // Connection: one client of a service, on the thread that serves it. Its state
 // machine, callback order and statistics follow libqb's (docs/wire.md §10, §13);
 // the transport moves bytes and decides when the client is woken.
-import { debuglog } from 'node:util';
 import { ConnectionState, LoopPriority } from './constants.js';
 import { EAGAIN, EBADMSG, EMSGSIZE, ENOMEM, ENOTCONN, ETIMEDOUT, errnoName, isDisconnectError } from './errno.js';
 import { asByteParts, asBytes, type HandlerName } from './errors.js';
-import { buildConnectionResponse, CONNECTION_RESPONSE_SIZE } from './handshake.js';
+import { buildConnectionResponse, CONNECTION_RESPONSE_SIZE, TransportType } from './handshake.js';
 import { MessageId, REQUEST_HEADER_SIZE } from './headers.js';
 import { native } from './native.js';
 import type { PollHandlers } from './poll.js';
 import { ConnectionBase } from './connection-base.js';
 import { Cell } from './connection-cells.js';
+import type { LogEvent, LogLevel, LogSink } from './logger.js';
 import { anyFaulted, faultCount } from './mapping-faults.js';
 import { openTransport, type TransportFiles } from './transport/files.js';
 import { Channel, type Transport } from './transport/transport.js';
-
-const log = debuglog('qbipc');
 
 /** What a connection needs from the runtime that serves it (src/shard.ts). */
 export interface ConnectionOwner {
@@ -27,6 +25,8 @@ export interface ConnectionOwner {
   readonly budget: number;
   readonly yieldToClients: boolean;
   readonly handlers: ConnectionHandlers;
+  /** The service's log points (options.logger), on this thread. */
+  readonly log: LogSink;
   /** The handshake response is about to go out: the connection counts as active. */
   connectionActivated(conn: Connection): void;
   connectionClosing(conn: Connection, wasEstablished: boolean): void;
@@ -259,13 +259,14 @@ export class Connection extends ConnectionBase {
       transport = openTransport(this, this.setupFd, files);
     } catch (error) {
       const errno = (error as { errno?: unknown }).errno;
-      log('refusing client pid %d: cannot open its transport: %s', this.pid, (error as Error).message);
-      return typeof errno === 'number' && errno < 0 ? errno : -ENOMEM;
+      const rc = typeof errno === 'number' && errno < 0 ? errno : -ENOMEM;
+      this.logRefusal(rc, `cannot open its transport: ${(error as Error).message}`);
+      return rc;
     }
     const rc = transport.watch();
     if (rc < 0) {
       transport.close();
-      log('refusing client pid %d: the poll handlers refused its fds (%s)', this.pid, errnoName(rc));
+      this.logRefusal(rc, 'the poll handlers refused its fds');
       return rc;
     }
     this.transport = transport;
@@ -281,6 +282,7 @@ export class Connection extends ConnectionBase {
       this.hangUp(`handshake response not sent whole (${sent})`);
       return 0;
     }
+    this.log('debug', 'accept', `accepted the client with pid ${this.pid} (${TransportType[transport.type]}, buffer ${bufferSize} bytes)`, { bufferSize });
     // As libqb: a reference held across connectionCreated, so a disconnect inside it destroys after it.
     this.ref();
     try {
@@ -301,8 +303,22 @@ export class Connection extends ConnectionBase {
   }
 
   private protocolError(reason: string): void {
-    log('disconnecting client pid %d: %s', this.pid, reason);
+    this.log('warn', 'fault', `the client with pid ${this.pid} broke the protocol: ${reason}`, { reason });
     this.hangUp(reason);
+  }
+
+  private logRefusal(negErrno: number, why: string): void {
+    this.log('warn', 'reject', `refused the client with pid ${this.pid} (${errnoName(negErrno)}): ${why}`, { errno: negErrno, code: errnoName(negErrno), reason: why });
+  }
+
+  /** @internal TransportHost: a log point about this connection, with its identity in the fields. */
+  log(level: LogLevel, event: LogEvent, message: string, extra?: object): void {
+    this.owner.log(level, message, { event, pid: this.pid, uid: this.uid, gid: this.gid, connection: this.id, ...extra });
+  }
+
+  private logDisconnect(): void {
+    const reason = this.disconnectReason ?? 'disconnect() was called';
+    this.log('debug', 'disconnect', `disconnected the client with pid ${this.pid}: ${reason}`, { reason });
   }
 
   /**
@@ -315,6 +331,7 @@ export class Connection extends ConnectionBase {
   disconnect(): void {
     switch (this.stateValue) {
       case ConnectionState.ACTIVE:
+        this.logDisconnect();
         this.transport?.close();
         this.closeSetupSocket();
         this.directoryValue?.remove();
@@ -323,6 +340,7 @@ export class Connection extends ConnectionBase {
         this.unref();
         return;
       case ConnectionState.ESTABLISHED:
+        this.logDisconnect();
         this.transport?.stop();
         this.closeSetupSocket();
         this.stateValue = ConnectionState.SHUTTING_DOWN;

@@ -2,6 +2,7 @@
 // negative errno (QbError), handler failures (HandlerError) and argument
 // errors (TypeError with Node's ERR_INVALID_ARG_TYPE).
 import { errnoName } from './errno.js';
+import type { ServiceConnection } from './service.js';
 
 /** An Error with Node's system-error shape: errno is negative, code is the name. */
 export class QbError extends Error {
@@ -36,6 +37,11 @@ export class HandlerError<C = unknown> extends Error {
     this.name = 'HandlerError';
     this.handler = handler;
     Object.defineProperty(this, 'connection', { value: connection, enumerable: false });
+  }
+
+  /** The usual instanceof, typed: `error instanceof HandlerError` gives `error.connection` its type. */
+  static override [Symbol.hasInstance](value: unknown): value is HandlerError<ServiceConnection> {
+    return Function.prototype[Symbol.hasInstance].call(this, value);
   }
 }
 

@@ -1,5 +1,8 @@
 // qbipc: libqb's server IPC (qbipcs.h) for Node.js. Public exports only.
-export { createService, Service, type ServiceHandlers, type ServiceConnection } from './service.js';
+export {
+  createService, Service, DEFAULT_CLOSE_GRACE_MS, type ServiceHandlers, type ServiceConnection, type ServiceEvents, type CloseOptions,
+} from './service.js';
+export type { Logger, LogLevel, LogEvent, LogFields } from './logger.js';
 export { RemoteConnection } from './remote-connection.js';
 export { Connection, type ConnectionHandlers } from './connection.js';
 export { IpcType, RateLimit, LoopPriority, ConnectionState, PollEvent } from './constants.js';

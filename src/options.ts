@@ -1,5 +1,6 @@
 // Every option of createService, validated in one place.
 import { existsSync } from 'node:fs';
+import { validateLogger, type Logger } from './logger.js';
 
 export interface ServiceOptions {
   /** Worker threads serving connections; 0 (the default) serves them on this thread. */
@@ -37,6 +38,13 @@ export interface ServiceOptions {
    * false never yields (docs/threading.md, "Handing the CPU to the client").
    */
   yieldToClients?: boolean;
+  /**
+   * Where the service logs what libqb logs: clients accepted, refused (errno and
+   * why), disconnected (reason), protocol faults, workers that died. Console-like
+   * (`console` fits); levels it lacks are not logged. Default: util.debuglog('qbipc'),
+   * printed with NODE_DEBUG=qbipc.
+   */
+  logger?: Logger;
 }
 
 export interface ResolvedOptions {
@@ -49,6 +57,7 @@ export interface ResolvedOptions {
   filesystemSockets: boolean;
   socketDir: string;
   yieldToClients: boolean;
+  logger: Logger | undefined;
 }
 
 export const FORCE_FILESYSTEM_SOCKETS = '/etc/libqb/force-filesystem-sockets';
@@ -87,6 +96,7 @@ export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
     filesystemSockets: options.filesystemSockets ?? existsSync(FORCE_FILESYSTEM_SOCKETS),
     socketDir,
     yieldToClients,
+    logger: validateLogger(options.logger),
   };
 }
 

@@ -387,6 +387,17 @@ export class Client {
     native.close(this.setupFd);
     this.setupFd = -1;
   }
+
+  /** `using client = …`: disconnect(). */
+  [Symbol.dispose](): void {
+    this.disconnect();
+  }
+
+  /** `await using client = await connect(…)`: disconnect(). */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.disconnect();
+    return Promise.resolve();
+  }
 }
 
 function processAlive(pid: number): boolean {

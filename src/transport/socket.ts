@@ -6,7 +6,6 @@
 // Hostile-client rules: every datagram is checked (sender credentials, length,
 // truncation, hdr.size = length); the control words the client can write are
 // never trusted (the queue length is not read; the event count is clamped).
-import { debuglog } from 'node:util';
 import { PollEvent } from '../constants.js';
 import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { constants } from 'node:os';
@@ -17,7 +16,6 @@ import { REQUEST_HEADER_SIZE } from '../headers.js';
 import { native } from '../native.js';
 import { Channel, type Transport, type TransportHost } from './transport.js';
 
-const log = debuglog('qbipc');
 const ENAMETOOLONG = constants.errno.ENAMETOOLONG;
 
 /** The control file: six i32 words. */
@@ -273,7 +271,7 @@ export class SocketTransport implements Transport {
       if (n < 0) return n;
       const c = this.client;
       if (credentials[3] !== 1 || credentials[0] !== c[0] || credentials[1] !== c[1] || credentials[2] !== c[2]) {
-        log('dropped a %d-byte datagram from pid %d: not the client (pid %d)', n, credentials[0], c[0]);
+        this.host.log?.('debug', 'fault', `dropped a ${n}-byte datagram from pid ${credentials[0]}: not the client (pid ${c[0]})`, { sender: credentials[0] });
         continue;
       }
       // The client has attached both its sockets: from now on the kernel refuses other senders.

@@ -6,6 +6,7 @@
 // client is woken, including the batching of wakes within a round.
 import type { LoopPriority } from '../constants.js';
 import type { TransportType } from '../handshake.js';
+import type { LogEvent, LogLevel } from '../logger.js';
 import type { PollHandlers } from '../poll.js';
 
 /** The connection side of a transport: where readiness and hang-ups go. */
@@ -22,6 +23,8 @@ export interface TransportHost {
   serveRound(): number;
   /** The peer went away or broke the protocol. */
   hangUp(reason: string): void;
+  /** A log point about this connection (options.logger). */
+  log?(level: LogLevel, event: LogEvent, message: string, extra?: object): void;
 }
 
 export const Channel = { RESPONSE: 0, EVENT: 1 } as const;
