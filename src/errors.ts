@@ -45,6 +45,27 @@ export class HandlerError<C = unknown> extends Error {
   }
 }
 
+/** An operation given an AbortSignal was aborted: Node's AbortError shape (name 'AbortError', code 'ABORT_ERR', cause the signal's reason). */
+export class AbortError extends Error {
+  readonly code = 'ABORT_ERR';
+
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AbortError';
+  }
+}
+
+/** The AbortError for `signal`, which has fired. */
+export function abortError(signal: AbortSignal, what: string): AbortError {
+  return new AbortError(`${what} was aborted`, { cause: signal.reason });
+}
+
+/** Checks an optional `signal` option. */
+export function validateSignal(signal: unknown, what: string): AbortSignal | undefined {
+  if (signal === undefined || signal instanceof AbortSignal) return signal;
+  throw invalidArgType(what, 'an AbortSignal', signal);
+}
+
 /** A TypeError as Node's own APIs throw for an argument of the wrong type. */
 export function invalidArgType(what: string, expected: string, got: unknown): TypeError {
   return Object.assign(new TypeError(`${what} must be ${expected}; got ${describe(got)}`), { code: 'ERR_INVALID_ARG_TYPE' });

@@ -15,5 +15,5 @@ export {
   type RequestHeader, type ResponseHeader,
 } from './headers.js';
 export * from './errno.js';
-export { QbError, HandlerError, type HandlerName } from './errors.js';
-export { connect, Client, type ConnectOptions, type ServerCredentials } from './client/client.js';
+export { QbError, HandlerError, AbortError, type HandlerName } from './errors.js';
+export { connect, Client, type ConnectOptions, type ReceiveOptions, type ServerCredentials } from './client/client.js';
