@@ -19,7 +19,7 @@ export class QbError extends Error {
 }
 
 /** The handlers a service calls; a HandlerError names the one that failed. */
-export type HandlerName = 'connectionAccept' | 'connectionCreated' | 'msgProcess' | 'connectionClosed' | 'connectionDestroyed';
+export type HandlerName = 'connectionAccept' | 'connectionCreated' | 'msgProcess' | 'connectionClosed' | 'connectionDestroyed' | 'onDrain';
 
 /**
  * A handler threw, rejected, or returned what libqb could not mean. That

@@ -30,6 +30,9 @@ export interface TransportHost {
 export const Channel = { RESPONSE: 0, EVENT: 1 } as const;
 export type Channel = (typeof Channel)[keyof typeof Channel];
 
+/** Channels as bits of a mask (awaitRoom). */
+export const ChannelBit = { RESPONSE: 1, EVENT: 2 } as const;
+
 export interface Transport {
   readonly type: TransportType;
   /** The three strings of the handshake response. */
@@ -56,6 +59,13 @@ export interface Transport {
   /** One message of `length` bytes made of `parts`: `length`, or -errno (-EAGAIN: no room now). */
   send(channel: Channel, parts: readonly Uint8Array[], length: number): number;
   flowControlSet(value: number): void;
+  /**
+   * Calls `ready` once every channel in `channels` (ChannelBit mask) has room
+   * again, from a later turn of the loop (at once, then, for an empty mask).
+   * One wait at a time: a second call before `ready` replaces the first. Never
+   * called after stop().
+   */
+  awaitRoom(channels: number, ready: () => void): void;
   /** Events posted and not yet taken by the client. */
   readonly eventQueueLength: number;
   /** Disconnect: stops watching and sending, closes its sockets (not the setup socket). Idempotent. */
