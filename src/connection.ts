@@ -275,8 +275,8 @@ export class Connection extends ConnectionBase {
   /**
    * Calls `callback` once, from a later turn of the loop, when the channels
    * whose sends returned -EAGAIN since the last drain have room again: SHM, when
-   * the client has taken everything in that ring (checked after 1 ms, then at
-   * intervals doubling to 16 ms); SOCKET, when the socket is writable (POLLOUT).
+   * the client has taken everything in that ring (checked on the next turn, then
+   * at intervals doubling from 1 to 16 ms); SOCKET, when the socket is writable (POLLOUT).
    * With no channel blocked, on the next turn. Dropped if the connection ends
    * first. A callback that throws is a handler failure ('onDrain').
    */

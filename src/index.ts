@@ -1,7 +1,8 @@
 // qbipc: libqb's server IPC (qbipcs.h) for Node.js. Public exports only.
 export {
-  createService, Service, DEFAULT_CLOSE_GRACE_MS, type ServiceHandlers, type ServiceConnection, type ServiceEvents, type CloseOptions,
+  createService, Service, DEFAULT_CLOSE_GRACE_MS, type ServiceHandlers, type ServiceConnection, type CloseOptions,
 } from './service.js';
+export type { ServiceEvents, ServiceListener } from './service-events.js';
 export type { Logger, LogLevel, LogEvent, LogFields } from './logger.js';
 export { RemoteConnection } from './remote-connection.js';
 export { Connection, type ConnectionHandlers } from './connection.js';

@@ -19,6 +19,7 @@ import { native } from './native.js';
 import { resolveOptions, validateServiceName, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { NativeLoop, type PollHandlers } from './poll.js';
 import { ServiceCounters } from './service-counters.js';
+import type { ServiceEvents, ServiceListener as Listener } from './service-events.js';
 import type { RateSettings } from './shard.js';
 import type { Shards, ShardsHost } from './shards.js';
 import type { ServiceStats } from './stats.js';
@@ -47,21 +48,6 @@ export interface ServiceHandlers extends ConnectionHandlers {
 export type ServiceConnection = Connection | RemoteConnection;
 
 type Lifecycle = 'created' | 'running' | 'closing' | 'destroyed';
-
-/** The events a Service emits, each with its listener's arguments. */
-export interface ServiceEvents {
-  /**
-   * A handler failed (a HandlerError: that connection was closed or refused), a
-   * worker died, a client could not be admitted, or the logger threw (an Error).
-   */
-  error: [error: HandlerError<ServiceConnection> | Error];
-  /** run() has succeeded: the service listens. */
-  listening: [];
-  /** destroy() or close() has finished: nothing listens, every client is disconnected. */
-  close: [];
-}
-
-type Listener<E extends keyof ServiceEvents> = (...args: ServiceEvents[E]) => void;
 
 /** How long close() lets established clients go on by default, and Symbol.asyncDispose always. */
 export const DEFAULT_CLOSE_GRACE_MS = 5000;
