@@ -135,7 +135,7 @@ export class Service extends EventEmitter {
     handlerFailed: (conn, handler, cause, where) => this.handlerFailed(handler, conn, cause, `that connection was closed${where === undefined ? '' : ` (${where})`}`),
     workerFailed: (error) => {
       this.log('error', error.message, { event: 'worker-exit', reason: (error.cause as Error | undefined)?.message ?? 'its task returned' });
-      this.emit('error', error);
+      this.emitLater('error', error);
     },
     log: (level, message, fields) => this.log(level, message, fields),
   };
@@ -240,7 +240,7 @@ export class Service extends EventEmitter {
 
   private admitSafely(h: Handshake): void {
     this.admit(h).catch((error: unknown) => {
-      this.emit('error', new Error(`qbipc: could not admit the client with pid ${h.pid}`, { cause: error }));
+      this.emitLater('error', new Error(`qbipc: could not admit the client with pid ${h.pid}`, { cause: error }));
     });
   }
 
