@@ -7,16 +7,14 @@
 // the listening socket is unwatched for a growing pause. Either way the loop
 // never spins on a socket it cannot accept from, and serving resumes by itself.
 import { constants } from 'node:os';
-import { debuglog } from 'node:util';
 import { LoopPriority, PollEvent } from './constants.js';
 import { EAGAIN, EINTR, errnoName } from './errno.js';
+import type { LogSink } from './logger.js';
 import { buildRejection, CONNECTION_REQUEST_SIZE, parseConnectionRequest, type ConnectionRequest } from './handshake.js';
 import { MessageId } from './headers.js';
 import { native } from './native.js';
 import type { PollHandlers } from './poll.js';
 import { ReserveFd } from './reserve-fd.js';
-
-const log = debuglog('qbipc');
 
 export interface Handshake {
   fd: number;
@@ -56,6 +54,7 @@ export class Acceptor {
     private readonly listenFd: number,
     private readonly timeoutMs: number,
     private readonly onHandshake: (handshake: Handshake) => void,
+    private readonly log: LogSink,
   ) {}
 
   start(): number {
@@ -97,7 +96,10 @@ export class Acceptor {
     if (fd >= 0) {
       native.send(fd, this.rejection(errno));
       native.close(fd);
-      log('refused a client: the process is out of file descriptors (%s)', errnoName(errno));
+      const code = errnoName(-errno);
+      this.log('warn', `refused a client: the process is out of file descriptors (${code})`, {
+        event: 'reject', errno: -errno, code, reason: 'out of file descriptors',
+      });
     }
     return this.reserve.acquire() && fd !== -EMFILE && fd !== -ENFILE;
   }
@@ -111,7 +113,7 @@ export class Acceptor {
   /** Stops watching the listening socket for a while: the next accept could only fail again. */
   private pause(rc: number): void {
     this.pauseMs = Math.min(Math.max(this.pauseMs * 2, PAUSE_FIRST_MS), PAUSE_MAX_MS);
-    log('accept failed (%s); not accepting for %d ms', errnoName(rc), this.pauseMs);
+    this.log('warn', `accept failed (${errnoName(rc)}); not accepting for ${this.pauseMs} ms`, { event: 'fault', errno: rc, code: errnoName(rc), reason: 'accept failed' });
     if (this.listening) this.poll.dispatchDel(this.listenFd);
     this.listening = false;
     this.resumeTimer = setTimeout(this.resume, this.pauseMs);
@@ -179,7 +181,7 @@ export class Acceptor {
   }
 
   private closeClient(fd: number, reason: string): void {
-    log('dropping a client before its handshake completed: %s', reason);
+    this.log('debug', `dropped a client before its handshake completed: ${reason}`, { event: 'reject', reason });
     native.close(fd);
   }
 

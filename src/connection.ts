@@ -1,21 +1,19 @@
 // Connection: one client of a service, on the thread that serves it. Its state
 // machine, callback order and statistics follow libqb's (docs/wire.md §10, §13);
 // the transport moves bytes and decides when the client is woken.
-import { debuglog } from 'node:util';
 import { ConnectionState, LoopPriority } from './constants.js';
 import { EAGAIN, EBADMSG, EMSGSIZE, ENOMEM, ENOTCONN, ETIMEDOUT, errnoName, isDisconnectError } from './errno.js';
-import { asByteParts, asBytes, type HandlerName } from './errors.js';
-import { buildConnectionResponse, CONNECTION_RESPONSE_SIZE } from './handshake.js';
+import { asByteParts, asBytes, invalidArgType, type HandlerName } from './errors.js';
+import { buildConnectionResponse, CONNECTION_RESPONSE_SIZE, TransportType } from './handshake.js';
 import { MessageId, REQUEST_HEADER_SIZE } from './headers.js';
 import { native } from './native.js';
 import type { PollHandlers } from './poll.js';
 import { ConnectionBase } from './connection-base.js';
 import { Cell } from './connection-cells.js';
+import type { LogEvent, LogLevel, LogSink } from './logger.js';
 import { anyFaulted, faultCount } from './mapping-faults.js';
 import { openTransport, type TransportFiles } from './transport/files.js';
-import { Channel, type Transport } from './transport/transport.js';
-
-const log = debuglog('qbipc');
+import { Channel, ChannelBit, type Transport } from './transport/transport.js';
 
 /** What a connection needs from the runtime that serves it (src/shard.ts). */
 export interface ConnectionOwner {
@@ -27,6 +25,8 @@ export interface ConnectionOwner {
   readonly budget: number;
   readonly yieldToClients: boolean;
   readonly handlers: ConnectionHandlers;
+  /** The service's log points (options.logger), on this thread. */
+  readonly log: LogSink;
   /** The handshake response is about to go out: the connection counts as active. */
   connectionActivated(conn: Connection): void;
   connectionClosing(conn: Connection, wasEstablished: boolean): void;
@@ -51,7 +51,16 @@ export interface ConnectionHandlers {
 export class Connection extends ConnectionBase {
   private refs = 1;
   private transport: Transport | undefined;
+  /** The flow-control value in force: the rate limit's, or 1 while paused. What serveRound checks. */
   private flowControl = 0;
+  /** The rate limit's value (qb_ipcs_request_rate_limit): the one the stats report, as libqb's. */
+  private rateFlowControl = 0;
+  private paused = false;
+  /** ChannelBit mask: channels that refused a send (-EAGAIN) since the last drain. */
+  private blockedChannels = 0;
+  /** The mask awaitRoom was given last. */
+  private awaitedChannels = 0;
+  private drainCallbacks: Array<() => void> | undefined;
   /** The process's mapping-fault count when this connection last looked. */
   private faultsSeen = faultCount();
   /** Why the server ended this connection, when it did (for logs and tests). */
@@ -124,8 +133,10 @@ export class Connection extends ConnectionBase {
     if (rc === length) return rc;
     this.cells[counter]!--;
     const what = channel === Channel.RESPONSE ? 'response' : 'event';
-    if (rc === -EAGAIN || rc === -ETIMEDOUT) this.cells[Cell.SEND_RETRIES]!++;
-    else if (rc === -EBADMSG) {
+    if (rc === -EAGAIN || rc === -ETIMEDOUT) {
+      this.cells[Cell.SEND_RETRIES]!++;
+      if (rc === -EAGAIN) this.blockedChannels |= channel === Channel.RESPONSE ? ChannelBit.RESPONSE : ChannelBit.EVENT;
+    } else if (rc === -EBADMSG) {
       this.protocolError(`the client corrupted the read pointer of its ${what} ring`);
       return -ENOTCONN;
     } else if (isDisconnectError(rc)) this.hangUp(`${what} send failed: ${errnoName(rc)}`);
@@ -216,17 +227,86 @@ export class Connection extends ConnectionBase {
     return true;
   }
 
-  // ---- flow control and priority ----
+  // ---- flow control, back-pressure and priority ----
 
-  /** @internal qb_ipcs_flowcontrol_set: the rate limit's flow-control value (0, 1 or 2). */
+  /** @internal qb_ipcs_flowcontrol_set: the rate limit's flow-control value (0, 1 or 2), counted in the stats as libqb counts it. */
   setFlowControl(value: number): void {
-    if (value === this.flowControl) return;
-    this.flowControl = value;
+    if (value === this.rateFlowControl) return;
+    this.rateFlowControl = value;
     this.cells[Cell.FLOW_CONTROL_STATE] = value;
     this.cells[Cell.FLOW_CONTROL_COUNT]!++;
+    this.applyFlowControl();
+  }
+
+  private applyFlowControl(): void {
+    const value = this.paused ? 1 : this.rateFlowControl;
+    if (value === this.flowControl) return;
+    this.flowControl = value;
     this.transport?.flowControlSet(value);
     this.mappingsFaulted();
   }
+
+  /**
+   * Stops reading this client's requests — for instance while its responses
+   * cannot be sent — until resume(). As the rate limit's OFF does, it writes
+   * flow control 1 into the request channel (a libqb client's sends then fail
+   * with EAGAIN) and stops watching for requests; those already queued wait.
+   * Inside msgProcess, the round ends after it. Not counted in the
+   * flow-control stats, which follow requestRateLimit() as in libqb.
+   */
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.applyFlowControl();
+  }
+
+  /** Reads this client's requests again (the rate limit's flow control, if any, stays). */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.applyFlowControl();
+  }
+
+  /** Whether pause() is in force. */
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /**
+   * Calls `callback` once, from a later turn of the loop, when the channels
+   * whose sends returned -EAGAIN since the last drain have room again: SHM, when
+   * the client has taken everything in that ring (checked on the next turn, then
+   * at intervals doubling from 1 to 16 ms); SOCKET, when the socket is writable (POLLOUT).
+   * With no channel blocked, on the next turn. Dropped if the connection ends
+   * first. A callback that throws is a handler failure ('onDrain').
+   */
+  onDrain(callback: () => void): void {
+    if (typeof callback !== 'function') throw invalidArgType('onDrain(callback)', 'a function', callback);
+    const s = this.stateValue;
+    if (s !== ConnectionState.ESTABLISHED && s !== ConnectionState.ACTIVE) return;
+    (this.drainCallbacks ??= []).push(callback);
+    if (this.drainCallbacks.length === 1) this.awaitRoom();
+  }
+
+  private awaitRoom(): void {
+    this.awaitedChannels = this.blockedChannels;
+    this.transport?.awaitRoom(this.awaitedChannels, this.roomAvailable);
+  }
+
+  private readonly roomAvailable = (): void => {
+    if (this.blockedChannels & ~this.awaitedChannels) return this.awaitRoom(); // another channel filled meanwhile
+    this.blockedChannels = 0;
+    const callbacks = this.drainCallbacks;
+    this.drainCallbacks = undefined;
+    for (const callback of callbacks ?? []) {
+      try {
+        callback();
+      } catch (error) {
+        this.owner.handlerFailed(error, this, 'onDrain');
+        return;
+      }
+    }
+  };
 
   /** @internal the rate limit changed the loop priority: register the fds again. */
   reprioritise(): void {
@@ -259,13 +339,14 @@ export class Connection extends ConnectionBase {
       transport = openTransport(this, this.setupFd, files);
     } catch (error) {
       const errno = (error as { errno?: unknown }).errno;
-      log('refusing client pid %d: cannot open its transport: %s', this.pid, (error as Error).message);
-      return typeof errno === 'number' && errno < 0 ? errno : -ENOMEM;
+      const rc = typeof errno === 'number' && errno < 0 ? errno : -ENOMEM;
+      this.logRefusal(rc, `cannot open its transport: ${(error as Error).message}`);
+      return rc;
     }
     const rc = transport.watch();
     if (rc < 0) {
       transport.close();
-      log('refusing client pid %d: the poll handlers refused its fds (%s)', this.pid, errnoName(rc));
+      this.logRefusal(rc, 'the poll handlers refused its fds');
       return rc;
     }
     this.transport = transport;
@@ -281,6 +362,7 @@ export class Connection extends ConnectionBase {
       this.hangUp(`handshake response not sent whole (${sent})`);
       return 0;
     }
+    this.log('debug', 'accept', `accepted the client with pid ${this.pid} (${TransportType[transport.type]}, buffer ${bufferSize} bytes)`, { bufferSize });
     // As libqb: a reference held across connectionCreated, so a disconnect inside it destroys after it.
     this.ref();
     try {
@@ -301,8 +383,22 @@ export class Connection extends ConnectionBase {
   }
 
   private protocolError(reason: string): void {
-    log('disconnecting client pid %d: %s', this.pid, reason);
+    this.log('warn', 'fault', `the client with pid ${this.pid} broke the protocol: ${reason}`, { reason });
     this.hangUp(reason);
+  }
+
+  private logRefusal(negErrno: number, why: string): void {
+    this.log('warn', 'reject', `refused the client with pid ${this.pid} (${errnoName(negErrno)}): ${why}`, { errno: negErrno, code: errnoName(negErrno), reason: why });
+  }
+
+  /** @internal TransportHost: a log point about this connection, with its identity in the fields. */
+  log(level: LogLevel, event: LogEvent, message: string, extra?: object): void {
+    this.owner.log(level, message, { event, pid: this.pid, uid: this.uid, gid: this.gid, connection: this.id, ...extra });
+  }
+
+  private logDisconnect(): void {
+    const reason = this.disconnectReason ?? 'disconnect() was called';
+    this.log('debug', 'disconnect', `disconnected the client with pid ${this.pid}: ${reason}`, { reason });
   }
 
   /**
@@ -315,6 +411,8 @@ export class Connection extends ConnectionBase {
   disconnect(): void {
     switch (this.stateValue) {
       case ConnectionState.ACTIVE:
+        this.logDisconnect();
+        this.drainCallbacks = undefined;
         this.transport?.close();
         this.closeSetupSocket();
         this.directoryValue?.remove();
@@ -323,6 +421,8 @@ export class Connection extends ConnectionBase {
         this.unref();
         return;
       case ConnectionState.ESTABLISHED:
+        this.logDisconnect();
+        this.drainCallbacks = undefined;
         this.transport?.stop();
         this.closeSetupSocket();
         this.stateValue = ConnectionState.SHUTTING_DOWN;

@@ -2,6 +2,7 @@
 // negative errno (QbError), handler failures (HandlerError) and argument
 // errors (TypeError with Node's ERR_INVALID_ARG_TYPE).
 import { errnoName } from './errno.js';
+import type { ServiceConnection } from './service.js';
 
 /** An Error with Node's system-error shape: errno is negative, code is the name. */
 export class QbError extends Error {
@@ -18,7 +19,7 @@ export class QbError extends Error {
 }
 
 /** The handlers a service calls; a HandlerError names the one that failed. */
-export type HandlerName = 'connectionAccept' | 'connectionCreated' | 'msgProcess' | 'connectionClosed' | 'connectionDestroyed';
+export type HandlerName = 'connectionAccept' | 'connectionCreated' | 'msgProcess' | 'connectionClosed' | 'connectionDestroyed' | 'onDrain';
 
 /**
  * A handler threw, rejected, or returned what libqb could not mean. That
@@ -37,6 +38,32 @@ export class HandlerError<C = unknown> extends Error {
     this.handler = handler;
     Object.defineProperty(this, 'connection', { value: connection, enumerable: false });
   }
+
+  /** The usual instanceof, typed: `error instanceof HandlerError` gives `error.connection` its type. */
+  static override [Symbol.hasInstance](value: unknown): value is HandlerError<ServiceConnection> {
+    return Function.prototype[Symbol.hasInstance].call(this, value);
+  }
+}
+
+/** An operation given an AbortSignal was aborted: Node's AbortError shape (name 'AbortError', code 'ABORT_ERR', cause the signal's reason). */
+export class AbortError extends Error {
+  readonly code = 'ABORT_ERR';
+
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AbortError';
+  }
+}
+
+/** The AbortError for `signal`, which has fired. */
+export function abortError(signal: AbortSignal, what: string): AbortError {
+  return new AbortError(`${what} was aborted`, { cause: signal.reason });
+}
+
+/** Checks an optional `signal` option. */
+export function validateSignal(signal: unknown, what: string): AbortSignal | undefined {
+  if (signal === undefined || signal instanceof AbortSignal) return signal;
+  throw invalidArgType(what, 'an AbortSignal', signal);
 }
 
 /** A TypeError as Node's own APIs throw for an argument of the wrong type. */

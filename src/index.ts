@@ -1,5 +1,9 @@
 // qbipc: libqb's server IPC (qbipcs.h) for Node.js. Public exports only.
-export { createService, Service, type ServiceHandlers, type ServiceConnection } from './service.js';
+export {
+  createService, Service, DEFAULT_CLOSE_GRACE_MS, type ServiceHandlers, type ServiceConnection, type CloseOptions,
+} from './service.js';
+export type { ServiceEvents, ServiceListener } from './service-events.js';
+export type { Logger, LogLevel, LogEvent, LogFields } from './logger.js';
 export { RemoteConnection } from './remote-connection.js';
 export { Connection, type ConnectionHandlers } from './connection.js';
 export { IpcType, RateLimit, LoopPriority, ConnectionState, PollEvent } from './constants.js';
@@ -12,5 +16,5 @@ export {
   type RequestHeader, type ResponseHeader,
 } from './headers.js';
 export * from './errno.js';
-export { QbError, HandlerError, type HandlerName } from './errors.js';
-export { connect, Client, type ConnectOptions, type ServerCredentials } from './client/client.js';
+export { QbError, HandlerError, AbortError, type HandlerName } from './errors.js';
+export { connect, Client, type ConnectOptions, type ReceiveOptions, type ServerCredentials } from './client/client.js';

@@ -1,6 +1,7 @@
 // Every option of createService, validated in one place.
 import { existsSync } from 'node:fs';
 import { describe } from './errors.js';
+import { validateLogger, type Logger } from './logger.js';
 
 export interface ServiceOptions {
   /** Worker threads serving connections; 0 (the default) serves them on this thread. */
@@ -46,6 +47,13 @@ export interface ServiceOptions {
   maxConnections?: number;
   /** At most this many connections at once per client uid, refused as maxConnections. Default: no limit. */
   maxConnectionsPerUid?: number;
+  /**
+   * Where the service logs what libqb logs: clients accepted, refused (errno and
+   * why), disconnected (reason), protocol faults, workers that died. Console-like
+   * (`console` fits); levels it lacks are not logged. Default: util.debuglog('qbipc'),
+   * printed with NODE_DEBUG=qbipc.
+   */
+  logger?: Logger;
 }
 
 export interface ResolvedOptions {
@@ -60,6 +68,7 @@ export interface ResolvedOptions {
   yieldToClients: boolean;
   maxConnections: number | undefined;
   maxConnectionsPerUid: number | undefined;
+  logger: Logger | undefined;
 }
 
 export const FORCE_FILESYSTEM_SOCKETS = '/etc/libqb/force-filesystem-sockets';
@@ -102,6 +111,7 @@ export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
     yieldToClients,
     maxConnections,
     maxConnectionsPerUid,
+    logger: validateLogger(options.logger),
   };
 }
 

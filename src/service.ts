@@ -6,7 +6,6 @@ import { EventEmitter } from 'node:events';
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { debuglog } from 'node:util';
 import { Acceptor, type Handshake } from './acceptor.js';
 import { IpcType, LoopPriority, RateLimit } from './constants.js';
 import type { Connection, ConnectionHandlers } from './connection.js';
@@ -17,10 +16,12 @@ import { deferredRemovals } from './deferred-removals.js';
 import { EACCES, EAGAIN, EINVAL, ENOMEM, ENOTSUP, ESHUTDOWN, errnoName } from './errno.js';
 import { describe, HandlerError, QbError, type HandlerName } from './errors.js';
 import { LocalShards } from './local-shards.js';
+import { loggedLevels, loggerSink, type LogLevel, type LogSink } from './logger.js';
 import { native } from './native.js';
 import { resolveOptions, validateServiceName, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { NativeLoop, type PollHandlers } from './poll.js';
 import { ServiceCounters } from './service-counters.js';
+import type { ServiceEvents, ServiceListener as Listener } from './service-events.js';
 import type { RateSettings } from './shard.js';
 import type { Shards, ShardsHost } from './shards.js';
 import type { ServiceStats } from './stats.js';
@@ -29,8 +30,6 @@ import { TransportType } from './handshake.js';
 import type { RemoteConnection } from './remote-connection.js';
 import { sweepStaleDirectories } from './stale-directories.js';
 import { WorkerPool } from './worker-pool.js';
-
-const log = debuglog('qbipc');
 
 /** qb_ipcs_service_handlers. Return values follow libqb: 0 or a negative errno. */
 export interface ServiceHandlers extends ConnectionHandlers {
@@ -50,7 +49,30 @@ export interface ServiceHandlers extends ConnectionHandlers {
  */
 export type ServiceConnection = Connection | RemoteConnection;
 
-type Lifecycle = 'created' | 'running' | 'destroyed';
+type Lifecycle = 'created' | 'running' | 'closing' | 'destroyed';
+
+/** How long close() lets established clients go on by default, and Symbol.asyncDispose always. */
+export const DEFAULT_CLOSE_GRACE_MS = 5000;
+
+/** service.close() options. */
+export interface CloseOptions {
+  /** How long established clients may go on before the rest are disconnected. Default 5000 ms. */
+  graceMs?: number;
+}
+
+// EventEmitter's methods, typed by ServiceEvents (EventEmitter implements them), so
+// a misspelled event name or a wrong listener does not compile.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export interface Service {
+  on<E extends keyof ServiceEvents>(event: E, listener: Listener<E>): this;
+  once<E extends keyof ServiceEvents>(event: E, listener: Listener<E>): this;
+  off<E extends keyof ServiceEvents>(event: E, listener: Listener<E>): this;
+  addListener<E extends keyof ServiceEvents>(event: E, listener: Listener<E>): this;
+  removeListener<E extends keyof ServiceEvents>(event: E, listener: Listener<E>): this;
+  prependListener<E extends keyof ServiceEvents>(event: E, listener: Listener<E>): this;
+  prependOnceListener<E extends keyof ServiceEvents>(event: E, listener: Listener<E>): this;
+  emit<E extends keyof ServiceEvents>(event: E, ...args: ServiceEvents[E]): boolean;
+}
 
 const RATE = {
   [RateLimit.FAST]: { priority: LoopPriority.HIGH, budget: 50, flowControl: 0 },
@@ -60,6 +82,7 @@ const RATE = {
   [RateLimit.OFF_2]: { priority: LoopPriority.LOW, budget: 1, flowControl: 2 },
 } as const;
 
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Service extends EventEmitter {
   readonly name: string;
   readonly serviceId: number;
@@ -82,6 +105,12 @@ export class Service extends EventEmitter {
   private readonly counters = new ServiceCounters();
   private shards: Shards<ServiceConnection> | undefined;
   private readonly limits: ConnectionLimits<ServiceConnection>;
+  /** options.logger (or NODE_DEBUG=qbipc), for every log point of this service. */
+  private readonly log: LogSink;
+  private closing: Promise<void> | undefined;
+  private destroying: Promise<void> | undefined;
+  /** Ends close()'s grace: when the last client has gone, at graceMs, or by destroy(). */
+  private endGrace: (() => void) | undefined;
 
   /** @internal use createService(). */
   constructor(name: string, serviceId: number, type: IpcType, handlers: ServiceHandlers, options?: ServiceOptions) {
@@ -98,6 +127,7 @@ export class Service extends EventEmitter {
     this.serviceId = serviceId;
     this.type = type;
     this.handlers = handlers;
+    this.log = loggerSink(this.options.logger, (cause) => this.emitLater('error', new Error('qbipc: options.logger threw', { cause })));
   }
 
   /** What the shards report: a connection gone, a handler failed, a worker died. */
@@ -105,16 +135,30 @@ export class Service extends EventEmitter {
     connectionGone: (conn) => {
       this.list.delete(conn);
       this.limits.release(conn);
+      if (this.list.size === 0) this.endGrace?.();
     },
     handlerFailed: (conn, handler, cause, where) => this.handlerFailed(handler, conn, cause, `that connection was closed${where === undefined ? '' : ` (${where})`}`),
-    workerFailed: (error) => this.emit('error', error),
+    workerFailed: (error) => {
+      this.log('error', error.message, { event: 'worker-exit', reason: (error.cause as Error | undefined)?.message ?? 'its task returned' });
+      this.emitLater('error', error);
+    },
+    log: (level, message, fields) => this.log(level, message, fields),
   };
 
-  /** A HandlerError as 'error', after the current call returns (a listener must not run inside a round). */
+  /**
+   * An event from a later turn of the loop: a listener must not run inside a
+   * round, and what it throws must reach Node as an uncaught exception — a
+   * nextTick queued inside a poll callback runs where a throw is lost.
+   */
+  private emitLater<E extends keyof ServiceEvents>(event: E, ...args: ServiceEvents[E]): void {
+    setImmediate(() => this.emit(event, ...args));
+  }
+
+  /** A HandlerError as 'error', after the current call returns. */
   private handlerFailed(handler: HandlerName, conn: ServiceConnection, cause: unknown, outcome: string): void {
     const reason = cause instanceof Error ? cause.message : String(cause);
     const error = new HandlerError(handler, conn, `qbipc: ${handler} failed for the client with pid ${conn.pid}; ${outcome}: ${reason}`, cause);
-    process.nextTick(() => this.emit('error', error));
+    this.emitLater('error', error);
   }
 
   // ---- qbipcs.h ----
@@ -157,6 +201,7 @@ export class Service extends EventEmitter {
       const pool = new WorkerPool(this.shardsHost, workers, {
         service: this, rate: this.rate, yieldToClients: this.options.yieldToClients, counters: this.counters,
         workerModule: workerModuleUrl(this.options.workerModule!), workerData: this.options.workerData, placement: this.options.placement,
+        logLevels: loggedLevels(this.options.logger),
       });
       try {
         await pool.start();
@@ -169,11 +214,11 @@ export class Service extends EventEmitter {
       this.shards = pool;
     } else {
       this.shards = new LocalShards(this.shardsHost, this.handlers, this, {
-        poll: this.pollHandlers, counters: this.counters, rate: this.rate, yieldToClients: this.options.yieldToClients,
+        poll: this.pollHandlers, counters: this.counters, rate: this.rate, yieldToClients: this.options.yieldToClients, log: this.log,
       });
     }
     this.socketPath = filesystemSockets ? address : undefined;
-    this.acceptor = new Acceptor(this.pollHandlers, listenFd, this.options.handshakeTimeoutMs, (h) => this.admitSafely(h));
+    this.acceptor = new Acceptor(this.pollHandlers, listenFd, this.options.handshakeTimeoutMs, (h) => this.admitSafely(h), this.log);
     const rc = this.acceptor.start();
     if (rc < 0) {
       this.acceptor.close();
@@ -181,6 +226,7 @@ export class Service extends EventEmitter {
     }
     deferredRemovals.hold();
     this.lifecycle = 'running';
+    this.emitLater('listening');
   }
 
   /** What the handshake response announces: NATIVE resolves to SHM, as in libqb on Linux. */
@@ -200,7 +246,7 @@ export class Service extends EventEmitter {
 
   private admitSafely(h: Handshake): void {
     this.admit(h).catch((error: unknown) => {
-      this.emit('error', new Error(`qbipc: could not admit the client with pid ${h.pid}`, { cause: error }));
+      this.emitLater('error', new Error(`qbipc: could not admit the client with pid ${h.pid}`, { cause: error }));
     });
   }
 
@@ -219,8 +265,8 @@ export class Service extends EventEmitter {
     conn.attach(directory);
     directory.setOwner(h.uid, h.gid);
     const verdict = await this.accept(conn, h);
-    if (this.lifecycle !== 'running') return this.refuse(conn, -ESHUTDOWN, 'the service is shutting down');
-    if (verdict !== 0) return this.refuse(conn, verdict, 'connectionAccept said no');
+    if (this.lifecycle !== 'running') return this.refuse(conn, -ESHUTDOWN, 'the service is shutting down', 'info');
+    if (verdict !== 0) return this.refuse(conn, verdict, 'connectionAccept said no', 'info');
     const size = this.negotiate(h.request.maxMsgSize);
     let files: TransportFiles;
     try {
@@ -252,8 +298,11 @@ export class Service extends EventEmitter {
   }
 
   /** Answers a refused client here; its shard then runs connectionDestroyed and removes its directory. */
-  private refuse(conn: ServiceConnection, negErrno: number, why: string): void {
-    log('refusing client pid %d with %s: %s', conn.pid, errnoName(negErrno), why);
+  private refuse(conn: ServiceConnection, negErrno: number, why: string, level: LogLevel = 'warn'): void {
+    const code = errnoName(negErrno);
+    this.log(level, `refused the client with pid ${conn.pid} (${code}): ${why}`, {
+      event: 'reject', pid: conn.pid, uid: conn.uid, gid: conn.gid, connection: conn.id, errno: negErrno, code, reason: why,
+    });
     this.limits.release(conn);
     conn.refuse(negErrno);
     this.shards!.rejected(conn);
@@ -264,22 +313,68 @@ export class Service extends EventEmitter {
     return Math.min(Math.max(requested, this.enforcedSize), this.options.maxBufferSize);
   }
 
-  /** qb_ipcs_destroy: disconnects every client (newest first), stops listening. */
-  async destroy(): Promise<void> {
-    if (this.lifecycle === 'destroyed') return;
-    const wasRunning = this.lifecycle === 'running';
+  /**
+   * qb_ipcs_destroy: disconnects every client (newest first), stops listening.
+   * Emits 'close' when done. During a close(), ends the grace at once.
+   */
+  destroy(): Promise<void> {
+    this.destroying ??= this.teardown();
+    return this.destroying;
+  }
+
+  private async teardown(): Promise<void> {
+    const wasServing = this.lifecycle === 'running' || this.lifecycle === 'closing';
     this.lifecycle = 'destroyed';
-    if (wasRunning) {
-      this.acceptor?.close();
-      this.acceptor = undefined;
+    this.endGrace?.();
+    if (wasServing) {
+      this.stopListening();
       await this.shards?.close();
       await deferredRemovals.settle(); // directories whose removal waited for a descriptor
       deferredRemovals.release();
-      if (this.socketPath !== undefined) native.unlinkAt(-100, this.socketPath, false);
       this.ownLoop?.close();
       this.ownLoop = undefined;
     }
     this.unref();
+    this.emitLater('close');
+  }
+
+  /**
+   * A graceful destroy(): stops accepting at once (new clients get
+   * ECONNREFUSED; handshakes under way are dropped, clients awaiting
+   * connectionAccept are refused with ESHUTDOWN), serves the established
+   * clients on for up to `graceMs`, then disconnects the ones still there as
+   * destroy() does. Resolves (and emits 'close') when every client is gone.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    const graceMs = options.graceMs ?? DEFAULT_CLOSE_GRACE_MS;
+    if (!(graceMs >= 0)) throw new RangeError(`close() needs graceMs >= 0, got ${String(graceMs)}`);
+    if (this.closing !== undefined) return this.closing;
+    if (this.lifecycle !== 'running') return (this.closing = this.destroy());
+    this.lifecycle = 'closing';
+    this.stopListening();
+    this.closing = new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.endGrace?.(), graceMs);
+      this.endGrace = () => {
+        this.endGrace = undefined;
+        clearTimeout(timer);
+        resolve();
+      };
+      if (this.list.size === 0) this.endGrace();
+    }).then(() => this.destroy());
+    return this.closing;
+  }
+
+  /** `await using service = …`: close() with the default grace (DEFAULT_CLOSE_GRACE_MS). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** No new clients: the listening socket (and its filesystem name) goes, handshakes under way are dropped. */
+  private stopListening(): void {
+    this.acceptor?.close();
+    this.acceptor = undefined;
+    if (this.socketPath !== undefined) native.unlinkAt(-100, this.socketPath, false);
+    this.socketPath = undefined;
   }
 
   /** qb_ipcs_ref: a lifetime reference (not the Node event loop's). */

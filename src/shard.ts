@@ -8,6 +8,7 @@ import { Connection, type ConnectionHandlers, type ConnectionOwner } from './con
 import type { ServiceView } from './connection-base.js';
 import { ENOTCONN } from './errno.js';
 import type { HandlerName } from './errors.js';
+import type { LogSink } from './logger.js';
 import type { PollHandlers } from './poll.js';
 import type { ServiceCounters } from './service-counters.js';
 import type { TransportFiles } from './transport/files.js';
@@ -32,11 +33,13 @@ export interface ShardSettings {
   counters: ServiceCounters;
   rate: RateSettings;
   yieldToClients: boolean;
+  log: LogSink;
 }
 
 export class Shard implements ConnectionOwner {
   readonly poll: PollHandlers;
   readonly yieldToClients: boolean;
+  readonly log: LogSink;
   private rate: RateSettings;
   private readonly counters: ServiceCounters;
   /** By id, oldest first (Map order); walked newest first, as libqb's list. */
@@ -52,6 +55,7 @@ export class Shard implements ConnectionOwner {
     this.counters = settings.counters;
     this.rate = settings.rate;
     this.yieldToClients = settings.yieldToClients;
+    this.log = settings.log;
   }
 
   get serviceId(): number {
@@ -108,7 +112,10 @@ export class Shard implements ConnectionOwner {
 
   /** qb_ipcs_destroy's part here: every connection disconnected, newest first. */
   disconnectAll(): void {
-    for (const conn of this.newestFirst()) conn.disconnect();
+    for (const conn of this.newestFirst()) {
+      conn.disconnectReason ??= 'the service is shutting down';
+      conn.disconnect();
+    }
   }
 
   private newestFirst(): Connection[] {

@@ -4,6 +4,7 @@
 import type { Handshake } from './acceptor.js';
 import type { ConnectionBase } from './connection-base.js';
 import type { HandlerName } from './errors.js';
+import type { LogSink } from './logger.js';
 import type { RateSettings } from './shard.js';
 import type { TransportFiles } from './transport/files.js';
 
@@ -27,4 +28,6 @@ export interface ShardsHost<C extends ConnectionBase> {
   /** A handler failed for `conn` (already disconnected), or a worker died (`conn` undefined). */
   handlerFailed(conn: C, handler: HandlerName, cause: unknown, where?: string): void;
   workerFailed(error: Error): void;
+  /** A shard's log point (in worker mode, carried over from the worker). */
+  readonly log: LogSink;
 }

@@ -14,6 +14,7 @@ import type { ServiceCounters } from './service-counters.js';
 import type { RateSettings } from './shard.js';
 import type { Shards, ShardsHost } from './shards.js';
 import type { MappedProbe } from './shm/probe.js';
+import type { LogLevel } from './logger.js';
 import { eventQueueProbe, responseWaker, type TransportFiles } from './transport/files.js';
 import { errorFromRecord, type ConnectionTicket, type FromShard, type ShardInit, type ToShard } from './worker-protocol.js';
 
@@ -28,6 +29,7 @@ export interface PoolSettings {
   readonly workerModule: string;
   readonly workerData: unknown;
   readonly placement: Placement;
+  readonly logLevels: LogLevel[];
 }
 
 interface Shard {
@@ -111,6 +113,7 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
       serviceCounters: this.settings.counters.buffer,
       rate: this.rate,
       yieldToClients: this.settings.yieldToClients,
+      logLevels: this.settings.logLevels,
     };
     const task = this.piscina.run(init, { transferList: [port2] }) as Promise<void>;
     shard.ended = task.then(() => this.shardEnded(shard, undefined), (error: Error) => this.shardEnded(shard, error));
@@ -141,6 +144,9 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
         if (conn !== undefined) this.host.handlerFailed(conn, message.handler, errorFromRecord(message.error), `worker shard ${shard.index}`);
         return;
       }
+      case 'log':
+        this.host.log(message.level, message.message, { ...message.fields, shard: shard.index });
+        return;
       default:
         return;
     }

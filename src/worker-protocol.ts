@@ -4,6 +4,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { DirectoryState } from './connection-dir.js';
 import type { HandlerName } from './errors.js';
+import type { LogFields, LogLevel } from './logger.js';
 import type { RateSettings } from './shard.js';
 import type { TransportFiles } from './transport/files.js';
 
@@ -19,6 +20,8 @@ export interface ShardInit {
   rate: RateSettings;
   /** options.yieldToClients. */
   yieldToClients: boolean;
+  /** The levels the main thread's logger has: the shard sends only these. */
+  logLevels: LogLevel[];
 }
 
 /** A connection as it crosses to its shard. */
@@ -56,7 +59,8 @@ export type FromShard =
   | { type: 'directory-left'; directory: DirectoryState }
   | { type: 'event-result'; seq: number; rc: number }
   | { type: 'rate-applied'; seq: number }
-  | { type: 'handler-error'; id: number; handler: HandlerName; error: ErrorRecord };
+  | { type: 'handler-error'; id: number; handler: HandlerName; error: ErrorRecord }
+  | { type: 'log'; level: LogLevel; message: string; fields: LogFields };
 
 export function errorRecord(value: unknown): ErrorRecord {
   if (value instanceof Error) return { name: value.name, message: value.message, stack: value.stack, code: (value as { code?: unknown }).code };

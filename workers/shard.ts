@@ -9,6 +9,7 @@ import type { Connection, ConnectionHandlers } from '../src/connection.js';
 import { ConnectionDirectory, type DirectoryState } from '../src/connection-dir.js';
 import { EINVAL } from '../src/errno.js';
 import type { HandlerName } from '../src/errors.js';
+import type { LogSink } from '../src/logger.js';
 import { NativeLoop } from '../src/poll.js';
 import { ServiceCounters } from '../src/service-counters.js';
 import { Shard, type ShardHost } from '../src/shard.js';
@@ -31,6 +32,14 @@ class PortHost implements ShardHost {
   send(message: FromShard): void {
     this.port.postMessage(message);
   }
+}
+
+/** Log points go to the main thread's logger, only at the levels it has. */
+function portLog(host: PortHost, levels: readonly string[]): LogSink {
+  const wanted = new Set(levels);
+  return (level, message, fields) => {
+    if (wanted.has(level)) host.send({ type: 'log', level, message, fields });
+  };
 }
 
 function connectionOf(shard: Shard, host: PortHost, ticket: ConnectionTicket): Connection {
@@ -56,6 +65,7 @@ export default async function runShard(init: ShardInit): Promise<void> {
   const poll = new NativeLoop();
   const shard = new Shard(host, handlers, { serviceId: init.serviceId, context: undefined }, {
     poll, counters: new ServiceCounters(init.serviceCounters), rate: init.rate, yieldToClients: init.yieldToClients,
+    log: portLog(host, init.logLevels),
   });
   let stopped!: () => void;
   const finished = new Promise<void>((resolve) => (stopped = resolve));

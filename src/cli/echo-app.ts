@@ -10,10 +10,14 @@
 //                 events still pending on that connection.
 //   other ids   → same id, size 24, error -EINVAL
 //
-// As the C server, nothing is lost when a ring is full: a response that does
-// not fit goes to a per-connection backlog (flushed, in order, before any later
-// response) and events wait; both are retried from the event loop (setImmediate,
-// then every 1 ms after 64 fruitless tries — the C server's jobs, then timer).
+// As the C server, nothing is lost when a channel is full: a response that does
+// not fit is copied to the connection's backlog (sent, in order, before any
+// later response) and events wait. Unlike it, the memory this takes is bounded
+// whatever the clients do: a connection whose response did not fit is paused
+// (conn.pause(): flow control, its requests are no longer read) until the
+// client has made room (conn.onDrain), so each one holds at most the response
+// being answered; and all of them together at most QUEUE_LIMIT bytes per
+// serving thread — a client whose response would pass it is disconnected.
 //
 // The default export is the worker-module form (a function of workerData
 // returning the handlers), so the same code serves in-thread and in workers.
@@ -25,10 +29,8 @@ export const ID_ECHO = 1;
 export const ID_EVENTS = 2;
 export const ID_EVENT = 3;
 
-const RETRY_IMMEDIATE_MAX = 64;
-const RETRY_TIMER_MS = 1;
-/** A client that lets more than this pile up unread is dropped (as the C server). */
-const BACKLOG_LIMIT = 256 * 1024 * 1024;
+/** What the responses queued on one thread may take, all connections together. */
+export const QUEUE_LIMIT = 32 * 1024 * 1024;
 
 interface Pending {
   /** Responses that did not fit, oldest first (copies: the request view dies with msgProcess). */
@@ -37,9 +39,12 @@ interface Pending {
   eventNext: number;
   eventTotal: number;
   eventLength: number;
-  retry: { immediate: NodeJS.Immediate } | { timer: NodeJS.Timeout } | undefined;
-  fruitless: number;
+  /** An onDrain callback is registered. */
+  waiting: boolean;
 }
+
+/** Bytes queued by every connection this thread serves. */
+let queuedBytes = 0;
 
 export function echoHandlers(): Required<Pick<ConnectionHandlers, 'msgProcess' | 'connectionClosed'>> & ConnectionHandlers {
   // One array per shape, never resized: writing an array's length goes to V8's
@@ -55,73 +60,86 @@ export function echoHandlers(): Required<Pick<ConnectionHandlers, 'msgProcess' |
   const state = (conn: Connection): Pending => {
     let p = conn.context as Pending | undefined;
     if (p === undefined) {
-      p = { backlog: [], backlogBytes: 0, eventNext: 0, eventTotal: 0, eventLength: 0, retry: undefined, fruitless: 0 };
+      p = { backlog: [], backlogBytes: 0, eventNext: 0, eventTotal: 0, eventLength: 0, waiting: false };
       conn.context = p;
     }
     return p;
   };
 
-  /** Sends what is pending; true when something is still blocked. */
-  const flush = (conn: Connection, p: Pending): boolean => {
-    let progress = false;
+  const release = (p: Pending): void => {
+    queuedBytes -= p.backlogBytes;
+    p.backlog.length = 0;
+    p.backlogBytes = 0;
+  };
+
+  /** Calls flush once the client has made room; one callback per connection at a time. */
+  const whenDrained = (conn: Connection, p: Pending): void => {
+    if (p.waiting) return;
+    p.waiting = true;
+    conn.onDrain(() => {
+      p.waiting = false;
+      flush(conn, p);
+    });
+  };
+
+  /** Sends what is pending; what still does not fit waits for the client to make room. */
+  const flush = (conn: Connection, p: Pending): void => {
     while (p.backlog.length > 0) {
       const rc = conn.responseSend(p.backlog[0]!);
       if (rc === -EAGAIN) break;
-      p.backlogBytes -= p.backlog.shift()!.byteLength; // sent, or the client is gone: done with it either way
-      progress = true;
+      const sent = p.backlog.shift()!.byteLength; // sent, or the client is gone: done with it either way
+      p.backlogBytes -= sent;
+      queuedBytes -= sent;
     }
-    if (p.backlog.length === 0 && p.eventNext < p.eventTotal) {
-      const len = p.eventLength;
-      writeResponseHeader(eventHeader, { id: ID_EVENT, size: RESPONSE_HEADER_SIZE + len, error: 0 });
-      const eventParts = len > 0 ? eventAndPayload : eventHeaderOnly;
-      while (p.eventNext < p.eventTotal) {
-        const k = p.eventNext;
-        // the error field carries k (little-endian i32 at offset 16)
-        eventHeader[16] = k; eventHeader[17] = k >>> 8; eventHeader[18] = k >>> 16; eventHeader[19] = k >>> 24;
-        if (len > 0) eventAndPayload[1] = pattern.subarray(k & 0xff, (k & 0xff) + len);
-        const rc = conn.eventSendv(eventParts);
-        if (rc === -EAGAIN) break;
-        if (rc < 0) {
-          p.eventTotal = p.eventNext; // the client is gone
-          break;
-        }
-        p.eventNext++;
-        progress = true;
-      }
+    if (p.backlog.length === 0) {
+      conn.resume();
+      if (p.eventNext < p.eventTotal) sendEvents(conn, p);
     }
-    const blocked = p.backlog.length > 0 || p.eventNext < p.eventTotal;
-    p.fruitless = progress ? 0 : p.fruitless + 1;
-    if (blocked && p.retry === undefined) {
-      const again = () => {
-        p.retry = undefined;
-        flush(conn, p);
-      };
-      p.retry = p.fruitless < RETRY_IMMEDIATE_MAX ? { immediate: setImmediate(again) } : { timer: setTimeout(again, RETRY_TIMER_MS) };
-    }
-    return blocked;
+    if (p.backlog.length > 0 || p.eventNext < p.eventTotal) whenDrained(conn, p);
   };
 
-  /** Sends a response now, or queues a copy behind older ones. */
+  const sendEvents = (conn: Connection, p: Pending): void => {
+    const len = p.eventLength;
+    writeResponseHeader(eventHeader, { id: ID_EVENT, size: RESPONSE_HEADER_SIZE + len, error: 0 });
+    const eventParts = len > 0 ? eventAndPayload : eventHeaderOnly;
+    while (p.eventNext < p.eventTotal) {
+      const k = p.eventNext;
+      // the error field carries k (little-endian i32 at offset 16)
+      eventHeader[16] = k; eventHeader[17] = k >>> 8; eventHeader[18] = k >>> 16; eventHeader[19] = k >>> 24;
+      if (len > 0) eventAndPayload[1] = pattern.subarray(k & 0xff, (k & 0xff) + len);
+      const rc = conn.eventSendv(eventParts);
+      if (rc === -EAGAIN) break;
+      if (rc < 0) {
+        p.eventTotal = p.eventNext; // the client is gone
+        break;
+      }
+      p.eventNext++;
+    }
+  };
+
+  /** Sends a response now, or queues a copy behind older ones and stops reading this client until it has room. */
   const respond = (conn: Connection, iov: Uint8Array[]): void => {
     const p = conn.context as Pending | undefined;
     if (p === undefined || p.backlog.length === 0) {
       if (conn.responseSendv(iov) !== -EAGAIN) return;
     }
     const total = iov.reduce((n, b) => n + b.byteLength, 0);
+    const q = state(conn);
+    if (queuedBytes + total > QUEUE_LIMIT) {
+      conn.disconnect(); // its response would pass the thread's bound: as the C server drops a client that lets too much pile up
+      return;
+    }
     const copy = new Uint8Array(total);
     let at = 0;
     for (const b of iov) {
       copy.set(b, at);
       at += b.byteLength;
     }
-    const q = state(conn);
     q.backlog.push(copy);
     q.backlogBytes += total;
-    if (q.backlogBytes > BACKLOG_LIMIT) {
-      conn.disconnect();
-      return;
-    }
-    if (q.retry === undefined) flush(conn, q);
+    queuedBytes += total;
+    conn.pause();
+    whenDrained(conn, q);
   };
 
   const answer = (conn: Connection, id: number, error: number) => respond(conn, [makeResponse(id, error)]);
@@ -156,16 +174,12 @@ export function echoHandlers(): Required<Pick<ConnectionHandlers, 'msgProcess' |
       p.eventNext = 0;
       p.eventTotal = count;
       p.eventLength = length;
-      if (p.retry === undefined) flush(conn, p);
+      if (p.backlog.length === 0) flush(conn, p);
       return 0;
     },
     connectionClosed(conn) {
       const p = conn.context as Pending | undefined;
-      const retry = p?.retry;
-      if (retry !== undefined) {
-        if ('immediate' in retry) clearImmediate(retry.immediate);
-        else clearTimeout(retry.timer);
-      }
+      if (p !== undefined) release(p); // a pending onDrain callback is dropped with the connection
       conn.context = undefined;
       return 0;
     },

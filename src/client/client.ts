@@ -6,7 +6,7 @@
 // setup socket, so a dead server fails every pending call with ENOTCONN at once.
 import { IpcType, LoopPriority, PollEvent } from '../constants.js';
 import { EAGAIN, EINVAL, EMSGSIZE, ENOTCONN, ENOTSUP, ETIMEDOUT, isDisconnectError } from '../errno.js';
-import { asByteParts, asBytes, QbError } from '../errors.js';
+import { abortError, asByteParts, asBytes, QbError, validateSignal, type AbortError } from '../errors.js';
 import { CONNECTION_RESPONSE_SIZE, TransportType } from '../handshake.js';
 import { native, type NativeSemWaiter } from '../native.js';
 import { validateServiceName } from '../options.js';
@@ -25,10 +25,18 @@ export interface ServerCredentials {
   gid: number;
 }
 
+/** Options of recv(), eventRecv() and events(). */
+export interface ReceiveOptions {
+  /** Aborting it rejects the waiting call with an AbortError; the message it would have had goes to the next call. */
+  signal?: AbortSignal;
+}
+
 interface Waiter {
   resolve(message: Uint8Array): void;
-  reject(error: QbError): void;
+  reject(error: QbError | AbortError): void;
   timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
 }
 
 const DEAD = PollEvent.HUP | PollEvent.ERR | PollEvent.NVAL;
@@ -56,7 +64,7 @@ export class Client {
   private closed = false;
   private fcEnableMax = 1;
   private readonly responses: Waiter[] = [];
-  private readonly events: Waiter[] = [];
+  private readonly eventWaiters: Waiter[] = [];
   private waiter: NativeSemWaiter | undefined;
   private semWaiting = false;
   /** Event masks currently registered, per fd. */
@@ -139,8 +147,8 @@ export class Client {
    * arrives or the server goes; 0 only looks. Rejects with errno ETIMEDOUT,
    * EAGAIN (timeout 0), ENOTCONN (server gone or disconnect()).
    */
-  recv(timeoutMs = -1): Promise<Uint8Array> {
-    return this.enqueue(this.responses, timeoutMs, 'response');
+  recv(timeoutMs = -1, options?: ReceiveOptions): Promise<Uint8Array> {
+    return this.enqueue(this.responses, timeoutMs, 'response', options?.signal);
   }
 
   /** qb_ipcc_sendv_recv with one part. */
@@ -200,12 +208,35 @@ export class Client {
     return this.recvSync(timeoutMs);
   }
 
-  /** qb_ipcc_event_recv: the next event. Same timeouts and errors as recv(). */
-  eventRecv(timeoutMs = -1): Promise<Uint8Array> {
-    return this.enqueue(this.events, timeoutMs, 'event');
+  /** qb_ipcc_event_recv: the next event. Same timeouts, errors and options as recv(). */
+  eventRecv(timeoutMs = -1, options?: ReceiveOptions): Promise<Uint8Array> {
+    return this.enqueue(this.eventWaiters, timeoutMs, 'event', options?.signal);
   }
 
-  private enqueue(queue: Waiter[], timeoutMs: number, what: 'response' | 'event'): Promise<Uint8Array> {
+  /**
+   * The events as an async iterator: `for await (const event of client.events({ signal }))`.
+   * Ends when the client is disconnected (disconnect(), or the server went away:
+   * check isConnected); an aborted signal makes it throw an AbortError.
+   */
+  async *events(options?: ReceiveOptions): AsyncGenerator<Uint8Array, void, undefined> {
+    const signal = validateSignal(options?.signal, 'options.signal');
+    for (;;) {
+      let event: Uint8Array;
+      try {
+        event = await this.enqueue(this.eventWaiters, -1, 'event', signal);
+      } catch (error) {
+        if (error instanceof QbError && error.errno === -ENOTCONN) return;
+        throw error;
+      }
+      yield event;
+    }
+  }
+
+  private enqueue(queue: Waiter[], timeoutMs: number, what: 'response' | 'event', signal: AbortSignal | undefined): Promise<Uint8Array> {
+    if (signal !== undefined) {
+      validateSignal(signal, 'options.signal');
+      if (signal.aborted) return Promise.reject(abortError(signal, `${what === 'response' ? 'recv' : 'eventRecv'}()`));
+    }
     if (!this.connected) return Promise.reject(new QbError(-ENOTCONN, `no ${what}: not connected`));
     if (queue.length === 0) {
       // The fast path: it is already there.
@@ -220,18 +251,17 @@ export class Client {
       }
     }
     return new Promise<Uint8Array>((resolve, reject) => {
-      const waiter: Waiter = { resolve, reject, timer: undefined };
+      const waiter: Waiter = { resolve, reject, timer: undefined, signal, onAbort: undefined };
       if (timeoutMs >= 0) {
         waiter.timer = setTimeout(() => {
-          const index = queue.indexOf(waiter);
-          if (index < 0) return;
-          queue.splice(index, 1);
-          release();
           const gone = !this.isConnected;
-          waiter.reject(new QbError(gone ? -ENOTCONN : timeoutMs === 0 ? -EAGAIN : -ETIMEDOUT,
+          this.abandon(queue, waiter, new QbError(gone ? -ENOTCONN : timeoutMs === 0 ? -EAGAIN : -ETIMEDOUT,
             gone ? `the server went away while waiting for a ${what}` : `no ${what} within ${timeoutMs} ms`));
-          this.watch();
         }, timeoutMs);
+      }
+      if (signal !== undefined) {
+        waiter.onAbort = () => this.abandon(queue, waiter, abortError(signal, `${what === 'response' ? 'recv' : 'eventRecv'}()`));
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
       }
       hold();
       queue.push(waiter);
@@ -240,9 +270,22 @@ export class Client {
     });
   }
 
+  /** A waiting call gives up (timeout, abort): it leaves the queue, and the loop stops waiting for it if it was the last. */
+  private abandon(queue: Waiter[], waiter: Waiter, error: QbError | AbortError): void {
+    const index = queue.indexOf(waiter);
+    if (index < 0) return;
+    queue.splice(index, 1);
+    clearTimeout(waiter.timer);
+    if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
+    release();
+    waiter.reject(error);
+    this.watch();
+  }
+
   private settle(queue: Waiter[], result: Uint8Array | QbError): void {
     const waiter = queue.shift()!;
     clearTimeout(waiter.timer);
+    if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
     release();
     if (result instanceof Uint8Array) waiter.resolve(result);
     else waiter.reject(result);
@@ -272,7 +315,7 @@ export class Client {
   }
 
   private pumpEvents(): void {
-    this.pump(this.events, () => this.channel.takeEvent(), 'event');
+    this.pump(this.eventWaiters, () => this.channel.takeEvent(), 'event');
   }
 
   private readonly onSemaphore = (_result: number): void => {
@@ -294,7 +337,7 @@ export class Client {
   private watch(): void {
     if (!this.connected) return;
     const c = this.channel;
-    const wantEvents = this.events.length > 0 ? PollEvent.IN : 0;
+    const wantEvents = this.eventWaiters.length > 0 ? PollEvent.IN : 0;
     const wantResponses = this.responses.length > 0;
     if (c.type === IpcType.SHM) {
       this.setMask(this.setupFd, (this.currentMask(this.setupFd) & PollEvent.IN) | wantEvents | c.setupInterest);
@@ -314,7 +357,7 @@ export class Client {
   /** After a readiness report: POLLIN stays only where a call still waits. */
   private quiet(fd: number): void {
     const c = this.channel;
-    const waiting = (fd === c.eventFd && this.events.length > 0) || (fd === c.responseFd && this.responses.length > 0);
+    const waiting = (fd === c.eventFd && this.eventWaiters.length > 0) || (fd === c.responseFd && this.responses.length > 0);
     const mask = this.currentMask(fd);
     if (!waiting && mask & PollEvent.IN) this.setMask(fd, mask & ~PollEvent.IN);
   }
@@ -343,7 +386,7 @@ export class Client {
       this.serverGone();
       return 0;
     }
-    if (this.events.length > 0 && (fd === this.channel.eventFd)) this.pumpEvents();
+    if (this.eventWaiters.length > 0 && (fd === this.channel.eventFd)) this.pumpEvents();
     if (this.responses.length > 0 && fd === this.channel.responseFd) this.pumpResponses();
     if (!this.connected) return 0;
     if (revents & PollEvent.IN) this.quiet(fd);
@@ -386,6 +429,17 @@ export class Client {
     native.shutdown(this.setupFd);
     native.close(this.setupFd);
     this.setupFd = -1;
+  }
+
+  /** `using client = …`: disconnect(). */
+  [Symbol.dispose](): void {
+    this.disconnect();
+  }
+
+  /** `await using client = await connect(…)`: disconnect(). */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.disconnect();
+    return Promise.resolve();
   }
 }
 

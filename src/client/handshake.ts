@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { LoopPriority, PollEvent } from '../constants.js';
 import { EAGAIN, ENOTCONN, ETIMEDOUT } from '../errno.js';
-import { QbError } from '../errors.js';
+import { abortError, QbError, validateSignal, type AbortError } from '../errors.js';
 import {
   buildConnectionRequest, CONNECTION_REQUEST_SIZE, CONNECTION_RESPONSE_SIZE, parseConnectionResponse, TransportType,
 } from '../handshake.js';
@@ -21,6 +21,8 @@ export interface ConnectOptions {
   filesystemSockets?: boolean;
   /** libqb's SOCKETDIR (Debian: /tmp). */
   socketDir?: string;
+  /** Aborting it gives up the connect: it rejects with an AbortError and nothing is left open. */
+  signal?: AbortSignal;
 }
 
 /** What the server answered, and who it is. */
@@ -51,7 +53,7 @@ function openSetupSocket(name: string, maxMsgSize: number, options: ConnectOptio
 }
 
 /** Steps 4–7: waits (in the loop) for the whole response; split arrivals are fine. */
-function readResponse(fd: number, timeoutMs: number): Promise<{ bytes: Uint8Array; credentials: Int32Array }> {
+function readResponse(fd: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<{ bytes: Uint8Array; credentials: Int32Array }> {
   const bytes = new Uint8Array(CONNECTION_RESPONSE_SIZE);
   const credentials = new Int32Array(4);
   const scratch = new Int32Array(4);
@@ -59,9 +61,11 @@ function readResponse(fd: number, timeoutMs: number): Promise<{ bytes: Uint8Arra
   const loop = clientLoop();
   return new Promise((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
-    const finish = (error?: QbError) => {
+    const onAbort = () => finish(abortError(signal!, 'connect()'));
+    const finish = (error?: QbError | AbortError) => {
       loop.dispatchDel(fd);
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       release();
       if (error) reject(error);
       else resolve({ bytes, credentials });
@@ -84,15 +88,18 @@ function readResponse(fd: number, timeoutMs: number): Promise<{ bytes: Uint8Arra
       return reject(new QbError(rc, 'cannot watch the setup socket'));
     }
     if (timeoutMs >= 0) timer = setTimeout(() => finish(new QbError(-ETIMEDOUT, `no connection response within ${timeoutMs} ms`)), timeoutMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
 /** The whole handshake; rejects with the server's errno when it refuses (as qb_ipcc_connect's errno). */
 export async function handshake(name: string, maxMsgSize: number, options: ConnectOptions): Promise<HandshakeResult> {
+  const signal = validateSignal(options.signal, 'options.signal');
+  if (signal?.aborted) throw abortError(signal, 'connect()');
   const fd = openSetupSocket(name, maxMsgSize, options);
   let response: { bytes: Uint8Array; credentials: Int32Array };
   try {
-    response = await readResponse(fd, options.timeoutMs ?? -1);
+    response = await readResponse(fd, options.timeoutMs ?? -1, signal);
   } catch (error) {
     native.close(fd);
     throw error;

@@ -112,6 +112,11 @@ export class ShmRing {
     return true;
   }
 
+  /** True when the client has taken every chunk we wrote: its read_pt has reached our write_pt. */
+  get drained(): boolean {
+    return Atomics.load(this.header, HeaderWord.READ_PT) >>> 0 === this.writePt;
+  }
+
   /** Chunks posted and not yet taken by the client (event_q_length for SHM). */
   get pending(): number {
     return semValue(this.header);

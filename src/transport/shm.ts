@@ -12,7 +12,8 @@ import { mappedProbe, type MappedProbe } from '../shm/probe.js';
 import { semAddress, semValue, semWake } from '../shm/semaphore.js';
 import type { ShmRing } from '../shm/ring.js';
 import { CpuHandoff } from '../cpu-handoff.js';
-import { Channel, type Transport, type TransportHost } from './transport.js';
+import { RoomPoll } from './room-poll.js';
+import { Channel, ChannelBit, type Transport, type TransportHost } from './transport.js';
 
 const WATCH = PollEvent.IN | PollEvent.PRI | PollEvent.NVAL;
 const WATCH_FLOW_CONTROLLED = PollEvent.PRI | PollEvent.NVAL; // HUP/ERR still arrive
@@ -113,6 +114,9 @@ export class ShmTransport implements Transport {
   private stopped = false;
   private closed = false;
   private readonly handoff: CpuHandoff | undefined;
+  /** Waits for the client to drain the rings in `roomWanted` (awaitRoom): created at the first wait. */
+  private roomPoll: RoomPoll | undefined;
+  private roomWanted = 0;
   requestId = 0;
   requestSize = 0;
   requestCapacity = 0;
@@ -287,6 +291,18 @@ export class ShmTransport implements Transport {
     if (wasOn !== (value !== 0) && this.watching) this.watch();
   }
 
+  /** SHM: a ring has room once the client has taken all we wrote (nothing tells us: polled, see room-poll.ts). */
+  awaitRoom(channels: number, ready: () => void): void {
+    if (this.stopped) return;
+    this.roomWanted = channels;
+    (this.roomPoll ??= new RoomPoll(() => this.hasRoom())).start(ready);
+  }
+
+  private hasRoom(): boolean {
+    const wanted = this.roomWanted;
+    return ((wanted & ChannelBit.RESPONSE) === 0 || this.responses.drained) && ((wanted & ChannelBit.EVENT) === 0 || this.events.drained);
+  }
+
   get eventQueueLength(): number {
     return this.closed ? 0 : this.events.pending;
   }
@@ -296,6 +312,7 @@ export class ShmTransport implements Transport {
   }
 
   stop(): void {
+    this.roomPoll?.cancel();
     if (this.watching) this.host.poll.dispatchDel(this.fd);
     this.watching = false;
     this.stopped = true;

@@ -6,7 +6,6 @@
 // Hostile-client rules: every datagram is checked (sender credentials, length,
 // truncation, hdr.size = length); the control words the client can write are
 // never trusted (the queue length is not read; the event count is clamped).
-import { debuglog } from 'node:util';
 import { PollEvent } from '../constants.js';
 import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { constants } from 'node:os';
@@ -16,9 +15,9 @@ import { TransportType } from '../handshake.js';
 import { REQUEST_HEADER_SIZE } from '../headers.js';
 import { native } from '../native.js';
 import { mappedProbe, type MappedProbe } from '../shm/probe.js';
-import { Channel, type Transport, type TransportHost } from './transport.js';
+import { RoomPoll } from './room-poll.js';
+import { Channel, ChannelBit, type Transport, type TransportHost } from './transport.js';
 
-const log = debuglog('qbipc');
 const ENAMETOOLONG = constants.errno.ENAMETOOLONG;
 
 /** The control file: six i32 words. */
@@ -147,6 +146,12 @@ export class SocketTransport implements Transport {
   private firstOfRound = false;
   private buffer: Uint8Array;
   private words: Int32Array;
+  /** awaitRoom: the channels still waited for, those watched for POLLOUT, and whom to tell. */
+  private roomWanted = 0;
+  private watchingOut = 0;
+  private roomReady: (() => void) | undefined;
+  /** For channels whose client socket is not bound yet (nothing to poll for POLLOUT), and empty waits. */
+  private roomPoll: RoomPoll | undefined;
   requestId = 0;
   requestSize = 0;
   requestCapacity = 0;
@@ -181,7 +186,8 @@ export class SocketTransport implements Transport {
   }
 
   private get requestEvents(): number {
-    return this.flowControl !== 0 ? 0 : PollEvent.IN;
+    const out = this.watchingOut & ChannelBit.RESPONSE ? PollEvent.OUT : 0;
+    return this.flowControl !== 0 ? out : PollEvent.IN | out;
   }
 
   /** Level-triggered: datagrams a round leaves (budget, back-off) bring us back. */
@@ -190,7 +196,8 @@ export class SocketTransport implements Transport {
       this.host.hangUp('request socket error');
       return 0;
     }
-    if (revents & PollEvent.IN) {
+    if (revents & PollEvent.OUT) this.gotRoom(ChannelBit.RESPONSE);
+    if (revents & PollEvent.IN && !this.closed) {
       // Any datagram, a stranger's too, is a chance to connect to the client once it has bound its sockets:
       // from then on the kernel refuses strangers and no longer holds the client to max_dgram_qlen.
       if (!this.responseConnected) this.connect('response');
@@ -279,7 +286,7 @@ export class SocketTransport implements Transport {
       if (n < 0) return n;
       const c = this.client;
       if (credentials[3] !== 1 || credentials[0] !== c[0] || credentials[1] !== c[1] || credentials[2] !== c[2]) {
-        log('dropped a %d-byte datagram from pid %d: not the client (pid %d)', n, credentials[0], c[0]);
+        this.host.log?.('debug', 'fault', `dropped a ${n}-byte datagram from pid ${credentials[0]}: not the client (pid ${c[0]})`, { sender: credentials[0] });
         continue;
       }
       // The client has attached both its sockets: from now on the kernel refuses other senders.
@@ -314,6 +321,66 @@ export class SocketTransport implements Transport {
     if (wasOn !== (value !== 0) && this.watching) this.watch();
   }
 
+  /**
+   * A channel has room when the kernel says its socket is writable (POLLOUT on a
+   * connected datagram socket: the client's receive queue has room). A channel
+   * whose client socket is not bound yet is first polled until it connects.
+   */
+  awaitRoom(channels: number, ready: () => void): void {
+    if (this.closed) return;
+    this.cancelRoom();
+    this.roomWanted = channels;
+    this.roomReady = ready;
+    const unbound = () => ((channels & ChannelBit.RESPONSE) !== 0 && !this.connect('response')) ||
+      ((channels & ChannelBit.EVENT) !== 0 && !this.connect('event'));
+    if (channels === 0 || unbound()) {
+      (this.roomPoll ??= new RoomPoll(() => !unbound())).start(() => (channels === 0 ? this.roomFound() : this.watchRoom()));
+      return;
+    }
+    this.watchRoom();
+  }
+
+  private watchRoom(): void {
+    this.watchingOut = this.roomWanted;
+    if (this.watchingOut & ChannelBit.EVENT && this.host.poll.dispatchAdd(this.host.priority, this.eventFd, PollEvent.OUT, this.onEventRoom) < 0) {
+      this.watchingOut &= ~ChannelBit.EVENT;
+      this.gotRoom(ChannelBit.EVENT); // cannot watch it: let the application try (and learn EAGAIN again)
+    }
+    if (this.watchingOut & ChannelBit.RESPONSE && this.watching) this.watch();
+  }
+
+  private readonly onEventRoom = (_fd: number, revents: number): number => {
+    if (revents & (PollEvent.ERR | PollEvent.NVAL)) this.host.hangUp('event socket error');
+    else if (revents & PollEvent.OUT) this.gotRoom(ChannelBit.EVENT);
+    return 0;
+  };
+
+  private gotRoom(bit: number): void {
+    if (this.watchingOut & bit) {
+      this.watchingOut &= ~bit;
+      if (bit === ChannelBit.EVENT) this.host.poll.dispatchDel(this.eventFd);
+      else if (this.watching) this.watch();
+    }
+    this.roomWanted &= ~bit;
+    if (this.roomWanted === 0 && this.roomReady !== undefined) this.roomFound();
+  }
+
+  private roomFound(): void {
+    const ready = this.roomReady;
+    this.roomReady = undefined;
+    ready?.();
+  }
+
+  private cancelRoom(): void {
+    this.roomPoll?.cancel();
+    this.roomReady = undefined;
+    this.roomWanted = 0;
+    if (this.watchingOut & ChannelBit.EVENT) this.host.poll.dispatchDel(this.eventFd);
+    const wasResponse = this.watchingOut & ChannelBit.RESPONSE;
+    this.watchingOut = 0;
+    if (wasResponse && this.watching && !this.closed) this.watch();
+  }
+
   get eventQueueLength(): number {
     return this.closed ? 0 : Math.max(0, Atomics.load(this.control, ControlWord.EVENT_SENT));
   }
@@ -326,6 +393,7 @@ export class SocketTransport implements Transport {
   stop(): void {
     if (this.closed) return;
     this.closed = true;
+    this.cancelRoom();
     if (this.watching) {
       this.host.poll.dispatchDel(this.requestFd);
       this.host.poll.dispatchDel(this.setupFd);

@@ -6,6 +6,7 @@
 // client is woken, including the batching of wakes within a round.
 import type { LoopPriority } from '../constants.js';
 import type { TransportType } from '../handshake.js';
+import type { LogEvent, LogLevel } from '../logger.js';
 import type { PollHandlers } from '../poll.js';
 
 /** The connection side of a transport: where readiness and hang-ups go. */
@@ -22,10 +23,15 @@ export interface TransportHost {
   serveRound(): number;
   /** The peer went away or broke the protocol. */
   hangUp(reason: string): void;
+  /** A log point about this connection (options.logger). */
+  log?(level: LogLevel, event: LogEvent, message: string, extra?: object): void;
 }
 
 export const Channel = { RESPONSE: 0, EVENT: 1 } as const;
 export type Channel = (typeof Channel)[keyof typeof Channel];
+
+/** Channels as bits of a mask (awaitRoom). */
+export const ChannelBit = { RESPONSE: 1, EVENT: 2 } as const;
 
 export interface Transport {
   readonly type: TransportType;
@@ -53,6 +59,13 @@ export interface Transport {
   /** One message of `length` bytes made of `parts`: `length`, or -errno (-EAGAIN: no room now). */
   send(channel: Channel, parts: readonly Uint8Array[], length: number): number;
   flowControlSet(value: number): void;
+  /**
+   * Calls `ready` once every channel in `channels` (ChannelBit mask) has room
+   * again, from a later turn of the loop (at once, then, for an empty mask).
+   * One wait at a time: a second call before `ready` replaces the first. Never
+   * called after stop().
+   */
+  awaitRoom(channels: number, ready: () => void): void;
   /** Events posted and not yet taken by the client. */
   readonly eventQueueLength: number;
   /** Disconnect: stops watching and sending, closes its sockets (not the setup socket). Idempotent. */
