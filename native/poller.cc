@@ -94,7 +94,12 @@ class Poller : public Napi::ObjectWrap<Poller> {
     napi_value callback, receiver;
     if (napi_get_reference_value(env, self->callback_, &callback) == napi_ok && callback != nullptr &&
         napi_get_reference_value(env, self->receiver_, &receiver) == napi_ok && receiver != nullptr) {
-      napi_make_callback(env, nullptr, receiver, callback, 0, nullptr, nullptr);
+      // An exception from the callback (or from a nextTick it queued) has no JS caller to reach:
+      // hand it to Node's uncaught-exception handling, as any libuv callback of Node's own does.
+      if (napi_make_callback(env, nullptr, receiver, callback, 0, nullptr, nullptr) == napi_pending_exception) {
+        napi_value error;
+        if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
+      }
     }
     napi_close_handle_scope(env, scope);
   }

@@ -3,6 +3,7 @@
 // returns, before the next JS callback of the same poll phase (here the batch
 // of a second loop, whose fd became ready at the same time).
 import test from 'ava';
+import { execFile } from 'node:child_process';
 import { LoopPriority, PollEvent } from '../src/index.js';
 import { native } from '../src/native.js';
 import { NativeLoop } from '../src/poll.js';
@@ -35,4 +36,31 @@ test('nextTick and microtasks queued by a dispatch run right after its batch', a
   const first = log[0]!.slice(-1);
   const second = first === '0' ? '1' : '0';
   t.deepEqual(log, [first, second].flatMap((i) => [`dispatch${i}`, `tick${i}`, `micro${i}`]));
+});
+
+test('an exception from a dispatch function or a nextTick it queued reaches process uncaughtException, not the void', async (t) => {
+  // In a child: with no handler the process must not go on as if nothing happened.
+  const dist = new URL('../src/', import.meta.url).href;
+  const script = `
+    const { NativeLoop } = await import('${dist}poll.js');
+    const { native } = await import('${dist}native.js');
+    const seen = [];
+    process.on('uncaughtException', (e) => { seen.push(e.message); if (seen.length === 2) { console.log(seen.join(',')); process.exit(0); } });
+    const loop = new NativeLoop();
+    const name = 'qbipc-throw-' + process.pid;
+    const fd = native.listenStream(name, true);
+    let calls = 0;
+    loop.dispatchAdd(2, fd, 1, () => {
+      native.close(native.acceptStream(fd));
+      if (++calls === 1) { process.nextTick(() => { throw new Error('from a tick'); }); return 0; }
+      loop.dispatchDel(fd);
+      throw new Error('from the dispatch');
+    });
+    native.connectStream(name, true);
+    native.connectStream(name, true);`;
+  const { stdout, code } = await new Promise<{ stdout: string; code: number | null }>((resolve) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000 }, (error, out) => resolve({ stdout: out, code: error === null ? 0 : (error.code as number | null) }));
+  });
+  t.is(code, 0);
+  t.is(stdout.trim(), 'from a tick,from the dispatch');
 });
