@@ -25,13 +25,17 @@ function* sources(dir) {
 }
 
 const config = mtime(path.join(root, 'tsconfig.json'));
-const stale = ['src', 'workers', 'test', 'bench'].some((dir) => [...sources(dir)].some((rel) => {
-  const out = mtime(path.join(root, 'dist', rel.replace(/\.ts$/, '.js')));
-  return out < 0 || out < mtime(path.join(root, rel)) || out < config;
-}));
+const stale = ['src', 'workers', 'test', 'bench'].some((dir) =>
+  [...sources(dir)].some((rel) => {
+    const out = mtime(path.join(root, 'dist', rel.replace(/\.ts$/, '.js')));
+    return out < 0 || out < mtime(path.join(root, rel)) || out < config;
+  }),
+);
 if (stale) {
   try {
-    execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' });
+    execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')], {
+      stdio: 'inherit',
+    });
   } catch (error) {
     process.exit(typeof error.status === 'number' ? error.status : 1); // tsc printed why
   }

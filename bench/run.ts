@@ -31,7 +31,9 @@ export const BENCH_USAGE = `usage: qbipc bench [--quick] [--servers KEYS] [--cli
   --quick        under a minute: 5 workloads, 1 round of 0.4 s per cell (a smoke run, not numbers)
   --servers      comma-separated, default all: ${SERVERS.map((s) => s.key).join(', ')}
                  (libqb runs whenever a qbipc server does: it is the ratio's base)
-  --clients      comma-separated, default all (--quick: ${CLIENTS.filter((c) => c.quick).map((c) => c.key).join(', ')}): ${CLIENTS.map((c) => c.key).join(', ')}
+  --clients      comma-separated, default all (--quick: ${CLIENTS.filter((c) => c.quick)
+    .map((c) => c.key)
+    .join(', ')}): ${CLIENTS.map((c) => c.key).join(', ')}
   --workloads    comma-separated keys or prefixes (pp-, pipe-, events-, churn-), default all
   --rounds N     rounds, default 3 (--quick: 1); the tables show the median and the spread
   --seconds S    seconds per cell, default 2 (--quick: 0.4)
@@ -43,9 +45,17 @@ export const BENCH_USAGE = `usage: qbipc bench [--quick] [--servers KEYS] [--cli
                  (also a .partial.json that an interrupted run left); several, comma-separated:
                  runs of the same cells pooled into one run of all their rounds`;
 
-function pick<T extends { key: string }>(table: T[], list: string | undefined, flag: string, match: (item: T, word: string) => boolean): T[] {
+function pick<T extends { key: string }>(
+  table: T[],
+  list: string | undefined,
+  flag: string,
+  match: (item: T, word: string) => boolean,
+): T[] {
   if (list === undefined) return table;
-  const words = list.split(',').map((w) => w.trim()).filter(Boolean);
+  const words = list
+    .split(',')
+    .map((w) => w.trim())
+    .filter(Boolean);
   for (const w of words) {
     if (!table.some((item) => match(item, w))) {
       throw new UsageError(`${flag}: unknown "${w}"; choose from ${table.map((t) => t.key).join(', ')}`, BENCH_USAGE);
@@ -55,23 +65,37 @@ function pick<T extends { key: string }>(table: T[], list: string | undefined, f
 }
 
 function parse(argv: string[]) {
-  const { values, positionals } = parseFlags(argv, {
-    quick: { type: 'boolean' },
-    servers: { type: 'string' },
-    clients: { type: 'string' },
-    workloads: { type: 'string' },
-    rounds: { type: 'string' },
-    seconds: { type: 'string' },
-    settle: { type: 'string' },
-    docs: { type: 'boolean' },
-    from: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  }, BENCH_USAGE);
+  const { values, positionals } = parseFlags(
+    argv,
+    {
+      quick: { type: 'boolean' },
+      servers: { type: 'string' },
+      clients: { type: 'string' },
+      workloads: { type: 'string' },
+      rounds: { type: 'string' },
+      seconds: { type: 'string' },
+      settle: { type: 'string' },
+      docs: { type: 'boolean' },
+      from: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    BENCH_USAGE,
+  );
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`, BENCH_USAGE);
   const quick = values.quick === true;
-  const workloads = pick(quick ? QUICK : FULL, values.workloads, '--workloads', (w, word) => w.key === word || (word.endsWith('-') && w.key.startsWith(word)));
+  const workloads = pick(
+    quick ? QUICK : FULL,
+    values.workloads,
+    '--workloads',
+    (w, word) => w.key === word || (word.endsWith('-') && w.key.startsWith(word)),
+  );
   let servers = pick(SERVERS, values.servers, '--servers', (s, word) => s.key === word);
-  let clients = pick(CLIENTS.filter((c) => !quick || c.quick || values.clients !== undefined), values.clients, '--clients', (c, word) => c.key === word);
+  let clients = pick(
+    CLIENTS.filter((c) => !quick || c.quick || values.clients !== undefined),
+    values.clients,
+    '--clients',
+    (c, word) => c.key === word,
+  );
   // A client this build lacks: an error when asked for by name, a note otherwise.
   const unavailable: Array<{ key: string; why: string }> = [];
   for (const c of clients) {
@@ -81,7 +105,8 @@ function parse(argv: string[]) {
     unavailable.push({ key: c.key, why });
   }
   clients = clients.filter((c) => !unavailable.some((u) => u.key === c.key));
-  if (servers.some((s) => s.speaks === 'libqb') && !servers.some((s) => s.baseline)) servers = [SERVERS.find((s) => s.baseline)!, ...servers];
+  if (servers.some((s) => s.speaks === 'libqb') && !servers.some((s) => s.baseline))
+    servers = [SERVERS.find((s) => s.baseline)!, ...servers];
   const rounds = intFlag(values.rounds, '--rounds', 1, 100, quick ? 1 : 3, BENCH_USAGE);
   if (values.docs === true && values.from === undefined) docsWorthy({ quick, rounds });
   return {
@@ -102,7 +127,13 @@ function parse(argv: string[]) {
 /** The docs show medians with a spread: a smoke run or an interrupted one must not land there. */
 function docsWorthy(run: { quick: boolean; rounds: number; partial?: number | undefined }, file?: string): void {
   const what = file === undefined ? 'this run' : file;
-  const why = run.quick ? 'is a --quick run' : run.partial !== undefined ? 'was interrupted' : run.rounds < 3 ? `has ${run.rounds} round(s), fewer than 3` : undefined;
+  const why = run.quick
+    ? 'is a --quick run'
+    : run.partial !== undefined
+      ? 'was interrupted'
+      : run.rounds < 3
+        ? `has ${run.rounds} round(s), fewer than 3`
+        : undefined;
   if (why !== undefined) throw new UsageError(`--docs: ${what} ${why}; docs/benchmark.md shows full runs only`, BENCH_USAGE);
 }
 
@@ -134,7 +165,10 @@ export async function runBench(argv: string[]): Promise<number> {
     return 0;
   }
   if (opts.from !== undefined) {
-    const files = opts.from.split(',').map((f) => f.trim()).filter(Boolean);
+    const files = opts.from
+      .split(',')
+      .map((f) => f.trim())
+      .filter(Boolean);
     let earlier: Results;
     try {
       earlier = files.length === 1 ? readResults(files[0]!) : poolRuns(files.map(readResults), files);
@@ -150,21 +184,32 @@ export async function runBench(argv: string[]): Promise<number> {
   const withC = opts.servers.some((s) => s.speaks === 'libqb') || opts.clients.some((c) => c.speaks === 'libqb');
   if (withC) {
     const missing = libqbMissing();
-    if (missing !== undefined) throw new Error(`${missing}\n(without it only the node net row can run: qbipc bench --servers net --clients node)`);
+    if (missing !== undefined)
+      throw new Error(`${missing}\n(without it only the node net row can run: qbipc bench --servers net --clients node)`);
     buildC('qbload');
     buildC('qb-echo-server');
     buildC('compute-loop');
   }
-  const pairs: Pair[] = opts.servers.flatMap((server) => opts.clients.filter((c) => c.speaks === server.speaks).map((client) => ({ server, client })));
+  const pairs: Pair[] = opts.servers.flatMap((server) =>
+    opts.clients.filter((c) => c.speaks === server.speaks).map((client) => ({ server, client })),
+  );
   const skipped = new Map<string, string>(); // server key → why
   const measurements: Measurement[] = [];
   const calibration: CalibrationSample[] = [];
   const results = (): Results => ({
-    version: 1, when, quick: opts.quick, rounds: opts.rounds, seconds: opts.seconds, settle: opts.settle, machine: info,
+    version: 1,
+    when,
+    quick: opts.quick,
+    rounds: opts.rounds,
+    seconds: opts.seconds,
+    settle: opts.settle,
+    machine: info,
     servers: opts.servers.map((s) => ({ key: s.key, skipped: skipped.get(s.key) })),
     clients: opts.clients.map((c) => c.key),
     unavailable: opts.unavailable,
-    workloads: opts.workloads, measurements, ...(withC ? { calibration } : {}),
+    workloads: opts.workloads,
+    measurements,
+    ...(withC ? { calibration } : {}),
   });
   // After every round the measurements so far go to a .partial.json (`--from` publishes it).
   const when = new Date().toISOString();
@@ -202,13 +247,17 @@ export async function runBench(argv: string[]): Promise<number> {
       }
       if (failed !== undefined) throw failed;
       progress.step(`round ${round + 1}/${opts.rounds}: warming up the servers (not recorded)`);
-      const warm = starting.filter((s) => running.has(s.key)).map((s) => ({
-        name: s.name, server: running.get(s.key)!, client: pairs.find((p) => p.server === s)!.client, // the table's first client: qbload for libqb servers
-      }));
+      const warm = starting
+        .filter((s) => running.has(s.key))
+        .map((s) => ({
+          name: s.name,
+          server: running.get(s.key)!,
+          client: pairs.find((p) => p.server === s)!.client, // the table's first client: qbload for libqb servers
+        }));
       for (const why of await warmUp(warm)) progress.note(why);
       if (withC) {
         progress.step(`round ${round + 1}/${opts.rounds}: machine check (the same loop in C and in Node on CPU ${PIN_CPU})`);
-        calibration.push(...await calibrate(round, opts.seconds));
+        calibration.push(...(await calibrate(round, opts.seconds)));
       }
       for (const [wi, w] of opts.workloads.entries()) {
         const live = pairs.filter((p) => running.has(p.server.key));
@@ -242,7 +291,8 @@ function readResults(file: string): Results {
   } catch (error) {
     throw new UsageError(`--from: cannot read ${file}: ${(error as Error).message}`, BENCH_USAGE);
   }
-  if (raw.version !== 1 || !Array.isArray(raw.measurements)) throw new UsageError(`--from: ${file} is not a results file of this harness`, BENCH_USAGE);
+  if (raw.version !== 1 || !Array.isArray(raw.measurements))
+    throw new UsageError(`--from: ${file} is not a results file of this harness`, BENCH_USAGE);
   return { ...raw, clients: raw.clients.map((c) => (typeof c === 'string' ? c : c.key)) };
 }
 
@@ -261,31 +311,42 @@ function publish(results: Results, opts: { docs: boolean; from?: string }): numb
   const names = NAMES;
   const servers = results.servers.map((s) => SERVERS.find((d) => d.key === s.key)).filter((d): d is ServerDriver => d !== undefined);
   const clients = results.clients.map((k) => CLIENTS.find((c) => c.key === k)).filter((c): c is ClientDriver => c !== undefined);
-  const pairs: Pair[] = servers.flatMap((server) => clients.filter((c) => c.speaks === server.speaks).map((client) => ({ server, client })));
+  const pairs: Pair[] = servers.flatMap((server) =>
+    clients.filter((c) => c.speaks === server.speaks).map((client) => ({ server, client })),
+  );
   const { measurements } = results;
   const ran = new Set(measurements.map((m) => `${m.server}|${m.client}`));
   const rank = (r: Row) => pairs.findIndex((p) => p.server.key === r.server && p.client.key === r.client);
-  const rows = aggregate(measurements, (server, client) => {
-    if (server === 'libqb') return undefined;
-    const c = ran.has(`libqb|${client}`) ? client : 'qbload';
-    return ran.has(`libqb|${c}`) ? { server: 'libqb', client: c } : undefined;
-  }, results.machine.cpus).sort((a, b) => rank(a) - rank(b)); // the driver tables' order, whatever order they ran in
+  const rows = aggregate(
+    measurements,
+    (server, client) => {
+      if (server === 'libqb') return undefined;
+      const c = ran.has(`libqb|${client}`) ? client : 'qbload';
+      return ran.has(`libqb|${c}`) ? { server: 'libqb', client: c } : undefined;
+    },
+    results.machine.cpus,
+  ).sort((a, b) => rank(a) - rank(b)); // the driver tables' order, whatever order they ran in
 
   const notes: string[] = [];
   if (results.partial !== undefined) notes.push(`interrupted: ${results.partial} of ${results.rounds} round(s) measured`);
   if (results.pooled !== undefined) {
-    notes.push(`pooled from ${results.pooled.length} runs: ${results.pooled.map((p) => `${p.when.slice(0, 16).replace('T', ' ')} UTC, qbipc ${p.commit ?? '?'}, ${p.rounds} round(s)`).join('; ')}`);
+    notes.push(
+      `pooled from ${results.pooled.length} runs: ${results.pooled.map((p) => `${p.when.slice(0, 16).replace('T', ' ')} UTC, qbipc ${p.commit ?? '?'}, ${p.rounds} round(s)`).join('; ')}`,
+    );
   }
   for (const s of servers) {
     if (!pairs.some((p) => p.server === s)) notes.push(`${s.name}: no selected client speaks its protocol — not measured`);
   }
   for (const s of results.servers) {
-    if (s.skipped !== undefined) notes.push(`${names.server(s.key)}: skipped — the service cannot run in this build (run() rejected ENOTSUP: ${s.skipped})`);
+    if (s.skipped !== undefined)
+      notes.push(`${names.server(s.key)}: skipped — the service cannot run in this build (run() rejected ENOTSUP: ${s.skipped})`);
   }
   if (pairs.some((p) => p.client.speaks === 'net')) {
-    notes.push('† the node net row uses a node client (bench/clients/node-load.ts: same framing, flags, checks and histogram as qbload): '
-      + 'libqb clients cannot talk to a plain unix socket. Its "vs libqb C" compares with the libqb C server under the libqb C client; '
-      + 'its events share the one stream with the responses.');
+    notes.push(
+      '† the node net row uses a node client (bench/clients/node-load.ts: same framing, flags, checks and histogram as qbload): ' +
+        'libqb clients cannot talk to a plain unix socket. Its "vs libqb C" compares with the libqb C server under the libqb C client; ' +
+        'its events share the one stream with the responses.',
+    );
   }
   for (const u of results.unavailable ?? []) notes.push(`${names.client(u.key)}: not measured — ${u.why}`);
   if (!results.clients.includes('qbipc') && !(results.unavailable ?? []).some((u) => u.key === 'qbipc')) {
@@ -293,13 +354,15 @@ function publish(results: Results, opts: { docs: boolean; from?: string }): numb
   }
   if (results.rounds < 3) notes.push(`${results.rounds} round(s) only: no median to speak of — use the full run (3 rounds) for numbers.`);
   notes.push(...failureNotes(measurements, names));
-  for (const r of rows) if (r.errors > 0) notes.push(`verification errors: ${r.workload} · ${names.server(r.server)} ← ${names.client(r.client)}: ${r.errors}`);
+  for (const r of rows)
+    if (r.errors > 0) notes.push(`verification errors: ${r.workload} · ${names.server(r.server)} ← ${names.client(r.client)}: ${r.errors}`);
 
   const info = results.machine;
-  const summary = `${results.when.slice(0, 16).replace('T', ' ')} UTC · ${results.quick ? 'quick, ' : ''}${results.rounds} round(s)`
-    + `${results.pooled ? ` (${results.pooled.length} runs pooled)` : ''} × ${results.seconds} s per cell`
-    + `${results.settle ? ` after ${results.settle} s settling` : ''} · `
-    + machineLine(info);
+  const summary =
+    `${results.when.slice(0, 16).replace('T', ' ')} UTC · ${results.quick ? 'quick, ' : ''}${results.rounds} round(s)` +
+    `${results.pooled ? ` (${results.pooled.length} runs pooled)` : ''} × ${results.seconds} s per cell` +
+    `${results.settle ? ` after ${results.settle} s settling` : ''} · ` +
+    machineLine(info);
   const check = calibrationLine(results.calibration);
   console.log(`\n${summary}`);
   console.log(terminalTable(rows, results.workloads, names));
@@ -310,10 +373,20 @@ function publish(results: Results, opts: { docs: boolean; from?: string }): numb
   mkdirSync(RESULTS_DIR, { recursive: true });
   const base = opts.from?.replace(/(\.partial)?\.json$/, '') ?? resultsBase(results);
   const file = (ext: string) => `${base}.${ext}`;
-  const svg = plotSvg(`ping-pong 64 B: rate vs clients (${results.rounds} round(s), median; bars: range)`, sweepSeries(rows, results.workloads, names, pairs));
-  const markdown = [`${summary}`, '', markdownTable(rows, results.workloads, names), '', ...(check === undefined ? [] : [check, '']),
-    ...LEGEND.map((l) => `- ${l}`), '',
-    ...notes.map((n) => `- ${n}`)].join('\n');
+  const svg = plotSvg(
+    `ping-pong 64 B: rate vs clients (${results.rounds} round(s), median; bars: range)`,
+    sweepSeries(rows, results.workloads, names, pairs),
+  );
+  const markdown = [
+    `${summary}`,
+    '',
+    markdownTable(rows, results.workloads, names),
+    '',
+    ...(check === undefined ? [] : [check, '']),
+    ...LEGEND.map((l) => `- ${l}`),
+    '',
+    ...notes.map((n) => `- ${n}`),
+  ].join('\n');
   if (opts.from === undefined) writeFileSync(file('json'), `${JSON.stringify({ ...results, rows, notes }, null, 2)}\n`);
   writeFileSync(file('svg'), svg);
   writeFileSync(file('md'), `${markdown}\n`);
@@ -325,7 +398,13 @@ function publish(results: Results, opts: { docs: boolean; from?: string }): numb
   return rows.some((r) => r.failures.length > 0 || r.errors > 0) ? 1 : 0;
 }
 
-async function measure(server: RunningServer, client: ClientDriver, w: Workload, seconds: number, settle: number): Promise<Partial<Measurement>> {
+async function measure(
+  server: RunningServer,
+  client: ClientDriver,
+  w: Workload,
+  seconds: number,
+  settle: number,
+): Promise<Partial<Measurement>> {
   if (!server.alive()) return { error: `the server is gone: ${server.stderrTail() || 'no message'}` };
   const cpusList = w.sameCpu ? PIN_CPU : ALL_CPUS;
   let settling = false;
@@ -338,7 +417,12 @@ async function measure(server: RunningServer, client: ClientDriver, w: Workload,
     settling = false;
     const before = cpuSeconds(server.pid);
     const result = await runLoad(command, argsFor(seconds), cpusList, (seconds + 60) * 1000);
-    return { result, cpuSeconds: cpuSeconds(server.pid) - before, rssKb: rssKb(server.pid), ...(settled === undefined ? {} : { settledMessages: settled }) };
+    return {
+      result,
+      cpuSeconds: cpuSeconds(server.pid) - before,
+      rssKb: rssKb(server.pid),
+      ...(settled === undefined ? {} : { settledMessages: settled }),
+    };
   } catch (error) {
     const tail = server.alive() ? '' : ` (the server exited: ${server.stderrTail() || 'no message'})`;
     return { error: `${settling ? 'settling: ' : ''}${(error as Error).message}${tail}` };
@@ -353,7 +437,8 @@ function sweepSeries(rows: Row[], workloads: Workload[], names: Names, pairs: Pa
     const clients = sweep.get(r.workload);
     if (clients === undefined || r.rounds === 0) continue;
     const key = `${r.server}|${r.client}`;
-    const label = r.client === 'qbload' ? names.server(r.server) : `${names.server(r.server)} ← ${names.client(r.client)}${names.clientMark(r.client)}`;
+    const label =
+      r.client === 'qbload' ? names.server(r.server) : `${names.server(r.server)} ← ${names.client(r.client)}${names.clientMark(r.client)}`;
     const s = series.get(key) ?? { label, colorKey: r.server, dashed: r.client !== 'qbload', points: [] };
     s.points.push({ clients, rate: r.rate, min: r.rateMin, max: r.rateMax });
     series.set(key, s);
@@ -377,8 +462,11 @@ function updateDocs(markdown: string, svgFile: string): void {
 }
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  runBench(process.argv.slice(2)).then((code) => process.exit(code), (error: Error) => {
-    console.error(`bench: ${error.message}${error instanceof UsageError ? `\n${error.usage}` : ''}`);
-    process.exit(error instanceof UsageError ? 2 : 1);
-  });
+  runBench(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: Error) => {
+      console.error(`bench: ${error.message}${error instanceof UsageError ? `\n${error.usage}` : ''}`);
+      process.exit(error instanceof UsageError ? 2 : 1);
+    },
+  );
 }

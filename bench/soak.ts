@@ -64,9 +64,13 @@ if (!(minutes > 0) || !Number.isInteger(workers) || workers < 0 || !(intervalS >
 
 function startServer(transport: 'shm' | 'socket'): Promise<Server> {
   const name = `qbsoak-${process.pid}-${transport}`;
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'serve', name, '--type', transport, '--workers', String(workers)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [path.join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'serve', name, '--type', transport, '--workers', String(workers)],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const stderr: string[] = [];
   createInterface({ input: child.stderr }).on('line', (line) => stderr.push(line));
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
@@ -138,7 +142,10 @@ function heldShm(pid: number): { deletedMapped: number; rssShmem: number } {
   try {
     for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
       if (!line.includes('/dev/shm/') || !line.endsWith('(deleted)')) continue;
-      const [start, end] = line.slice(0, line.indexOf(' ')).split('-').map((x) => parseInt(x, 16));
+      const [start, end] = line
+        .slice(0, line.indexOf(' '))
+        .split('-')
+        .map((x) => parseInt(x, 16));
       deletedMapped += end! - start!;
     }
     const rssShmem = Number(/RssShmem:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
@@ -164,8 +171,10 @@ function sample(elapsedS: number, servers: Server[], tallies: Map<Server, Tally>
     const use = shmUse(s.pid);
     const held = heldShm(s.pid);
     const t = tallies.get(s)!;
-    return `${s.transport}: rss=${(rssKb(s.pid) / 1000).toFixed(1)}MB (shmem ${mb(held.rssShmem)}) fds=${fdCount(s.pid)}` +
-      ` shm=${mb(use.bytes)}MB/${use.dirs}dirs removed-but-mapped=${mb(held.deletedMapped)}MB msgs=${t.messages} errors=${t.errors + t.failedRuns}`;
+    return (
+      `${s.transport}: rss=${(rssKb(s.pid) / 1000).toFixed(1)}MB (shmem ${mb(held.rssShmem)}) fds=${fdCount(s.pid)}` +
+      ` shm=${mb(use.bytes)}MB/${use.dirs}dirs removed-but-mapped=${mb(held.deletedMapped)}MB msgs=${t.messages} errors=${t.errors + t.failedRuns}`
+    );
   });
   const used = (fs.blocks - fs.bfree) * fs.bsize;
   console.log(`t=${String(Math.round(elapsedS)).padStart(4)}s  ${parts.join('  |  ')}  |  /dev/shm used=${mb(used)}MB`);
@@ -177,17 +186,23 @@ async function main(): Promise<number> {
   const tallies = new Map(servers.map((s): [typeof s, Tally] => [s, { runs: 0, messages: 0, errors: 0, failedRuns: 0, notes: [] }]));
   const started = Date.now();
   const deadline = started + minutes * 60_000;
-  console.log(`soak: ${minutes} min, workers=${workers}, servers ${servers.map((s) => `${s.transport} pid ${s.pid}`).join(', ')}; loads: ${LOADS.map((l) => l.label).join(', ')}`);
+  console.log(
+    `soak: ${minutes} min, workers=${workers}, servers ${servers.map((s) => `${s.transport} pid ${s.pid}`).join(', ')}; loads: ${LOADS.map((l) => l.label).join(', ')}`,
+  );
   sample(0, servers, tallies);
 
   const sampler = setInterval(() => sample((Date.now() - started) / 1000, servers, tallies), intervalS * 1000);
-  await Promise.all(servers.flatMap((server) => LOADS.map(async (load) => {
-    for (;;) {
-      const left = (deadline - Date.now()) / 1000;
-      if (left < 1) return;
-      await runLoad(qbload, server, load, Math.min(intervalS, left), tallies.get(server)!);
-    }
-  })));
+  await Promise.all(
+    servers.flatMap((server) =>
+      LOADS.map(async (load) => {
+        for (;;) {
+          const left = (deadline - Date.now()) / 1000;
+          if (left < 1) return;
+          await runLoad(qbload, server, load, Math.min(intervalS, left), tallies.get(server)!);
+        }
+      }),
+    ),
+  );
   clearInterval(sampler);
   if ((Date.now() - started) % (intervalS * 1000) > 1000) sample((Date.now() - started) / 1000, servers, tallies);
 
@@ -202,15 +217,19 @@ async function main(): Promise<number> {
     process.kill(server.pid, 'SIGTERM');
     const code = await server.exited;
     const afterStop = shmUse(server.pid);
-    console.log(`${server.transport}: qbload runs=${t.runs} messages=${t.messages} failed requests=${t.errors} failed runs=${t.failedRuns}` +
-      ` | left in /dev/shm with the clients gone: ${whileRunning.dirs} dirs ${mb(whileRunning.bytes)}MB; after the server stopped: ${afterStop.dirs}` +
-      ` | server exit ${code}, stderr lines ${server.stderr.length}`);
+    console.log(
+      `${server.transport}: qbload runs=${t.runs} messages=${t.messages} failed requests=${t.errors} failed runs=${t.failedRuns}` +
+        ` | left in /dev/shm with the clients gone: ${whileRunning.dirs} dirs ${mb(whileRunning.bytes)}MB; after the server stopped: ${afterStop.dirs}` +
+        ` | server exit ${code}, stderr lines ${server.stderr.length}`,
+    );
     for (const note of t.notes) console.log(`  ${note}`);
     for (const line of server.stderr.slice(0, 5)) console.log(`  server: ${line}`);
     failed ||= t.errors > 0 || t.failedRuns > 0 || whileRunning.dirs > 0 || afterStop.dirs > 0 || code !== 0;
   }
   const fs = statfsSync('/dev/shm');
-  console.log(`/dev/shm used after the servers stopped: ${mb((fs.blocks - fs.bfree) * fs.bsize)}MB (the whole filesystem, other users' files included)`);
+  console.log(
+    `/dev/shm used after the servers stopped: ${mb((fs.blocks - fs.bfree) * fs.bsize)}MB (the whole filesystem, other users' files included)`,
+  );
   console.log(failed ? 'soak: FAILED' : 'soak: ok');
   return failed ? 1 : 0;
 }

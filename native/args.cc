@@ -13,8 +13,10 @@ std::string Describe(napi_env env, napi_value value) {
   napi_valuetype type = napi_undefined;
   napi_typeof(env, value, &type);
   switch (type) {
-    case napi_undefined: return "undefined";
-    case napi_null: return "null";
+    case napi_undefined:
+      return "undefined";
+    case napi_null:
+      return "null";
     case napi_boolean: {
       bool b = false;
       napi_get_value_bool(env, value, &b);
@@ -35,10 +37,14 @@ std::string Describe(napi_env env, napi_value value) {
       for (size_t k = 0; k < length; k++) shown += text[k] == '\0' ? std::string("\\0") : std::string(1, text[k]);
       return "type string ('" + shown + (length == sizeof(text) - 1 ? "...')" : "')");
     }
-    case napi_function: return "a function";
-    case napi_symbol: return "type symbol";
-    case napi_bigint: return "type bigint";
-    default: break;
+    case napi_function:
+      return "a function";
+    case napi_symbol:
+      return "type symbol";
+    case napi_bigint:
+      return "type bigint";
+    default:
+      break;
   }
   bool flag = false;
   if (napi_is_typedarray(env, value, &flag) == napi_ok && flag) {
@@ -55,13 +61,17 @@ size_t ElementSize(napi_typedarray_type type) {
   switch (type) {
     case napi_int8_array:
     case napi_uint8_array:
-    case napi_uint8_clamped_array: return 1;
+    case napi_uint8_clamped_array:
+      return 1;
     case napi_int16_array:
-    case napi_uint16_array: return 2;
+    case napi_uint16_array:
+      return 2;
     case napi_int32_array:
     case napi_uint32_array:
-    case napi_float32_array: return 4;
-    default: return 8;  // float64, bigint64, biguint64
+    case napi_float32_array:
+      return 4;
+    default:
+      return 8;  // float64, bigint64, biguint64
   }
 }
 
@@ -69,8 +79,8 @@ size_t ElementSize(napi_typedarray_type type) {
 
 bool Args::Fail(Kind kind, napi_value value, const char* name, const char* expected) const {
   napi_env env = info_.Env();
-  std::string message = std::string(signature_) + ": the \"" + name + "\" argument must be " + expected + ". Received " +
-                        Describe(env, value);
+  std::string message =
+      std::string(signature_) + ": the \"" + name + "\" argument must be " + expected + ". Received " + Describe(env, value);
   Napi::Error error = kind == Kind::kRange ? static_cast<Napi::Error>(Napi::RangeError::New(env, message))
                                            : static_cast<Napi::Error>(Napi::TypeError::New(env, message));
   const char* code = kind == Kind::kRange ? "ERR_OUT_OF_RANGE" : kind == Kind::kValue ? "ERR_INVALID_ARG_VALUE" : "ERR_INVALID_ARG_TYPE";
@@ -141,7 +151,8 @@ bool Args::OwnerId(size_t i, const char* name, uint32_t* out) const {
 
 bool Args::Size(size_t i, const char* name, size_t min, size_t* out) const {
   double d;
-  if (!Integer(i, name, static_cast<double>(min), kMaxSafeInteger, "a size (an integer from %.0f to 2^53 - 1)", &d, static_cast<double>(min))) {
+  if (!Integer(i, name, static_cast<double>(min), kMaxSafeInteger, "a size (an integer from %.0f to 2^53 - 1)", &d,
+               static_cast<double>(min))) {
     return false;
   }
   *out = static_cast<size_t>(d);
@@ -193,8 +204,7 @@ bool Args::Int32s(size_t i, const char* name, size_t minLength, int32_t** data, 
   napi_value value = At(i);
   napi_typedarray_type type;
   void* words = nullptr;
-  if (napi_get_typedarray_info(info_.Env(), value, &type, length, &words, nullptr, nullptr) != napi_ok ||
-      type != napi_int32_array) {
+  if (napi_get_typedarray_info(info_.Env(), value, &type, length, &words, nullptr, nullptr) != napi_ok || type != napi_int32_array) {
     return TypeError(value, name, "an Int32Array");
   }
   if (*length < minLength) {

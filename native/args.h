@@ -25,13 +25,13 @@ class Args {
 
   // Each reader returns true with *out set, or false with an exception pending;
   // the entry point then returns Thrown().
-  bool Fd(size_t i, const char* name, int* out) const;                      // integer >= 0
-  bool DirFd(size_t i, const char* name, int* out) const;                   // integer >= 0 or AT_FDCWD
-  bool Int32(size_t i, const char* name, int32_t* out) const;               // any int32
+  bool Fd(size_t i, const char* name, int* out) const;                         // integer >= 0
+  bool DirFd(size_t i, const char* name, int* out) const;                      // integer >= 0 or AT_FDCWD
+  bool Int32(size_t i, const char* name, int32_t* out) const;                  // any int32
   bool Uint32(size_t i, const char* name, uint32_t max, uint32_t* out) const;  // 0 ..= max
-  bool OwnerId(size_t i, const char* name, uint32_t* out) const;            // uid/gid, or -1: unchanged
-  bool Size(size_t i, const char* name, size_t min, size_t* out) const;     // integer >= min (<= 2^53)
-  bool Number(size_t i, const char* name, double* out) const;               // any number but NaN
+  bool OwnerId(size_t i, const char* name, uint32_t* out) const;               // uid/gid, or -1: unchanged
+  bool Size(size_t i, const char* name, size_t min, size_t* out) const;        // integer >= min (<= 2^53)
+  bool Number(size_t i, const char* name, double* out) const;                  // any number but NaN
   bool Bool(size_t i, const char* name, bool* out) const;
   bool String(size_t i, const char* name, std::string* out) const;
   // Any TypedArray, as bytes.

@@ -227,8 +227,8 @@ int ReleaseMapping(void* base) {
   if (s->state.load(std::memory_order_acquire) == kReleased) return -ENOENT;
   // Replaced in place: the range stays reserved for the buffer, and stays registered until it is
   // unmapped, so a fault racing this call on another thread still finds it (and finds it released).
-  if (mmap(base, s->length.load(std::memory_order_relaxed), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
-           -1, 0) == MAP_FAILED) {
+  if (mmap(base, s->length.load(std::memory_order_relaxed), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+      MAP_FAILED) {
     return -errno;
   }
   s->state.store(kReleased, std::memory_order_release);

@@ -14,6 +14,8 @@ Napi::Value ThrowErrnoMessage(Napi::Env env, int err, const char* syscall, const
 
 // Returns -errno of the last failed call: the helper's convention for
 // expected failures on hot paths (no exception, no allocation).
-inline int NegErrno() { return -errno; }
+inline int NegErrno() {
+  return -errno;
+}
 
 }  // namespace qbipc

@@ -23,9 +23,15 @@ rmSync(path.join(root, 'prebuilds'), { recursive: true, force: true });
 const args = [prebuildify, '--no-napi', '--name', 'node', '--tag-libc', '--strip', '--target', `node@${process.versions.node}`];
 // The build's chatter goes to stderr: `npm pack --json` prints the tarball's manifest on stdout.
 // JOBS: node-gyp compiles the sources in parallel, on every CPU unless told otherwise.
-const result = spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', 2, 2], env: { ...process.env, JOBS: process.env.JOBS ?? 'max' } });
+const result = spawnSync(process.execPath, args, {
+  cwd: root,
+  stdio: ['ignore', 2, 2],
+  env: { ...process.env, JOBS: process.env.JOBS ?? 'max' },
+});
 if (result.status !== 0) {
-  console.error(`prebuild: prebuildify failed (${result.error?.message ?? `exit ${result.status}`}); it needs node-gyp's tools: python3, make, a C++17 compiler`);
+  console.error(
+    `prebuild: prebuildify failed (${result.error?.message ?? `exit ${result.status}`}); it needs node-gyp's tools: python3, make, a C++17 compiler`,
+  );
   process.exit(1);
 }
 for (const dir of readdirSync(path.join(root, 'prebuilds'))) {

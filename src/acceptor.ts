@@ -98,7 +98,10 @@ export class Acceptor {
       native.close(fd);
       const code = errnoName(-errno);
       this.log('warn', `refused a client: the process is out of file descriptors (${code})`, {
-        event: 'reject', errno: -errno, code, reason: 'out of file descriptors',
+        event: 'reject',
+        errno: -errno,
+        code,
+        reason: 'out of file descriptors',
       });
     }
     return this.reserve.acquire() && fd !== -EMFILE && fd !== -ENFILE;
@@ -106,14 +109,19 @@ export class Acceptor {
 
   private rejection(errno: number): Uint8Array {
     let bytes = this.rejections.get(errno);
-    if (bytes === undefined) this.rejections.set(errno, bytes = buildRejection(-errno));
+    if (bytes === undefined) this.rejections.set(errno, (bytes = buildRejection(-errno)));
     return bytes;
   }
 
   /** Stops watching the listening socket for a while: the next accept could only fail again. */
   private pause(rc: number): void {
     this.pauseMs = Math.min(Math.max(this.pauseMs * 2, PAUSE_FIRST_MS), PAUSE_MAX_MS);
-    this.log('warn', `accept failed (${errnoName(rc)}); not accepting for ${this.pauseMs} ms`, { event: 'fault', errno: rc, code: errnoName(rc), reason: 'accept failed' });
+    this.log('warn', `accept failed (${errnoName(rc)}); not accepting for ${this.pauseMs} ms`, {
+      event: 'fault',
+      errno: rc,
+      code: errnoName(rc),
+      reason: 'accept failed',
+    });
     if (this.listening) this.poll.dispatchDel(this.listenFd);
     this.listening = false;
     this.resumeTimer = setTimeout(this.resume, this.pauseMs);
@@ -147,7 +155,7 @@ export class Acceptor {
       const credentials = entry.received === 0 ? entry.credentials : scratchCredentials;
       const n = native.recvCredentials(fd, entry.bytes.subarray(entry.received), credentials);
       if (n === -EAGAIN) return 0;
-      if (n <= 0) return this.drop(fd, n === 0 ? 'closed during handshake' : `recv failed (${n})`), 0;
+      if (n <= 0) return (this.drop(fd, n === 0 ? 'closed during handshake' : `recv failed (${n})`), 0);
       entry.received += n;
       if (entry.received === CONNECTION_REQUEST_SIZE) this.complete(entry);
       return 0;

@@ -54,7 +54,12 @@ export class ConnectionDirectory {
   private readonly created: string[] = [];
   private removed = false;
 
-  private constructor(path: string, dirFd: number, identity: string, private readonly leftBehind: LeftBehind) {
+  private constructor(
+    path: string,
+    dirFd: number,
+    identity: string,
+    private readonly leftBehind: LeftBehind,
+  ) {
     this.path = path;
     this.dirFd = dirFd;
     this.identity = identity;

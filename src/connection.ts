@@ -354,7 +354,11 @@ export class Connection extends ConnectionBase {
     this.stateValue = ConnectionState.ACTIVE;
     this.owner.connectionActivated(this);
     const response = buildConnectionResponse({
-      error: 0, type: transport.type, maxMsgSize: bufferSize, connectionId: this.id, ...transport.responsePaths,
+      error: 0,
+      type: transport.type,
+      maxMsgSize: bufferSize,
+      connectionId: this.id,
+      ...transport.responsePaths,
     });
     // One write: a libqb 2.0.6 client fails its connect if the response arrives split.
     const sent = native.send(this.setupFd, response);
@@ -362,7 +366,9 @@ export class Connection extends ConnectionBase {
       this.hangUp(`handshake response not sent whole (${sent})`);
       return 0;
     }
-    this.log('debug', 'accept', `accepted the client with pid ${this.pid} (${TransportType[transport.type]}, buffer ${bufferSize} bytes)`, { bufferSize });
+    this.log('debug', 'accept', `accepted the client with pid ${this.pid} (${TransportType[transport.type]}, buffer ${bufferSize} bytes)`, {
+      bufferSize,
+    });
     // As libqb: a reference held across connectionCreated, so a disconnect inside it destroys after it.
     this.ref();
     try {
@@ -388,7 +394,11 @@ export class Connection extends ConnectionBase {
   }
 
   private logRefusal(negErrno: number, why: string): void {
-    this.log('warn', 'reject', `refused the client with pid ${this.pid} (${errnoName(negErrno)}): ${why}`, { errno: negErrno, code: errnoName(negErrno), reason: why });
+    this.log('warn', 'reject', `refused the client with pid ${this.pid} (${errnoName(negErrno)}): ${why}`, {
+      errno: negErrno,
+      code: errnoName(negErrno),
+      reason: why,
+    });
   }
 
   /** @internal TransportHost: a log point about this connection, with its identity in the fields. */

@@ -46,6 +46,7 @@ export function errnoName(errno: number): string {
  */
 export function isDisconnectError(negErrno: number): boolean {
   const e = -negErrno;
-  return negErrno < 0 && e !== EAGAIN && e !== ETIMEDOUT && e !== EINTR && e !== EWOULDBLOCK &&
-    e !== EMSGSIZE && e !== ENOMSG && e !== EINVAL;
+  return (
+    negErrno < 0 && e !== EAGAIN && e !== ETIMEDOUT && e !== EINTR && e !== EWOULDBLOCK && e !== EMSGSIZE && e !== ENOMSG && e !== EINVAL
+  );
 }

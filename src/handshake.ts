@@ -85,7 +85,15 @@ export function parseConnectionResponse(bytes: Uint8Array): ConnectionResponse &
 
 /** The rejection response: error only, every other byte zero. */
 export function buildRejection(negErrno: number): Uint8Array {
-  return buildConnectionResponse({ error: negErrno, type: TransportType.SOCKET, maxMsgSize: 0, connectionId: 0, request: '', response: '', event: '' });
+  return buildConnectionResponse({
+    error: negErrno,
+    type: TransportType.SOCKET,
+    maxMsgSize: 0,
+    connectionId: 0,
+    request: '',
+    response: '',
+    event: '',
+  });
 }
 
 function getString(bytes: Uint8Array, offset: number): string {

@@ -1,6 +1,11 @@
 // qbipc: libqb's server IPC (qbipcs.h) for Node.js. Public exports only.
 export {
-  createService, Service, DEFAULT_CLOSE_GRACE_MS, type ServiceHandlers, type ServiceConnection, type CloseOptions,
+  createService,
+  Service,
+  DEFAULT_CLOSE_GRACE_MS,
+  type ServiceHandlers,
+  type ServiceConnection,
+  type CloseOptions,
 } from './service.js';
 export type { ServiceEvents, ServiceListener } from './service-events.js';
 export type { Logger, LogLevel, LogEvent, LogFields } from './logger.js';
@@ -11,9 +16,17 @@ export type { ServiceOptions } from './options.js';
 export type { PollHandlers, DispatchFn, JobFn } from './poll.js';
 export type { ServiceStats, ConnectionStats, ConnectionStats2 } from './stats.js';
 export {
-  REQUEST_HEADER_SIZE, RESPONSE_HEADER_SIZE, MessageId,
-  readRequestHeader, readResponseHeader, requestId, writeRequestHeader, writeResponseHeader, makeResponse,
-  type RequestHeader, type ResponseHeader,
+  REQUEST_HEADER_SIZE,
+  RESPONSE_HEADER_SIZE,
+  MessageId,
+  readRequestHeader,
+  readResponseHeader,
+  requestId,
+  writeRequestHeader,
+  writeResponseHeader,
+  makeResponse,
+  type RequestHeader,
+  type ResponseHeader,
 } from './headers.js';
 export * from './errno.js';
 export { QbError, HandlerError, AbortError, type HandlerName } from './errors.js';

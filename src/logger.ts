@@ -43,9 +43,9 @@ export type LogSink = (level: LogLevel, message: string, fields: LogFields) => v
 const qbipcDebug = debuglog('qbipc');
 
 /** The default: NODE_DEBUG=qbipc prints every level through util.debuglog. */
-const debugLogger: Logger = Object.fromEntries(LOG_LEVELS.map((level) => [
-  level, (message: string, fields?: object) => qbipcDebug('%s %s %j', level, message, fields ?? {}),
-]));
+const debugLogger: Logger = Object.fromEntries(
+  LOG_LEVELS.map((level) => [level, (message: string, fields?: object) => qbipcDebug('%s %s %j', level, message, fields ?? {})]),
+);
 
 /** The levels `logger` has (for the default: all of them, when NODE_DEBUG names qbipc; none otherwise). */
 export function loggedLevels(logger: Logger | undefined): LogLevel[] {
@@ -70,7 +70,8 @@ export function loggerSink(logger: Logger | undefined, failed: (error: unknown) 
 /** Checks options.logger: an object whose present levels are functions. */
 export function validateLogger(logger: unknown): Logger | undefined {
   if (logger === undefined) return undefined;
-  if (typeof logger !== 'object' || logger === null) throw invalidArgType('options.logger', 'an object with debug/info/warn/error functions', logger);
+  if (typeof logger !== 'object' || logger === null)
+    throw invalidArgType('options.logger', 'an object with debug/info/warn/error functions', logger);
   for (const level of LOG_LEVELS) {
     const fn = (logger as Record<string, unknown>)[level];
     if (fn !== undefined && typeof fn !== 'function') throw new TypeError(`options.logger.${level} must be a function, got ${typeof fn}`);

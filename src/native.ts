@@ -101,8 +101,9 @@ export interface NativeHelper {
 /** node-gyp-build's loader: build/Release (a source build) first, then prebuilds/<platform>-<arch>/ for this ABI. */
 type AddonLoader = (packageRoot: string) => unknown;
 
-const HOW_TO_BUILD = 'Build it from source for this Node: "npm rebuild qbipc --build-from-source" in your project '
-  + '(needs python3, make and a C++17 compiler; see "Install" in qbipc\'s README), or "npm run build" in a clone of qbipc.';
+const HOW_TO_BUILD =
+  'Build it from source for this Node: "npm rebuild qbipc --build-from-source" in your project ' +
+  '(needs python3, make and a C++17 compiler; see "Install" in qbipc\'s README), or "npm run build" in a clone of qbipc.';
 
 function load(): NativeHelper {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -113,8 +114,8 @@ function load(): NativeHelper {
     const reason = cause instanceof Error ? cause.message.split('\n')[0]! : String(cause);
     const target = `Node ${process.version} (ABI ${process.versions.modules}) on ${process.platform}-${process.arch}`;
     const found = reason.startsWith('No native build was found')
-      ? `no prebuilt binary in ${path.join(root, 'prebuilds')} fits ${target}, and none was built from source `
-        + '(was the install script skipped, e.g. --ignore-scripts or pnpm\'s default?)'
+      ? `no prebuilt binary in ${path.join(root, 'prebuilds')} fits ${target}, and none was built from source ` +
+        "(was the install script skipped, e.g. --ignore-scripts or pnpm's default?)"
       : `the native helper failed to load in ${target}: ${reason}`;
     throw Object.assign(new Error(`qbipc: cannot load its native helper: ${found}. ${HOW_TO_BUILD}`, { cause }), {
       code: 'ERR_QBIPC_NATIVE_HELPER',

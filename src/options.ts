@@ -90,7 +90,8 @@ export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 5000;
   if (!(handshakeTimeoutMs > 0)) throw new RangeError(`options.handshakeTimeoutMs must be positive, got ${handshakeTimeoutMs}`);
   const socketDir = options.socketDir ?? '/tmp';
-  if (typeof socketDir !== 'string' || !socketDir.startsWith('/')) throw new TypeError(`options.socketDir must be an absolute path, got ${socketDir}`);
+  if (typeof socketDir !== 'string' || !socketDir.startsWith('/'))
+    throw new TypeError(`options.socketDir must be an absolute path, got ${socketDir}`);
   const placement = options.placement ?? 'least-loaded';
   if (placement !== 'least-loaded' && placement !== 'round-robin') {
     throw new TypeError(`options.placement must be 'least-loaded' or 'round-robin', got ${String(placement)}`);
@@ -129,7 +130,8 @@ const MAX_NAME_BYTES = 106; // the abstract address holds 106 bytes of name
 /** Service names become socket addresses and file names: no '/', no NUL, ≤ 106 bytes. */
 export function validateServiceName(name: unknown): string {
   if (typeof name !== 'string' || name.length === 0) throw new TypeError('the service name must be a non-empty string');
-  if (name.includes('/') || name.includes('\0')) throw new TypeError(`the service name must not contain '/' or NUL: ${JSON.stringify(name)}`);
+  if (name.includes('/') || name.includes('\0'))
+    throw new TypeError(`the service name must not contain '/' or NUL: ${JSON.stringify(name)}`);
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
     throw new RangeError(`the service name is ${Buffer.byteLength(name)} bytes; socket addresses hold ${MAX_NAME_BYTES}`);
   }

@@ -31,7 +31,12 @@ export class RemoteConnection extends ConnectionBase {
   }
 
   /** @internal */
-  placed(shard: number, bufferSize: number, eventQueue: MappedProbe<number> | undefined, responseWaker: MappedProbe<void> | undefined): void {
+  placed(
+    shard: number,
+    bufferSize: number,
+    eventQueue: MappedProbe<number> | undefined,
+    responseWaker: MappedProbe<void> | undefined,
+  ): void {
     this.shard = shard;
     this.bufferSizeValue = bufferSize;
     this.eventQueue = eventQueue;

@@ -137,9 +137,13 @@ export class Service extends EventEmitter {
       this.limits.release(conn);
       if (this.list.size === 0) this.endGrace?.();
     },
-    handlerFailed: (conn, handler, cause, where) => this.handlerFailed(handler, conn, cause, `that connection was closed${where === undefined ? '' : ` (${where})`}`),
+    handlerFailed: (conn, handler, cause, where) =>
+      this.handlerFailed(handler, conn, cause, `that connection was closed${where === undefined ? '' : ` (${where})`}`),
     workerFailed: (error) => {
-      this.log('error', error.message, { event: 'worker-exit', reason: (error.cause as Error | undefined)?.message ?? 'its task returned' });
+      this.log('error', error.message, {
+        event: 'worker-exit',
+        reason: (error.cause as Error | undefined)?.message ?? 'its task returned',
+      });
       this.emitLater('error', error);
     },
     log: (level, message, fields) => this.log(level, message, fields),
@@ -157,7 +161,12 @@ export class Service extends EventEmitter {
   /** A HandlerError as 'error', after the current call returns. */
   private handlerFailed(handler: HandlerName, conn: ServiceConnection, cause: unknown, outcome: string): void {
     const reason = cause instanceof Error ? cause.message : String(cause);
-    const error = new HandlerError(handler, conn, `qbipc: ${handler} failed for the client with pid ${conn.pid}; ${outcome}: ${reason}`, cause);
+    const error = new HandlerError(
+      handler,
+      conn,
+      `qbipc: ${handler} failed for the client with pid ${conn.pid}; ${outcome}: ${reason}`,
+      cause,
+    );
     this.emitLater('error', error);
   }
 
@@ -183,7 +192,8 @@ export class Service extends EventEmitter {
     const { filesystemSockets, socketDir } = this.options;
     let address = this.name;
     if (filesystemSockets) {
-      if (!isDirectory(socketDir)) throw new QbError(-ENOTSUP, `filesystem sockets need the directory ${socketDir}; create it or set options.socketDir`);
+      if (!isDirectory(socketDir))
+        throw new QbError(-ENOTSUP, `filesystem sockets need the directory ${socketDir}; create it or set options.socketDir`);
       address = `${socketDir}/${this.name}`;
     }
     let listenFd: number;
@@ -192,15 +202,24 @@ export class Service extends EventEmitter {
     } catch (cause) {
       const errno = (cause as { errno?: number }).errno ?? -EINVAL;
       const where = filesystemSockets ? address : `@${address}`;
-      throw new QbError(errno, `cannot listen on ${where}${errnoName(errno) === 'EADDRINUSE' ? ': another server already serves this name' : ''}`, { cause });
+      throw new QbError(
+        errno,
+        `cannot listen on ${where}${errnoName(errno) === 'EADDRINUSE' ? ': another server already serves this name' : ''}`,
+        { cause },
+      );
     }
     sweepStaleDirectories(this.name); // the name is ours now: what dead servers of it left in /dev/shm goes
     if (this.pollHandlers === undefined) this.pollHandlers = this.ownLoop = new NativeLoop();
     const { workers } = this.options;
     if (workers > 0) {
       const pool = new WorkerPool(this.shardsHost, workers, {
-        service: this, rate: this.rate, yieldToClients: this.options.yieldToClients, counters: this.counters,
-        workerModule: workerModuleUrl(this.options.workerModule!), workerData: this.options.workerData, placement: this.options.placement,
+        service: this,
+        rate: this.rate,
+        yieldToClients: this.options.yieldToClients,
+        counters: this.counters,
+        workerModule: workerModuleUrl(this.options.workerModule!),
+        workerData: this.options.workerData,
+        placement: this.options.placement,
         logLevels: loggedLevels(this.options.logger),
       });
       try {
@@ -214,7 +233,11 @@ export class Service extends EventEmitter {
       this.shards = pool;
     } else {
       this.shards = new LocalShards(this.shardsHost, this.handlers, this, {
-        poll: this.pollHandlers, counters: this.counters, rate: this.rate, yieldToClients: this.options.yieldToClients, log: this.log,
+        poll: this.pollHandlers,
+        counters: this.counters,
+        rate: this.rate,
+        yieldToClients: this.options.yieldToClients,
+        log: this.log,
       });
     }
     this.socketPath = filesystemSockets ? address : undefined;
@@ -292,7 +315,9 @@ export class Service extends EventEmitter {
     }
     if (verdict === undefined || verdict === 0) return 0;
     if (typeof verdict === 'number' && Number.isInteger(verdict) && verdict < 0) return verdict;
-    const cause = new TypeError(`connectionAccept must return 0 (or nothing) to accept or a negative errno to refuse; it returned ${describe(verdict)}`);
+    const cause = new TypeError(
+      `connectionAccept must return 0 (or nothing) to accept or a negative errno to refuse; it returned ${describe(verdict)}`,
+    );
     this.handlerFailed('connectionAccept', conn, cause, 'the client was refused with EACCES');
     return -EACCES;
   }
@@ -301,7 +326,14 @@ export class Service extends EventEmitter {
   private refuse(conn: ServiceConnection, negErrno: number, why: string, level: LogLevel = 'warn'): void {
     const code = errnoName(negErrno);
     this.log(level, `refused the client with pid ${conn.pid} (${code}): ${why}`, {
-      event: 'reject', pid: conn.pid, uid: conn.uid, gid: conn.gid, connection: conn.id, errno: negErrno, code, reason: why,
+      event: 'reject',
+      pid: conn.pid,
+      uid: conn.uid,
+      gid: conn.gid,
+      connection: conn.id,
+      errno: negErrno,
+      code,
+      reason: why,
     });
     this.limits.release(conn);
     conn.refuse(negErrno);
@@ -439,7 +471,11 @@ export class Service extends EventEmitter {
 
 /** qb_ipcs_create. Nothing is listened on until run(). */
 export function createService(
-  name: string, serviceId: number, type: IpcType, handlers: ServiceHandlers, options?: ServiceOptions,
+  name: string,
+  serviceId: number,
+  type: IpcType,
+  handlers: ServiceHandlers,
+  options?: ServiceOptions,
 ): Service {
   return new Service(name, serviceId, type, handlers, options);
 }

@@ -80,9 +80,16 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
   /** Starts every shard; rejects if one cannot load the worker module. */
   async start(): Promise<void> {
     for (let i = 0; i < this.size; i++) this.shards.push(this.startShard(i));
-    await Promise.all(this.shards.map((s) => Promise.race([s.ready, s.ended.then(() => {
-      throw new Error(`shard ${s.index} ended before it was ready`);
-    })])));
+    await Promise.all(
+      this.shards.map((s) =>
+        Promise.race([
+          s.ready,
+          s.ended.then(() => {
+            throw new Error(`shard ${s.index} ended before it was ready`);
+          }),
+        ]),
+      ),
+    );
   }
 
   private startShard(index: number): Shard {
@@ -101,8 +108,7 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
       if (message.type === 'ready') {
         shard.isReady = true;
         markReady();
-      }
-      else this.receive(shard, message);
+      } else this.receive(shard, message);
     });
     const init: ShardInit = {
       index,
@@ -116,7 +122,10 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
       logLevels: this.settings.logLevels,
     };
     const task = this.piscina.run(init, { transferList: [port2] }) as Promise<void>;
-    shard.ended = task.then(() => this.shardEnded(shard, undefined), (error: Error) => this.shardEnded(shard, error));
+    shard.ended = task.then(
+      () => this.shardEnded(shard, undefined),
+      (error: Error) => this.shardEnded(shard, error),
+    );
     return shard;
   }
 
@@ -141,7 +150,8 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
         return;
       case 'handler-error': {
         const conn = shard.connections.get(message.id);
-        if (conn !== undefined) this.host.handlerFailed(conn, message.handler, errorFromRecord(message.error), `worker shard ${shard.index}`);
+        if (conn !== undefined)
+          this.host.handlerFailed(conn, message.handler, errorFromRecord(message.error), `worker shard ${shard.index}`);
         return;
       }
       case 'log':
@@ -167,8 +177,13 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
     if (this.destroying || !shard.isReady) return;
     this.shards[shard.index] = this.startShard(shard.index);
     const reason = error?.message ?? 'its task returned';
-    process.nextTick(() => this.host.workerFailed(new Error(
-      `qbipc: worker shard ${shard.index} ended (${reason}); its connections were closed and a new worker takes its place`, { cause: error })));
+    process.nextTick(() =>
+      this.host.workerFailed(
+        new Error(`qbipc: worker shard ${shard.index} ended (${reason}); its connections were closed and a new worker takes its place`, {
+          cause: error,
+        }),
+      ),
+    );
   }
 
   /** The shard that served `conn` is gone: close its socket, remove its files. */
@@ -178,7 +193,8 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
     conn.releaseProbes();
     conn.closeSetupSocket();
     const state = conn.cells[Cell.STATE];
-    if (state === ConnectionState.ACTIVE || state === ConnectionState.ESTABLISHED) this.settings.counters.closed(state === ConnectionState.ESTABLISHED);
+    if (state === ConnectionState.ACTIVE || state === ConnectionState.ESTABLISHED)
+      this.settings.counters.closed(state === ConnectionState.ESTABLISHED);
     conn.cells[Cell.STATE] = ConnectionState.INACTIVE;
     conn.directory?.remove();
     this.host.connectionGone(conn);
@@ -241,11 +257,16 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
   /** Resolves when every shard has applied the new rate to its connections. */
   async setRate(rate: RateSettings): Promise<void> {
     this.rate = rate;
-    await Promise.all(this.shards.map((shard) => new Promise((resolve) => {
-      const seq = this.nextSeq++;
-      shard.pending.set(seq, resolve);
-      shard.port.postMessage({ type: 'rate', rate, seq } satisfies ToShard);
-    })));
+    await Promise.all(
+      this.shards.map(
+        (shard) =>
+          new Promise((resolve) => {
+            const seq = this.nextSeq++;
+            shard.pending.set(seq, resolve);
+            shard.port.postMessage({ type: 'rate', rate, seq } satisfies ToShard);
+          }),
+      ),
+    );
   }
 
   /** Every shard disconnects its clients and returns; then the threads stop. */
@@ -264,5 +285,13 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
 }
 
 function ticket(conn: RemoteConnection): ConnectionTicket {
-  return { id: conn.id, setupFd: conn.setupFd, pid: conn.pid, uid: conn.uid, gid: conn.gid, directory: conn.directory?.state, cells: conn.cells };
+  return {
+    id: conn.id,
+    setupFd: conn.setupFd,
+    pid: conn.pid,
+    uid: conn.uid,
+    gid: conn.gid,
+    directory: conn.directory?.state,
+    cells: conn.cells,
+  };
 }

@@ -63,7 +63,8 @@ export type FromShard =
   | { type: 'log'; level: LogLevel; message: string; fields: LogFields };
 
 export function errorRecord(value: unknown): ErrorRecord {
-  if (value instanceof Error) return { name: value.name, message: value.message, stack: value.stack, code: (value as { code?: unknown }).code };
+  if (value instanceof Error)
+    return { name: value.name, message: value.message, stack: value.stack, code: (value as { code?: unknown }).code };
   return { message: String(value) };
 }
 

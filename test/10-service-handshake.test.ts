@@ -8,7 +8,11 @@ import { CONNECTION_RESPONSE_SIZE } from '../src/handshake.js';
 import { shmEntries, startEchoService, uniqueName } from './helpers/echo-service.js';
 
 /** A raw client: connect, send `request` (in pieces if asked), read the whole response. */
-async function rawHandshake(name: string, request: Uint8Array, pieces = 1): Promise<{ response: Uint8Array; received: number; closed: boolean }> {
+async function rawHandshake(
+  name: string,
+  request: Uint8Array,
+  pieces = 1,
+): Promise<{ response: Uint8Array; received: number; closed: boolean }> {
   const fd = native.connectStream(name, true);
   if (fd < 0) throw new Error(`connect failed: ${fd}`);
   try {
@@ -77,10 +81,16 @@ test('items 3, 5, 6: a split request is assembled; the response is 12328 bytes, 
     const paths = [40, 4136, 8232].map((o) => cString(response, o));
     const dir = paths[0]!.slice(0, paths[0]!.lastIndexOf('/'));
     t.regex(dir, new RegExp(`^/dev/shm/qb-${process.pid}-${process.pid}-\\d+-[A-Za-z0-9]{6}$`));
-    t.deepEqual(paths, ['request', 'response', 'event'].map((k) => `${dir}/qb-${k}-${echo.name}`));
+    t.deepEqual(
+      paths,
+      ['request', 'response', 'event'].map((k) => `${dir}/qb-${k}-${echo.name}`),
+    );
     for (const o of [40, 4136, 8232]) {
       const tail = response.subarray(o + paths[0]!.length + 8, o + 4096);
-      t.true(tail.every((b) => b === 0), 'zero after each string');
+      t.true(
+        tail.every((b) => b === 0),
+        'zero after each string',
+      );
     }
     t.true(response.subarray(12, 16).every((b) => b === 0) && response.subarray(20, 24).every((b) => b === 0), 'zero padding');
     await echo.when('destroyed');
@@ -92,7 +102,8 @@ test('items 3, 5, 6: a split request is assembled; the response is 12328 bytes, 
 test('item 6: enforceBufferSize sets the minimum; options.maxBufferSize the maximum', async (t) => {
   const echo = await startEchoService({}, { maxBufferSize: 300000, beforeRun: (s) => s.enforceBufferSize(100000) });
   try {
-    const sizeFor = async (asked: number) => new DataView((await rawHandshake(echo.name, connectionRequest(asked))).response.buffer).getUint32(28, true);
+    const sizeFor = async (asked: number) =>
+      new DataView((await rawHandshake(echo.name, connectionRequest(asked))).response.buffer).getUint32(28, true);
     t.is(await sizeFor(5000), 100000);
     t.is(await sizeFor(200000), 200000);
     t.is(await sizeFor(10_000_000), 300000, 'clamped');
@@ -108,9 +119,15 @@ test('item 7: a rejection carries -errno and nothing else; connectionDestroyed s
     const { response, received } = await rawHandshake(echo.name, connectionRequest(12328));
     t.is(received, CONNECTION_RESPONSE_SIZE);
     t.is(new DataView(response.buffer).getInt32(16, true), -EACCES);
-    t.true(response.subarray(24).every((b) => b === 0), 'type, size, connection and paths are zero');
+    t.true(
+      response.subarray(24).every((b) => b === 0),
+      'type, size, connection and paths are zero',
+    );
     await echo.when('destroyed');
-    t.deepEqual(echo.log.map((e) => e.callback), ['accept', 'destroyed']);
+    t.deepEqual(
+      echo.log.map((e) => e.callback),
+      ['accept', 'destroyed'],
+    );
   } finally {
     await echo.stop();
   }

@@ -47,9 +47,14 @@ function recordingHandlers(): { handlers: PollHandlers; calls: string[]; watched
 for (const mode of MODES) {
   test.serial(`${mode.name}: custom poll handlers carry the listener, handshakes and connections`, async (t) => {
     const loop = recordingHandlers();
-    const echo = await startEchoService({}, {
-      ...mode.options, behaviour: { closedRetries: 1 }, beforeRun: (s) => s.pollHandlersSet(loop.handlers),
-    });
+    const echo = await startEchoService(
+      {},
+      {
+        ...mode.options,
+        behaviour: { closedRetries: 1 },
+        beforeRun: (s) => s.pollHandlersSet(loop.handlers),
+      },
+    );
     // In worker mode the application's loop carries the main thread's fds (listener,
     // handshakes); each worker watches its connections with its own loop.
     const served = mode.workers === 0 ? 1 : 0;
@@ -77,7 +82,10 @@ for (const mode of MODES) {
 }
 
 test('pollHandlersSet validates the handlers', async (t) => {
-  const echo = await startEchoService({}, { beforeRun: (s) => t.throws(() => s.pollHandlersSet({} as PollHandlers), { message: /jobAdd/ }) });
+  const echo = await startEchoService(
+    {},
+    { beforeRun: (s) => t.throws(() => s.pollHandlersSet({} as PollHandlers), { message: /jobAdd/ }) },
+  );
   await echo.stop();
 });
 

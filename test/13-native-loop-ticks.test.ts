@@ -35,7 +35,10 @@ test('nextTick and microtasks queued by a dispatch run right after its batch', a
   for (const loop of loops) loop.close();
   const first = log[0]!.slice(-1);
   const second = first === '0' ? '1' : '0';
-  t.deepEqual(log, [first, second].flatMap((i) => [`dispatch${i}`, `tick${i}`, `micro${i}`]));
+  t.deepEqual(
+    log,
+    [first, second].flatMap((i) => [`dispatch${i}`, `tick${i}`, `micro${i}`]),
+  );
 });
 
 test('an exception from a dispatch function or a nextTick it queued reaches process uncaughtException, not the void', async (t) => {
@@ -59,7 +62,9 @@ test('an exception from a dispatch function or a nextTick it queued reaches proc
     native.connectStream(name, true);
     native.connectStream(name, true);`;
   const { stdout, code } = await new Promise<{ stdout: string; code: number | null }>((resolve) => {
-    execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000 }, (error, out) => resolve({ stdout: out, code: error === null ? 0 : (error.code as number | null) }));
+    execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000 }, (error, out) =>
+      resolve({ stdout: out, code: error === null ? 0 : (error.code as number | null) }),
+    );
   });
   t.is(code, 0);
   t.is(stdout.trim(), 'from a tick,from the dispatch');

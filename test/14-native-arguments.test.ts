@@ -28,37 +28,194 @@ const VALID: Record<Kind, () => unknown> = {
 
 /** Every function the addon exports, with its parameters (names as the error messages give them). */
 const FUNCTIONS: Array<[name: keyof NativeHelper, params: Array<[string, Kind]>]> = [
-  ['listenStream', [['name', 'string'], ['abstract', 'bool']]],
-  ['connectStream', [['name', 'string'], ['abstract', 'bool']]],
+  [
+    'listenStream',
+    [
+      ['name', 'string'],
+      ['abstract', 'bool'],
+    ],
+  ],
+  [
+    'connectStream',
+    [
+      ['name', 'string'],
+      ['abstract', 'bool'],
+    ],
+  ],
   ['acceptStream', [['listenFd', 'fd']]],
-  ['setPassCred', [['fd', 'fd'], ['on', 'bool']]],
-  ['recvCredentials', [['fd', 'fd'], ['into', 'bytes'], ['creds', 'int32s']]],
-  ['send', [['fd', 'fd'], ['data', 'bytes']]],
-  ['recv', [['fd', 'fd'], ['into', 'bytes']]],
+  [
+    'setPassCred',
+    [
+      ['fd', 'fd'],
+      ['on', 'bool'],
+    ],
+  ],
+  [
+    'recvCredentials',
+    [
+      ['fd', 'fd'],
+      ['into', 'bytes'],
+      ['creds', 'int32s'],
+    ],
+  ],
+  [
+    'send',
+    [
+      ['fd', 'fd'],
+      ['data', 'bytes'],
+    ],
+  ],
+  [
+    'recv',
+    [
+      ['fd', 'fd'],
+      ['into', 'bytes'],
+    ],
+  ],
   ['shutdown', [['fd', 'fd']]],
   ['close', [['fd', 'fd']]],
   ['makeTempDir', [['template', 'string']]],
   ['openDirectory', [['path', 'string']]],
   ['fileIdentity', [['fd', 'fd']]],
-  ['createFileAt', [['dirFd', 'dirFd'], ['name', 'string'], ['size', 'size'], ['mode', 'uint']]],
-  ['fchown', [['fd', 'fd'], ['uid', 'id'], ['gid', 'id']]],
-  ['fchmod', [['fd', 'fd'], ['mode', 'uint']]],
-  ['unlinkAt', [['dirFd', 'dirFd'], ['name', 'string'], ['isDirectory', 'bool']]],
-  ['mapShared', [['fd', 'fd'], ['size', 'size']]],
-  ['mapRing', [['fd', 'fd'], ['size', 'size']]],
+  [
+    'createFileAt',
+    [
+      ['dirFd', 'dirFd'],
+      ['name', 'string'],
+      ['size', 'size'],
+      ['mode', 'uint'],
+    ],
+  ],
+  [
+    'fchown',
+    [
+      ['fd', 'fd'],
+      ['uid', 'id'],
+      ['gid', 'id'],
+    ],
+  ],
+  [
+    'fchmod',
+    [
+      ['fd', 'fd'],
+      ['mode', 'uint'],
+    ],
+  ],
+  [
+    'unlinkAt',
+    [
+      ['dirFd', 'dirFd'],
+      ['name', 'string'],
+      ['isDirectory', 'bool'],
+    ],
+  ],
+  [
+    'mapShared',
+    [
+      ['fd', 'fd'],
+      ['size', 'size'],
+    ],
+  ],
+  [
+    'mapRing',
+    [
+      ['fd', 'fd'],
+      ['size', 'size'],
+    ],
+  ],
   ['releaseMapping', [['buffer', 'sab']]],
-  ['wordAddress', [['words', 'int32s'], ['index', 'uint']]],
-  ['futexWakeAt', [['address', 'size'], ['count', 'uint']]],
-  ['futexWait', [['words', 'int32s'], ['index', 'uint'], ['expected', 'int'], ['timeoutMs', 'number']]],
-  ['dgramOpen', [['name', 'string'], ['bufferSize', 'uint'], ['passCred', 'bool']]],
-  ['dgramConnect', [['fd', 'fd'], ['name', 'string'], ['bufferSize', 'uint']]],
-  ['sendv', [['fd', 'fd'], ['parts', 'array']]],
-  ['dgramRecv', [['fd', 'fd'], ['into', 'bytes']]],
-  ['recvPeek', [['fd', 'fd'], ['into', 'bytes']]],
-  ['peerCredentials', [['fd', 'fd'], ['out', 'int32s']]],
-  ['openExisting', [['path', 'string'], ['size', 'size']]],
-  ['pollTwo', [['fdA', 'fd'], ['eventsA', 'uint'], ['fdB', 'fd'], ['eventsB', 'uint'], ['timeoutMs', 'int']]],
-  ['semWait', [['words', 'int32s'], ['index', 'uint'], ['timeoutMs', 'number']]],
+  [
+    'wordAddress',
+    [
+      ['words', 'int32s'],
+      ['index', 'uint'],
+    ],
+  ],
+  [
+    'futexWakeAt',
+    [
+      ['address', 'size'],
+      ['count', 'uint'],
+    ],
+  ],
+  [
+    'futexWait',
+    [
+      ['words', 'int32s'],
+      ['index', 'uint'],
+      ['expected', 'int'],
+      ['timeoutMs', 'number'],
+    ],
+  ],
+  [
+    'dgramOpen',
+    [
+      ['name', 'string'],
+      ['bufferSize', 'uint'],
+      ['passCred', 'bool'],
+    ],
+  ],
+  [
+    'dgramConnect',
+    [
+      ['fd', 'fd'],
+      ['name', 'string'],
+      ['bufferSize', 'uint'],
+    ],
+  ],
+  [
+    'sendv',
+    [
+      ['fd', 'fd'],
+      ['parts', 'array'],
+    ],
+  ],
+  [
+    'dgramRecv',
+    [
+      ['fd', 'fd'],
+      ['into', 'bytes'],
+    ],
+  ],
+  [
+    'recvPeek',
+    [
+      ['fd', 'fd'],
+      ['into', 'bytes'],
+    ],
+  ],
+  [
+    'peerCredentials',
+    [
+      ['fd', 'fd'],
+      ['out', 'int32s'],
+    ],
+  ],
+  [
+    'openExisting',
+    [
+      ['path', 'string'],
+      ['size', 'size'],
+    ],
+  ],
+  [
+    'pollTwo',
+    [
+      ['fdA', 'fd'],
+      ['eventsA', 'uint'],
+      ['fdB', 'fd'],
+      ['eventsB', 'uint'],
+      ['timeoutMs', 'int'],
+    ],
+  ],
+  [
+    'semWait',
+    [
+      ['words', 'int32s'],
+      ['index', 'uint'],
+      ['timeoutMs', 'number'],
+    ],
+  ],
   ['mappingFaulted', [['view', 'view']]],
 ];
 
@@ -72,8 +229,19 @@ function call(name: keyof NativeHelper, args: unknown[]): unknown {
 }
 
 test('the table covers every function the addon exports', (t) => {
-  const covered = new Set<string>([...FUNCTIONS.map(([name]) => name), 'Poller', 'SemWaiter', 'yieldCpu', 'mappingFaults', 'guardedMappings', 'limitGuardedMappings']);
-  t.deepEqual(Object.keys(native).filter((name) => !covered.has(name)), []);
+  const covered = new Set<string>([
+    ...FUNCTIONS.map(([name]) => name),
+    'Poller',
+    'SemWaiter',
+    'yieldCpu',
+    'mappingFaults',
+    'guardedMappings',
+    'limitGuardedMappings',
+  ]);
+  t.deepEqual(
+    Object.keys(native).filter((name) => !covered.has(name)),
+    [],
+  );
 });
 
 for (const [name, params] of FUNCTIONS) {
@@ -136,13 +304,19 @@ test('elements and optional arguments are checked too; typed arrays other than U
 });
 
 test('Poller and SemWaiter check their constructor and method arguments', (t) => {
-  t.throws(() => new native.Poller(undefined as unknown as Int32Array, () => {}), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' } as never);
+  t.throws(() => new native.Poller(undefined as unknown as Int32Array, () => {}), {
+    instanceOf: TypeError,
+    code: 'ERR_INVALID_ARG_TYPE',
+  } as never);
   t.throws(() => new native.Poller(new Int32Array(1), () => {}), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' } as never);
   t.throws(() => new native.Poller(new Int32Array(2), 'x' as unknown as () => void), { code: 'ERR_INVALID_ARG_TYPE' } as never);
   const poller = new native.Poller(new Int32Array(2), () => {});
   try {
     for (const method of ['add', 'modify'] as const) {
-      t.throws(() => poller[method](undefined as unknown as number, 1, 0), { code: 'ERR_INVALID_ARG_TYPE', message: /^Poller\.\w+\(fd, events, token\): the "fd"/ } as never);
+      t.throws(() => poller[method](undefined as unknown as number, 1, 0), {
+        code: 'ERR_INVALID_ARG_TYPE',
+        message: /^Poller\.\w+\(fd, events, token\): the "fd"/,
+      } as never);
       t.throws(() => poller[method](3, '1' as unknown as number, 0), { code: 'ERR_INVALID_ARG_TYPE', message: /"events"/ } as never);
       t.throws(() => poller[method](3, 1, {} as unknown as number), { code: 'ERR_INVALID_ARG_TYPE', message: /"token"/ } as never);
       t.throws(() => poller[method](-1, 1, 0), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' } as never);
@@ -151,12 +325,24 @@ test('Poller and SemWaiter check their constructor and method arguments', (t) =>
   } finally {
     poller.close();
   }
-  t.throws(() => new native.SemWaiter(undefined as unknown as () => void), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' } as never);
+  t.throws(() => new native.SemWaiter(undefined as unknown as () => void), {
+    instanceOf: TypeError,
+    code: 'ERR_INVALID_ARG_TYPE',
+  } as never);
   const waiter = new native.SemWaiter(() => {});
   try {
-    t.throws(() => waiter.wait(undefined as unknown as Int32Array, 0, 0), { code: 'ERR_INVALID_ARG_TYPE', message: /^SemWaiter\.wait\(words, index, timeoutMs\): the "words"/ } as never);
-    t.throws(() => waiter.wait(new Int32Array(4), 'x' as unknown as number, 0), { code: 'ERR_INVALID_ARG_TYPE', message: /"index"/ } as never);
-    t.throws(() => waiter.wait(new Int32Array(4), 0, {} as unknown as number), { code: 'ERR_INVALID_ARG_TYPE', message: /"timeoutMs"/ } as never);
+    t.throws(() => waiter.wait(undefined as unknown as Int32Array, 0, 0), {
+      code: 'ERR_INVALID_ARG_TYPE',
+      message: /^SemWaiter\.wait\(words, index, timeoutMs\): the "words"/,
+    } as never);
+    t.throws(() => waiter.wait(new Int32Array(4), 'x' as unknown as number, 0), {
+      code: 'ERR_INVALID_ARG_TYPE',
+      message: /"index"/,
+    } as never);
+    t.throws(() => waiter.wait(new Int32Array(4), 0, {} as unknown as number), {
+      code: 'ERR_INVALID_ARG_TYPE',
+      message: /"timeoutMs"/,
+    } as never);
   } finally {
     waiter.close();
   }

@@ -44,36 +44,46 @@ async function holdsWithin(ms: number, condition: () => boolean): Promise<boolea
 }
 
 for (const mode of GUARD_MODES) {
-  test.serial(`${mode.name}: 25 sequential 64 MiB connections: each one's shared memory is back within 1 s of the last close, not held until garbage collection`, async (t) => {
-    const echo = await startEchoService({}, { ...mode.options, tag: 'release' });
-    const client = await QbClient.start();
-    try {
-      const usedAtStart = shmUsedBytes();
-      let usedPeak = usedAtStart;
-      let mappedPeak = 0;
-      for (let i = 0; i < 25; i++) {
-        const { buffer_size: size } = await ok(t, client, `connect ${echo.name} ${64 * MiB}`);
-        t.is(Number(size), 64 * MiB);
-        await ok(t, client, 'echo 1000');
-        mappedPeak = Math.max(mappedPeak, mappedShm().bytes);
-        usedPeak = Math.max(usedPeak, shmUsedBytes());
-        await ok(t, client, 'disconnect');
-        await echo.when('destroyed', i + 1);
+  test.serial(
+    `${mode.name}: 25 sequential 64 MiB connections: each one's shared memory is back within 1 s of the last close, not held until garbage collection`,
+    async (t) => {
+      const echo = await startEchoService({}, { ...mode.options, tag: 'release' });
+      const client = await QbClient.start();
+      try {
+        const usedAtStart = shmUsedBytes();
+        let usedPeak = usedAtStart;
+        let mappedPeak = 0;
+        for (let i = 0; i < 25; i++) {
+          const { buffer_size: size } = await ok(t, client, `connect ${echo.name} ${64 * MiB}`);
+          t.is(Number(size), 64 * MiB);
+          await ok(t, client, 'echo 1000');
+          mappedPeak = Math.max(mappedPeak, mappedShm().bytes);
+          usedPeak = Math.max(usedPeak, shmUsedBytes());
+          await ok(t, client, 'disconnect');
+          await echo.when('destroyed', i + 1);
+        }
+        const released = await holdsWithin(1000, () => mappedShm().mappings === 0);
+        const held = mappedShm();
+        const usedAtEnd = shmUsedBytes();
+        t.log(
+          `server's mappings of its connections' files: ${(mappedPeak / MiB).toFixed(0)} MiB while one was open, ` +
+            `${(held.bytes / MiB).toFixed(0)} MiB in ${held.mappings} mappings 1 s after the last close`,
+        );
+        t.log(
+          `/dev/shm in use (every process): ${(usedAtStart / MiB).toFixed(0)} MiB at start, peak ${(usedPeak / MiB).toFixed(0)} MiB, ` +
+            `${(usedAtEnd / MiB).toFixed(0)} MiB after`,
+        );
+        t.true(mappedPeak >= 3 * 64 * MiB, 'an open connection maps its three 64 MiB rings (the measure sees them)');
+        t.true(
+          released,
+          `1 s after the last close the server still maps ${held.mappings} files of closed connections (${(held.bytes / MiB).toFixed(0)} MiB)`,
+        );
+      } finally {
+        await client.close();
+        await echo.stop();
       }
-      const released = await holdsWithin(1000, () => mappedShm().mappings === 0);
-      const held = mappedShm();
-      const usedAtEnd = shmUsedBytes();
-      t.log(`server's mappings of its connections' files: ${(mappedPeak / MiB).toFixed(0)} MiB while one was open, ` +
-        `${(held.bytes / MiB).toFixed(0)} MiB in ${held.mappings} mappings 1 s after the last close`);
-      t.log(`/dev/shm in use (every process): ${(usedAtStart / MiB).toFixed(0)} MiB at start, peak ${(usedPeak / MiB).toFixed(0)} MiB, ` +
-        `${(usedAtEnd / MiB).toFixed(0)} MiB after`);
-      t.true(mappedPeak >= 3 * 64 * MiB, 'an open connection maps its three 64 MiB rings (the measure sees them)');
-      t.true(released, `1 s after the last close the server still maps ${held.mappings} files of closed connections (${(held.bytes / MiB).toFixed(0)} MiB)`);
-    } finally {
-      await client.close();
-      await echo.stop();
-    }
-  });
+    },
+  );
 }
 
 /** The echo service in a process of its own (guard-server-child.ts): a SIGBUS the guard misses kills it, not the test. */
@@ -85,7 +95,10 @@ class GuardServer {
   readonly exited: Promise<string>;
   private exitedWith: string | undefined;
 
-  private constructor(private readonly child: ChildProcess, ready: string) {
+  private constructor(
+    private readonly child: ChildProcess,
+    ready: string,
+  ) {
     const fields = parseKeyValues(ready);
     this.name = fields['name']!;
     this.pid = Number(fields['pid']);
@@ -131,12 +144,20 @@ class GuardServer {
 }
 
 /** Runs manyconn (allowed enough fds for `count` connections): the fields of its "opened" and "result" lines. */
-async function manyConnections(name: string, count: number, truncate: number): Promise<{
-  opened: Record<string, string>; result: Record<string, string>; output: string;
+async function manyConnections(
+  name: string,
+  count: number,
+  truncate: number,
+): Promise<{
+  opened: Record<string, string>;
+  result: Record<string, string>;
+  output: string;
 }> {
   const { manyconn } = await buildCPrograms();
   const nofile = 2 * count + 256;
-  const run = await runProgram('prlimit', [`--nofile=${nofile}:${nofile}`, '--', manyconn, name, String(count), String(truncate)], { timeoutMs: 50_000 });
+  const run = await runProgram('prlimit', [`--nofile=${nofile}:${nofile}`, '--', manyconn, name, String(count), String(truncate)], {
+    timeoutMs: 50_000,
+  });
   const output = `exit ${run.code}${run.timedOut ? ' (timed out)' : ''}\n${run.stdout}${run.stderr}`;
   const opened = /^opened .*$/m.exec(run.stdout)?.[0] ?? '';
   const result = /^result .*$/m.exec(run.stdout)?.[0] ?? '';
@@ -144,52 +165,61 @@ async function manyConnections(name: string, count: number, truncate: number): P
 }
 
 for (const mode of GUARD_MODES) {
-  test.serial(`${mode.name}: ${MANY} SHM connections open (beyond the old 16,384-mapping table), ${TRUNCATED} truncating their event ring are dropped; the others, a bystander and the server live on`, async (t) => {
-    const server = await GuardServer.start(mode.workers, 2 * MANY + 256);
-    const bystander = await QbClient.start();
-    try {
-      await ok(t, bystander, `connect ${server.name} 12328`);
-      const { result, output } = await manyConnections(server.name, MANY, TRUNCATED);
-      t.log(`manyconn: ${output.trim().split('\n').slice(1).join(' | ')}`);
-      t.is(server.hasExited, undefined, 'the server died');
-      t.is(result['opened'], String(MANY), output);
-      t.is(result['truncated'], String(TRUNCATED), output);
-      t.is(result['unanswered'], '0', `the truncated ones too get the response sent before their fault: ${output}`);
-      t.is(result['dropped'], String(TRUNCATED), output);
-      t.is(result['served'], String(MANY - TRUNCATED), output);
-      t.is(result['failed'], '0', output);
-      await ok(t, bystander, 'rounds 20 100');
-    } finally {
-      await bystander.close();
-      await server.stop();
-    }
-    t.deepEqual(removeLeftovers(server.pid), [], 'the server removed every directory');
-  });
+  test.serial(
+    `${mode.name}: ${MANY} SHM connections open (beyond the old 16,384-mapping table), ${TRUNCATED} truncating their event ring are dropped; the others, a bystander and the server live on`,
+    async (t) => {
+      const server = await GuardServer.start(mode.workers, 2 * MANY + 256);
+      const bystander = await QbClient.start();
+      try {
+        await ok(t, bystander, `connect ${server.name} 12328`);
+        const { result, output } = await manyConnections(server.name, MANY, TRUNCATED);
+        t.log(`manyconn: ${output.trim().split('\n').slice(1).join(' | ')}`);
+        t.is(server.hasExited, undefined, 'the server died');
+        t.is(result['opened'], String(MANY), output);
+        t.is(result['truncated'], String(TRUNCATED), output);
+        t.is(result['unanswered'], '0', `the truncated ones too get the response sent before their fault: ${output}`);
+        t.is(result['dropped'], String(TRUNCATED), output);
+        t.is(result['served'], String(MANY - TRUNCATED), output);
+        t.is(result['failed'], '0', output);
+        await ok(t, bystander, 'rounds 20 100');
+      } finally {
+        await bystander.close();
+        await server.stop();
+      }
+      t.deepEqual(removeLeftovers(server.pid), [], 'the server removed every directory');
+    },
+  );
 
-  test.serial(`${mode.name}: a mapping the guard cannot take refuses its connection (ENOMEM) instead of serving it unguarded; nothing is left mapped; service resumes`, async (t) => {
-    const server = await GuardServer.start(mode.workers, 1024);
-    try {
-      const before = parseKeyValues(await server.cmd('stats'));
-      // Room for two connections' rings and part of a third's (6 per connection, and 2 probes in the main thread with workers).
-      const perConnection = mode.workers > 0 ? 8 : 6;
-      t.is(await server.cmd(`limit ${2 * perConnection + 3}`), 'ok');
-      const limited = await manyConnections(server.name, 5, 0);
-      t.is(limited.opened['n'], '2', limited.output);
-      t.is(limited.opened['refused_errno'], '12', `the third connection is refused with ENOMEM: ${limited.output}`);
-      t.is(limited.result['served'], '2', limited.output);
-      t.is(server.hasExited, undefined);
-      t.is(await server.cmd('unlimit'), 'ok');
-      // Every connection, the refused one included, has been destroyed: the guard holds what it held before.
-      const settled = await holdsWithinAsync(5000, async () => parseKeyValues(await server.cmd('stats'))['guarded'] === before['guarded']);
-      t.true(settled, `the guard holds ${(await server.cmd('stats'))} (before: ${before['guarded']})`);
-      const again = await manyConnections(server.name, 5, 0);
-      t.is(again.result['opened'], '5', again.output);
-      t.is(again.result['served'], '5', again.output);
-    } finally {
-      await server.stop();
-    }
-    t.deepEqual(removeLeftovers(server.pid), [], 'the server removed every directory');
-  });
+  test.serial(
+    `${mode.name}: a mapping the guard cannot take refuses its connection (ENOMEM) instead of serving it unguarded; nothing is left mapped; service resumes`,
+    async (t) => {
+      const server = await GuardServer.start(mode.workers, 1024);
+      try {
+        const before = parseKeyValues(await server.cmd('stats'));
+        // Room for two connections' rings and part of a third's (6 per connection, and 2 probes in the main thread with workers).
+        const perConnection = mode.workers > 0 ? 8 : 6;
+        t.is(await server.cmd(`limit ${2 * perConnection + 3}`), 'ok');
+        const limited = await manyConnections(server.name, 5, 0);
+        t.is(limited.opened['n'], '2', limited.output);
+        t.is(limited.opened['refused_errno'], '12', `the third connection is refused with ENOMEM: ${limited.output}`);
+        t.is(limited.result['served'], '2', limited.output);
+        t.is(server.hasExited, undefined);
+        t.is(await server.cmd('unlimit'), 'ok');
+        // Every connection, the refused one included, has been destroyed: the guard holds what it held before.
+        const settled = await holdsWithinAsync(
+          5000,
+          async () => parseKeyValues(await server.cmd('stats'))['guarded'] === before['guarded'],
+        );
+        t.true(settled, `the guard holds ${await server.cmd('stats')} (before: ${before['guarded']})`);
+        const again = await manyConnections(server.name, 5, 0);
+        t.is(again.result['opened'], '5', again.output);
+        t.is(again.result['served'], '5', again.output);
+      } finally {
+        await server.stop();
+      }
+      t.deepEqual(removeLeftovers(server.pid), [], 'the server removed every directory');
+    },
+  );
 }
 
 /** The directories a server process left in /dev/shm (a server that crashed leaves them all), removed. */

@@ -35,8 +35,9 @@ for (const mode of MODES) {
     const echo = await startEchoService({}, { ...mode.options, behaviour: { reportRequests: true } });
     try {
       const { qbclient } = await buildCPrograms();
-      const runs = await Promise.all(Array.from({ length: 8 }, () =>
-        runProgram(qbclient, ['-n', echo.name, '-k', '3000', '-s', '64'], { timeoutMs: 60_000 })));
+      const runs = await Promise.all(
+        Array.from({ length: 8 }, () => runProgram(qbclient, ['-n', echo.name, '-k', '3000', '-s', '64'], { timeoutMs: 60_000 })),
+      );
       for (const run of runs) {
         t.is(run.code, 0, run.stdout + run.stderr);
         t.regex(run.stdout, /^ok count=3000 .*errors=0/m);
@@ -96,23 +97,26 @@ for (const mode of MODES) {
     }
   });
 
-  test.serial(`${mode.name}: item 18: a response sent after msgProcess returned (from a timer) wakes a client blocked in qb_ipcc_recv(-1)`, async (t) => {
-    // Responses sent inside a dispatch round wake the client once, at the round's end;
-    // one sent outside any round must wake it by itself.
-    const echo = await startEchoService({}, { ...mode.options, behaviour: { deferEcho: true } });
-    const client = await QbClient.start();
-    try {
-      await ok(t, client, `connect ${echo.name} 12328`);
-      for (let i = 0; i < 40; i++) {
-        await ok(t, client, 'send 1 32');
-        const reply = await ok(t, client, 'recv -1', 10_000);
-        t.is(Number(reply['n']), 24 + 32);
+  test.serial(
+    `${mode.name}: item 18: a response sent after msgProcess returned (from a timer) wakes a client blocked in qb_ipcc_recv(-1)`,
+    async (t) => {
+      // Responses sent inside a dispatch round wake the client once, at the round's end;
+      // one sent outside any round must wake it by itself.
+      const echo = await startEchoService({}, { ...mode.options, behaviour: { deferEcho: true } });
+      const client = await QbClient.start();
+      try {
+        await ok(t, client, `connect ${echo.name} 12328`);
+        for (let i = 0; i < 40; i++) {
+          await ok(t, client, 'send 1 32');
+          const reply = await ok(t, client, 'recv -1', 10_000);
+          t.is(Number(reply['n']), 24 + 32);
+        }
+      } finally {
+        await client.close();
+        await echo.stop();
       }
-    } finally {
-      await client.close();
-      await echo.stop();
-    }
-  });
+    },
+  );
 
   test.serial(`${mode.name}: items 19, 20: events interleave with round trips; doorbells do not pile up`, async (t) => {
     const echo = await startEchoService({}, mode.options);

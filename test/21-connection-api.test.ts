@@ -31,7 +31,10 @@ for (const mode of MODES) {
       await fails(t, client, `connect ${echo.name} 12328`, EACCES);
       // libqb calls connection_destroyed (never created) for a rejected client; in worker mode a shard does.
       await echo.when('destroyed');
-      t.deepEqual(echo.log.map((e) => e.callback), ['accept', 'destroyed']);
+      t.deepEqual(
+        echo.log.map((e) => e.callback),
+        ['accept', 'destroyed'],
+      );
       t.deepEqual(echo.service.stats(), { activeConnections: 0, closedConnections: 0 });
     } finally {
       await client.close();
@@ -61,16 +64,19 @@ for (const mode of MODES) {
   });
 
   test.serial(`${mode.name}: item 8: directory 0770 and files 0600, owned by the client; authSet changes owner and mode`, async (t) => {
-    const echo = await startEchoService({
-      connectionAccept: (conn) => conn.authSet(65534, 65534, 0o640),
-    }, mode.options);
+    const echo = await startEchoService(
+      {
+        connectionAccept: (conn) => conn.authSet(65534, 65534, 0o640),
+      },
+      mode.options,
+    );
     const client = await QbClient.start();
     try {
       await ok(t, client, `connect ${echo.name} 12328`);
       const dir = echo.service.connectionFirstGet()!.description.slice(0, -3);
       const d = statSync(dir);
       t.is(d.mode & 0o777, 0o770);
-      t.is(d.uid, 65534, 'SHM: authSet\'s owner gets the directory too (as libqb; SOCKET: only the control file, test 85)');
+      t.is(d.uid, 65534, "SHM: authSet's owner gets the directory too (as libqb; SOCKET: only the control file, test 85)");
       for (const kind of ['request', 'response', 'event']) {
         for (const part of ['header', 'data']) {
           const s = statSync(`${dir}/qb-${kind}-${echo.name}-${part}`);
@@ -113,68 +119,72 @@ for (const mode of MODES) {
     }
   });
 
-  test.serial(`${mode.name}: item 23: rate limit OFF writes 1 at offset 8240 and clients get EAGAIN; OFF_2 writes 2; NORMAL restores`, async (t) => {
-    const echo = await startEchoService({}, mode.options);
-    const client = await QbClient.start();
-    try {
-      await ok(t, client, `connect ${echo.name} 12328`);
-      await ok(t, client, 'echo 10');
-      const conn = echo.service.connectionFirstGet()!;
-      await echo.service.requestRateLimit(RateLimit.OFF);
-      t.is(flowControlWord(conn, echo.name), 1);
-      await fails(t, client, 'send 1 10', EAGAIN);
-      await echo.service.requestRateLimit(RateLimit.NORMAL);
-      t.is(flowControlWord(conn, echo.name), 0);
-      await ok(t, client, 'echo 10');
-      await echo.service.requestRateLimit(RateLimit.OFF_2);
-      t.is(flowControlWord(conn, echo.name), 2);
-      await ok(t, client, 'send 1 10'); // fc 2 only stops clients that set fc_enable_max 2 …
-      await fails(t, client, 'recv 300', ETIMEDOUT); // … but the server does not read while fc is on
-      await ok(t, client, 'fcmax 2');
-      await fails(t, client, 'send 1 10', EAGAIN);
-      await echo.service.requestRateLimit(RateLimit.NORMAL);
-      t.is(Number((await ok(t, client, 'recv 5000'))['n']), 24 + 10, 'the queued request is served once fc is off');
-      const stats = conn.stats();
-      t.is(stats.flowControlState, 0);
-      t.is(stats.flowControlCount, 4);
-    } finally {
-      await client.close();
-      await echo.stop();
-    }
-  });
+  test.serial(
+    `${mode.name}: item 23: rate limit OFF writes 1 at offset 8240 and clients get EAGAIN; OFF_2 writes 2; NORMAL restores`,
+    async (t) => {
+      const echo = await startEchoService({}, mode.options);
+      const client = await QbClient.start();
+      try {
+        await ok(t, client, `connect ${echo.name} 12328`);
+        await ok(t, client, 'echo 10');
+        const conn = echo.service.connectionFirstGet()!;
+        await echo.service.requestRateLimit(RateLimit.OFF);
+        t.is(flowControlWord(conn, echo.name), 1);
+        await fails(t, client, 'send 1 10', EAGAIN);
+        await echo.service.requestRateLimit(RateLimit.NORMAL);
+        t.is(flowControlWord(conn, echo.name), 0);
+        await ok(t, client, 'echo 10');
+        await echo.service.requestRateLimit(RateLimit.OFF_2);
+        t.is(flowControlWord(conn, echo.name), 2);
+        await ok(t, client, 'send 1 10'); // fc 2 only stops clients that set fc_enable_max 2 …
+        await fails(t, client, 'recv 300', ETIMEDOUT); // … but the server does not read while fc is on
+        await ok(t, client, 'fcmax 2');
+        await fails(t, client, 'send 1 10', EAGAIN);
+        await echo.service.requestRateLimit(RateLimit.NORMAL);
+        t.is(Number((await ok(t, client, 'recv 5000'))['n']), 24 + 10, 'the queued request is served once fc is off');
+        const stats = conn.stats();
+        t.is(stats.flowControlState, 0);
+        t.is(stats.flowControlCount, 4);
+      } finally {
+        await client.close();
+        await echo.stop();
+      }
+    },
+  );
 
   // With 2 workers the two clients are served by different threads, in parallel: the
   // budget is a per-thread rule, so this test runs where both share one thread.
-  if (mode.workers <= 1) test.serial(`${mode.name}: item 24: per-dispatch budget 50/5/1 shares the server between busy clients`, async (t) => {
-    const echo = await startEchoService({}, { ...mode.options, behaviour: { reportRequests: true } });
-    const order = () => echo.log.filter((e) => e.callback === 'request').map((e) => e.pid);
-    const clients = [await QbClient.start(), await QbClient.start()];
-    try {
-      const runWith = async (limit: RateLimit) => {
-        const before = order().length;
-        await echo.service.requestRateLimit(RateLimit.OFF);
-        for (const c of clients) {
-          await ok(t, c, 'fcmax 0'); // these clients ignore flow control, so requests queue up
-          for (let i = 0; i < 12; i++) await ok(t, c, 'send 1 8');
-        }
-        const all = echo.when('request', echo.count('request') + 24);
-        await echo.service.requestRateLimit(limit);
-        await all;
-        for (const c of clients) for (let i = 0; i < 12; i++) await ok(t, c, 'recv 5000');
-        return order().slice(before);
-      };
-      for (const c of clients) await ok(t, c, `connect ${echo.name} 12328`);
-      const [a, b] = clients.map((c) => c.pid);
-      const interleaved = (seq: number[]) => seq.lastIndexOf(a!) > seq.indexOf(b!) && seq.lastIndexOf(b!) > seq.indexOf(a!);
-      t.true(interleaved(await runWith(RateLimit.SLOW)), 'SLOW: 1 per dispatch');
-      t.true(interleaved(await runWith(RateLimit.NORMAL)), 'NORMAL: 5 per dispatch');
-      const fast = await runWith(RateLimit.FAST);
-      t.false(interleaved(fast), `FAST: 50 per dispatch takes each client's 12 in one go (${fast.join(',')})`);
-    } finally {
-      for (const c of clients) await c.close();
-      await echo.stop();
-    }
-  });
+  if (mode.workers <= 1)
+    test.serial(`${mode.name}: item 24: per-dispatch budget 50/5/1 shares the server between busy clients`, async (t) => {
+      const echo = await startEchoService({}, { ...mode.options, behaviour: { reportRequests: true } });
+      const order = () => echo.log.filter((e) => e.callback === 'request').map((e) => e.pid);
+      const clients = [await QbClient.start(), await QbClient.start()];
+      try {
+        const runWith = async (limit: RateLimit) => {
+          const before = order().length;
+          await echo.service.requestRateLimit(RateLimit.OFF);
+          for (const c of clients) {
+            await ok(t, c, 'fcmax 0'); // these clients ignore flow control, so requests queue up
+            for (let i = 0; i < 12; i++) await ok(t, c, 'send 1 8');
+          }
+          const all = echo.when('request', echo.count('request') + 24);
+          await echo.service.requestRateLimit(limit);
+          await all;
+          for (const c of clients) for (let i = 0; i < 12; i++) await ok(t, c, 'recv 5000');
+          return order().slice(before);
+        };
+        for (const c of clients) await ok(t, c, `connect ${echo.name} 12328`);
+        const [a, b] = clients.map((c) => c.pid);
+        const interleaved = (seq: number[]) => seq.lastIndexOf(a!) > seq.indexOf(b!) && seq.lastIndexOf(b!) > seq.indexOf(a!);
+        t.true(interleaved(await runWith(RateLimit.SLOW)), 'SLOW: 1 per dispatch');
+        t.true(interleaved(await runWith(RateLimit.NORMAL)), 'NORMAL: 5 per dispatch');
+        const fast = await runWith(RateLimit.FAST);
+        t.false(interleaved(fast), `FAST: 50 per dispatch takes each client's 12 in one go (${fast.join(',')})`);
+      } finally {
+        for (const c of clients) await c.close();
+        await echo.stop();
+      }
+    });
 
   test.serial(`${mode.name}: item 25: client hang-up → closed, destroyed, files and directory removed`, async (t) => {
     const echo = await startEchoService({}, { ...mode.options, behaviour: { reportRequests: true } });
@@ -185,7 +195,10 @@ for (const mode of MODES) {
       const dir = echo.service.connectionFirstGet()!.description.slice(0, -3);
       await ok(t, client, 'disconnect');
       await echo.when('destroyed');
-      t.deepEqual(echo.log.map((e) => e.callback), ['accept', 'created', 'request', 'closed', 'destroyed']);
+      t.deepEqual(
+        echo.log.map((e) => e.callback),
+        ['accept', 'created', 'request', 'closed', 'destroyed'],
+      );
       t.throws(() => statSync(dir), { code: 'ENOENT' });
       t.deepEqual(echo.service.stats(), { activeConnections: 0, closedConnections: 1 });
     } finally {
@@ -267,7 +280,16 @@ for (const mode of MODES) {
       t.is(s.eventQLength, 0);
       t.is(s.events, 2000 + queued);
       const cleared = conn.statsGet();
-      t.deepEqual(cleared, { clientPid: client.pid, requests: 0, responses: 0, events: 0, sendRetries: 0, recvRetries: 0, flowControlState: 0, flowControlCount: 0 });
+      t.deepEqual(cleared, {
+        clientPid: client.pid,
+        requests: 0,
+        responses: 0,
+        events: 0,
+        sendRetries: 0,
+        recvRetries: 0,
+        flowControlState: 0,
+        flowControlCount: 0,
+      });
       t.is(await conn.eventSend(new Uint8Array(12329)), -90 /* EMSGSIZE */);
     } finally {
       await client.close();
@@ -316,7 +338,7 @@ for (const mode of MODES) {
       const viaIterator = [...echo.service.connections()].map((c) => c.pid);
       const viaGet: number[] = [];
       for (let c = echo.service.connectionFirstGet(); c; c = echo.service.connectionNextGet(c)) viaGet.push(c.pid);
-      t.deepEqual(viaIterator, clients.map((c) => c.pid).reverse(), 'newest first, as libqb\'s list');
+      t.deepEqual(viaIterator, clients.map((c) => c.pid).reverse(), "newest first, as libqb's list");
       t.deepEqual(viaGet, viaIterator);
       for (const c of echo.service.connections()) {
         t.deepEqual(c.context, { pid: c.pid });
@@ -331,56 +353,60 @@ for (const mode of MODES) {
   });
 
   // ref()/unref() belong to the thread that serves the connection (in worker mode, the worker).
-  if (mode.workers === 0) test.serial(`${mode.name}: ref() keeps a disconnected connection until unref()`, async (t) => {
-    const echo = await startEchoService({}, { ...mode.options, behaviour: { refInCreated: true } });
-    const client = await QbClient.start();
-    try {
-      await ok(t, client, `connect ${echo.name} 12328`);
-      const conn = echo.service.connectionFirstGet() as Connection;
-      const dir = conn.description.slice(0, -3);
-      await ok(t, client, 'disconnect');
-      await echo.when('closed');
-      t.is(echo.count('destroyed'), 0, 'our reference keeps it');
-      t.true(existsSync(dir), 'and its files');
-      conn.unref();
-      t.is(echo.count('destroyed'), 1);
-      t.false(existsSync(dir));
-    } finally {
-      await client.close();
-      await echo.stop();
-    }
-  });
+  if (mode.workers === 0)
+    test.serial(`${mode.name}: ref() keeps a disconnected connection until unref()`, async (t) => {
+      const echo = await startEchoService({}, { ...mode.options, behaviour: { refInCreated: true } });
+      const client = await QbClient.start();
+      try {
+        await ok(t, client, `connect ${echo.name} 12328`);
+        const conn = echo.service.connectionFirstGet() as Connection;
+        const dir = conn.description.slice(0, -3);
+        await ok(t, client, 'disconnect');
+        await echo.when('closed');
+        t.is(echo.count('destroyed'), 0, 'our reference keeps it');
+        t.true(existsSync(dir), 'and its files');
+        conn.unref();
+        t.is(echo.count('destroyed'), 1);
+        t.false(existsSync(dir));
+      } finally {
+        await client.close();
+        await echo.stop();
+      }
+    });
 }
 
 // responseSend belongs to the thread that serves the connection: in-thread here, over both transports.
 for (const type of [IpcType.SHM, IpcType.SOCKET]) {
-  test.serial(`in-thread ${IpcType[type]}: sends too large for the channel fail alone, as in libqb; the connection serves on`, async (t) => {
-    const echo = await startEchoService({}, { type });
-    const client = await QbClient.start();
-    try {
-      await ok(t, client, `connect ${echo.name} 12328`);
-      await ok(t, client, 'echo 10');
-      const conn = echo.service.connectionFirstGet() as Connection;
-      const before = conn.stats();
-      const oversized = makeResponse(1, 0, new Uint8Array(conn.bufferSize)); // header + buffer size
-      t.is(conn.eventSend(oversized), -EMSGSIZE, 'qb_ipcs_event_send checks the buffer size itself');
-      const huge = makeResponse(1, 0, new Uint8Array(4 * conn.bufferSize)); // beyond any ring or socket buffer of this size
-      const rc = conn.responseSend(huge);
-      const after = conn.stats();
-      t.is(after.events, before.events, 'the event was not counted');
-      if (type === IpcType.SHM) {
-        t.is(rc, -EAGAIN, 'the ring has no room: EAGAIN, as libqb');
-        t.is(after.responses, before.responses, 'not counted as sent');
-        t.is(after.sendRetries, before.sendRetries + 1, 'and a send retry');
-      } else {
-        t.is(rc, huge.byteLength, 'a datagram socket takes what its buffer holds, as libqb\'s writev');
-        await ok(t, client, 'recv 5000'); // the client takes it
+  test.serial(
+    `in-thread ${IpcType[type]}: sends too large for the channel fail alone, as in libqb; the connection serves on`,
+    async (t) => {
+      const echo = await startEchoService({}, { type });
+      const client = await QbClient.start();
+      try {
+        await ok(t, client, `connect ${echo.name} 12328`);
+        await ok(t, client, 'echo 10');
+        const conn = echo.service.connectionFirstGet() as Connection;
+        const before = conn.stats();
+        const oversized = makeResponse(1, 0, new Uint8Array(conn.bufferSize)); // header + buffer size
+        t.is(conn.eventSend(oversized), -EMSGSIZE, 'qb_ipcs_event_send checks the buffer size itself');
+        const huge = makeResponse(1, 0, new Uint8Array(4 * conn.bufferSize)); // beyond any ring or socket buffer of this size
+        const rc = conn.responseSend(huge);
+        const after = conn.stats();
+        t.is(after.events, before.events, 'the event was not counted');
+        if (type === IpcType.SHM) {
+          t.is(rc, -EAGAIN, 'the ring has no room: EAGAIN, as libqb');
+          t.is(after.responses, before.responses, 'not counted as sent');
+          t.is(after.sendRetries, before.sendRetries + 1, 'and a send retry');
+        } else {
+          t.is(rc, huge.byteLength, "a datagram socket takes what its buffer holds, as libqb's writev");
+          await ok(t, client, 'recv 5000'); // the client takes it
+        }
+        await ok(t, client, 'rounds 20 100');
+        t.is(echo.count('closed'), 0, 'not a disconnect-class error');
+      } finally {
+        await client.close();
+        await echo.stop();
       }
-      await ok(t, client, 'rounds 20 100');
-      t.is(echo.count('closed'), 0, 'not a disconnect-class error');
-    } finally {
-      await client.close();
-      await echo.stop();
-    }
-  });
+    },
+  );
 }

@@ -58,17 +58,28 @@ test('a connection yields while yielding finds requests, stops after 8 misses in
 function roundWith(yieldToClients: boolean, script: number[]): { log: string[]; handled: number } {
   const log: string[] = [];
   const owner = {
-    serviceId: 0, context: undefined, priority: LoopPriority.MED, budget: 5, yieldToClients,
-    poll: { jobAdd: () => 0 }, handlers: { msgProcess: () => 0 },
-    connectionActivated: () => undefined, connectionClosing: () => undefined, connectionGone: () => undefined,
-    handlerFailed: (error: unknown) => { throw error; },
+    serviceId: 0,
+    context: undefined,
+    priority: LoopPriority.MED,
+    budget: 5,
+    yieldToClients,
+    poll: { jobAdd: () => 0 },
+    handlers: { msgProcess: () => 0 },
+    connectionActivated: () => undefined,
+    connectionClosing: () => undefined,
+    connectionGone: () => undefined,
+    handlerFailed: (error: unknown) => {
+      throw error;
+    },
   } as unknown as ConnectionOwner;
   const conn = new Connection(owner, -1, 1, { pid: 1, uid: 0, gid: 0 });
   const transport = Object.create(ShmTransport.prototype) as ShmTransport;
   Object.assign(transport, {
     inRound: true,
     handoff: yieldToClients ? new CpuHandoff(() => log.push('yield')) : undefined,
-    requestId: 1, requestSize: 16, requestCapacity: 16,
+    requestId: 1,
+    requestSize: 16,
+    requestCapacity: 16,
     nextRequest: () => {
       const rc = script.shift() ?? 0;
       log.push(`next=${rc}`);
@@ -99,7 +110,8 @@ test('with yieldToClients off the round never yields: it ends at the look after 
 
 test('options.yieldToClients must be a boolean', (t) => {
   t.throws(() => createService('ok', 0, IpcType.SHM, { msgProcess: () => 0 }, { yieldToClients: 1 as unknown as boolean }), {
-    instanceOf: TypeError, message: /options\.yieldToClients must be a boolean, got 1/,
+    instanceOf: TypeError,
+    message: /options\.yieldToClients must be a boolean, got 1/,
   });
 });
 
@@ -108,7 +120,9 @@ for (const mode of MODES) {
     const echo = await startEchoService({}, { ...mode.options, yieldToClients: false });
     try {
       const { qbclient } = await buildCPrograms();
-      const runs = await Promise.all([0, 1].map(() => runProgram(qbclient, ['-n', echo.name, '-k', '2000', '-s', '64'], { timeoutMs: 60_000 })));
+      const runs = await Promise.all(
+        [0, 1].map(() => runProgram(qbclient, ['-n', echo.name, '-k', '2000', '-s', '64'], { timeoutMs: 60_000 })),
+      );
       for (const run of runs) {
         t.is(run.code, 0, run.stdout + run.stderr);
         t.regex(run.stdout, /^ok count=2000 .*errors=0/m);

@@ -63,7 +63,10 @@ test('items 9, 10, 11, 12: files, sizes, paths and the fresh ring', (t) => {
     t.deepEqual([...header.subarray(8208, 8224)], [0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0], 'sem_init(pshared)');
     const data = readFileSync(`${base}-data`);
     t.is(u32(data, 0), 5, 'word 0 = 5');
-    t.true(data.subarray(4).every((b) => b === 0), 'the rest is zero');
+    t.true(
+      data.subarray(4).every((b) => b === 0),
+      'the rest is zero',
+    );
   });
 });
 
@@ -167,7 +170,12 @@ test('item 17: a post adds one token and keeps the semaphore process-shared (the
 });
 
 /** An SHM transport whose poll handlers are this test: dispatch(POLLIN) runs `round` as the connection's round. */
-function unitTransport(dir: ConnectionDirectory, server: number, round: () => number, hangUps: string[]): { transport: ShmTransport; dispatch: () => void } {
+function unitTransport(
+  dir: ConnectionDirectory,
+  server: number,
+  round: () => number,
+  hangUps: string[],
+): { transport: ShmTransport; dispatch: () => void } {
   let dispatchFn: DispatchFn | undefined;
   const capture = (_p: LoopPriority, _fd: number, _events: number, fn: DispatchFn) => ((dispatchFn = fn), 0);
   const host = {
@@ -197,16 +205,22 @@ test('item 18: wakes held during a round are issued when the ring fills (the cli
   let wokenInRound = false;
   // The waiter reports into shared memory: [done, futexWait's rc]. The round is synchronous, so it waits with Atomics.wait.
   const report = new Int32Array(new SharedArrayBuffer(8));
-  const { transport, dispatch } = unitTransport(dir, server, () => {
-    while (transport.send(Channel.RESPONSE, [new Uint8Array(100)], 100) === 100) written++;
-    Atomics.wait(report, 0, 0, 5000);
-    wokenInRound = Atomics.load(report, 0) === 1;
-    return 0;
-  }, hangUps);
+  const { transport, dispatch } = unitTransport(
+    dir,
+    server,
+    () => {
+      while (transport.send(Channel.RESPONSE, [new Uint8Array(100)], 100) === 100) written++;
+      Atomics.wait(report, 0, 0, 5000);
+      wokenInRound = Atomics.load(report, 0) === 1;
+      return 0;
+    },
+    hangUps,
+  );
   try {
     const header = (transport as unknown as { responses: ShmRing }).responses.header;
     // A thread of ours plays the client blocked in sem_wait on the response ring.
-    const waiter = new Worker(`
+    const waiter = new Worker(
+      `
       const { workerData, parentPort } = require('node:worker_threads');
       const { readlinkSync } = require('node:fs');
       import(workerData.nativeUrl).then(({ native }) => {
@@ -216,7 +230,17 @@ test('item 18: wakes held during a round are issued when the ring fills (the cli
         report[1] = native.futexWait(header, workerData.index, 0, 10000);
         Atomics.store(report, 0, 1);
         Atomics.notify(report, 0);
-      });`, { eval: true, workerData: { header: header.buffer, report: report.buffer, index: HeaderWord.SEM_VALUE, nativeUrl: new URL('../src/native.js', import.meta.url).href } });
+      });`,
+      {
+        eval: true,
+        workerData: {
+          header: header.buffer,
+          report: report.buffer,
+          index: HeaderWord.SEM_VALUE,
+          nativeUrl: new URL('../src/native.js', import.meta.url).href,
+        },
+      },
+    );
     try {
       const tid = await new Promise<number>((resolve) => waiter.once('message', (m: { tid: number }) => resolve(m.tid)));
       t.true(await sleepsInFutex(`/proc/self/task/${tid}`), 'the waiter went to sleep on the semaphore word');
@@ -245,18 +269,23 @@ test('item 20: event doorbells sent inside a round wait for its wake point and g
   const received = new Uint8Array(64);
   const doorbells = () => Math.max(0, native.recv(client, received)); // -EAGAIN: none
   const event = new Uint8Array(32);
-  const { transport, dispatch } = unitTransport(dir, server, () => {
-    // Inside a round: held until the dry-ring wake point (a peek that finds nothing), then one send for all.
-    for (let i = 0; i < 3; i++) t.is(transport.send(Channel.EVENT, [event], 32), 32);
-    t.is(doorbells(), 0, 'nothing sent while the round runs');
-    t.is(transport.peek(), 0);
-    t.is(doorbells(), 3, 'the three doorbells arrive together at the dry ring');
-    t.is(transport.peek(), 0);
-    t.is(doorbells(), 0, 'nothing more was owed');
-    // ... and at the round's end.
-    for (let i = 0; i < 2; i++) transport.send(Channel.EVENT, [event], 32);
-    return 0;
-  }, hangUps);
+  const { transport, dispatch } = unitTransport(
+    dir,
+    server,
+    () => {
+      // Inside a round: held until the dry-ring wake point (a peek that finds nothing), then one send for all.
+      for (let i = 0; i < 3; i++) t.is(transport.send(Channel.EVENT, [event], 32), 32);
+      t.is(doorbells(), 0, 'nothing sent while the round runs');
+      t.is(transport.peek(), 0);
+      t.is(doorbells(), 3, 'the three doorbells arrive together at the dry ring');
+      t.is(transport.peek(), 0);
+      t.is(doorbells(), 0, 'nothing more was owed');
+      // ... and at the round's end.
+      for (let i = 0; i < 2; i++) transport.send(Channel.EVENT, [event], 32);
+      return 0;
+    },
+    hangUps,
+  );
   try {
     // Outside a round (a timer, another connection's handler): each event rings at once.
     t.is(transport.send(Channel.EVENT, [event], 32), 32);

@@ -5,7 +5,16 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import {
-  connect, EAGAIN, ECONNREFUSED, ENOTCONN, IpcType, makeResponse, RateLimit, writeRequestHeader, type Client, type ServiceConnection,
+  connect,
+  EAGAIN,
+  ECONNREFUSED,
+  ENOTCONN,
+  IpcType,
+  makeResponse,
+  RateLimit,
+  writeRequestHeader,
+  type Client,
+  type ServiceConnection,
 } from '../src/index.js';
 import { native } from '../src/native.js';
 import { buildCPrograms, QbClient } from './helpers/c-programs.js';
@@ -78,7 +87,8 @@ for (const mode of MODES) {
       t.is(statSync(file).uid, process.getuid!());
       const base = `${dir}/qb-${echo.name}`;
       const bound = abstractNames();
-      for (const suffix of ['request', 'event-tx', 'response', 'event']) t.true(bound.has(`${base}-${suffix}`), `@${base}-${suffix} is bound`);
+      for (const suffix of ['request', 'event-tx', 'response', 'event'])
+        t.true(bound.has(`${base}-${suffix}`), `@${base}-${suffix} is bound`);
       t.false(existsSync(`${dir}/qb-request-${echo.name}-header`), 'no SHM rings');
       await ok(t, client, 'rounds 500 100');
       await ok(t, client, 'events 300 50');
@@ -171,7 +181,10 @@ for (const mode of MODES) {
       await ok(t, client, 'disconnect');
       await echo.when('destroyed');
       t.false(existsSync(dir));
-      t.deepEqual(echo.log.map((e) => e.callback), ['accept', 'created', 'closed', 'destroyed']);
+      t.deepEqual(
+        echo.log.map((e) => e.callback),
+        ['accept', 'created', 'closed', 'destroyed'],
+      );
       await ok(t, client, `connect ${echo.name} 12328`);
       await ok(t, client, 'echo 10');
       echo.service.connectionFirstGet()!.disconnect();
@@ -187,27 +200,30 @@ for (const mode of MODES) {
     }
   });
 
-  test.serial(`${mode.name}: item 30 / §11.9: datagrams from another process are dropped; the first one makes the server connect, then the kernel refuses them`, async (t) => {
-    const echo = await startEchoService({}, socket({ ...mode.options, behaviour: { reportRequests: true } }));
-    const client = await QbClient.start();
-    try {
-      await ok(t, client, `connect ${echo.name} 12328`);
-      const request = `${dirOf(echo.service.connectionFirstGet()!)}/qb-${echo.name}-request`;
-      t.is(await strangerSends(request, 32), 32, 'before the server connected, the socket accepts anyone');
-      // That datagram woke the server, which connected the sockets to the client's (already bound).
-      let rc = 0;
-      for (let i = 0; i < 20 && rc >= 0; i++) rc = await strangerSends(request, 0);
-      t.true(rc < 0, 'then the connected socket refuses strangers, before the client spoke');
-      await ok(t, client, 'echo 10');
-      t.is(echo.count('request'), 1, 'only the client\'s request reached msgProcess');
-      t.true((await strangerSends(request, 32)) < 0, 'the connected socket refuses strangers');
-      await ok(t, client, 'rounds 10 10');
-      t.is(echo.count('destroyed'), 0);
-    } finally {
-      await client.close();
-      await echo.stop();
-    }
-  });
+  test.serial(
+    `${mode.name}: item 30 / §11.9: datagrams from another process are dropped; the first one makes the server connect, then the kernel refuses them`,
+    async (t) => {
+      const echo = await startEchoService({}, socket({ ...mode.options, behaviour: { reportRequests: true } }));
+      const client = await QbClient.start();
+      try {
+        await ok(t, client, `connect ${echo.name} 12328`);
+        const request = `${dirOf(echo.service.connectionFirstGet()!)}/qb-${echo.name}-request`;
+        t.is(await strangerSends(request, 32), 32, 'before the server connected, the socket accepts anyone');
+        // That datagram woke the server, which connected the sockets to the client's (already bound).
+        let rc = 0;
+        for (let i = 0; i < 20 && rc >= 0; i++) rc = await strangerSends(request, 0);
+        t.true(rc < 0, 'then the connected socket refuses strangers, before the client spoke');
+        await ok(t, client, 'echo 10');
+        t.is(echo.count('request'), 1, "only the client's request reached msgProcess");
+        t.true((await strangerSends(request, 32)) < 0, 'the connected socket refuses strangers');
+        await ok(t, client, 'rounds 10 10');
+        t.is(echo.count('destroyed'), 0);
+      } finally {
+        await client.close();
+        await echo.stop();
+      }
+    },
+  );
 
   const HOSTILE: Array<[what: string, send: (c: Client) => number]> = [
     ['a 0-byte datagram', (c) => c.send(new Uint8Array(0))],
@@ -215,15 +231,21 @@ for (const mode of MODES) {
     ['hdr.size smaller than the datagram', (c) => c.send(writeRequestHeader(new Uint8Array(64), { id: 1, size: 40 }))],
     ['hdr.size larger than the datagram', (c) => c.send(writeRequestHeader(new Uint8Array(64), { id: 1, size: 100 }))],
     ['id -3 (disconnect)', (c) => c.send(writeRequestHeader(new Uint8Array(16), { id: -3, size: 16 }))],
-    ['a datagram larger than the buffer size', (c) => {
-      const { requestFd } = (c as unknown as { channel: { requestFd: number } }).channel;
-      return native.sendv(requestFd, [writeRequestHeader(new Uint8Array(12329), { id: 1, size: 12329 })]);
-    }],
-    ['item 28 / §14.8: the control file truncated to 0 bytes, then a valid request (the server\'s access faults)', (c) => {
-      const { requestFd, controlPath } = (c as unknown as { channel: { requestFd: number; controlPath: string } }).channel;
-      truncateSync(controlPath, 0);
-      return native.sendv(requestFd, [writeRequestHeader(new Uint8Array(20), { id: 1, size: 20 })]);
-    }],
+    [
+      'a datagram larger than the buffer size',
+      (c) => {
+        const { requestFd } = (c as unknown as { channel: { requestFd: number } }).channel;
+        return native.sendv(requestFd, [writeRequestHeader(new Uint8Array(12329), { id: 1, size: 12329 })]);
+      },
+    ],
+    [
+      "item 28 / §14.8: the control file truncated to 0 bytes, then a valid request (the server's access faults)",
+      (c) => {
+        const { requestFd, controlPath } = (c as unknown as { channel: { requestFd: number; controlPath: string } }).channel;
+        truncateSync(controlPath, 0);
+        return native.sendv(requestFd, [writeRequestHeader(new Uint8Array(20), { id: 1, size: 20 })]);
+      },
+    ],
   ];
 
   for (const [what, send] of HOSTILE) {
@@ -247,43 +269,52 @@ for (const mode of MODES) {
     });
   }
 
-  test.serial(`${mode.name}: §14 items 6, 7: forged control words (request count, event count, flow control) are never trusted`, async (t) => {
-    const echo = await startEchoService({}, socket(mode.options));
-    let client: Client | undefined;
-    try {
-      client = await connect(echo.name, 12328);
-      const request = writeRequestHeader(new Uint8Array(20), { id: 1, size: 20 });
-      const forged = (client as unknown as { channel: { control: Int32Array } }).channel.control;
-      const conn = echo.service.connectionFirstGet()!;
-      Atomics.store(forged, 0, 0x7fffffff); // "this many requests are queued"
-      Atomics.store(forged, 4, -1000); // a negative event queue
-      t.is((await client.sendRecv(request, 5000)).byteLength, 28, 'served one request, not a storm of empty reads');
-      t.is(conn.stats().eventQLength, 0, 'clamped at 0');
-      Atomics.store(forged, 0, -5);
-      t.is((await client.sendRecv(request, 5000)).byteLength, 28, 'a negative count does not stop the reads');
-      await echo.service.requestRateLimit(RateLimit.OFF);
-      Atomics.store(forged, 1, 0); // the client clears its flow-control word and sends anyway
-      t.true(client.send(request) > 0);
-      await t.throwsAsync(client.recv(300), { code: 'ETIMEDOUT' }, 'not read while flow control is on');
-      await echo.service.requestRateLimit(RateLimit.NORMAL);
-      t.is((await client.recv(5000)).byteLength, 28);
-      t.is(echo.count('closed'), 0);
-    } finally {
-      client?.disconnect();
-      await echo.stop();
-    }
-  });
+  test.serial(
+    `${mode.name}: §14 items 6, 7: forged control words (request count, event count, flow control) are never trusted`,
+    async (t) => {
+      const echo = await startEchoService({}, socket(mode.options));
+      let client: Client | undefined;
+      try {
+        client = await connect(echo.name, 12328);
+        const request = writeRequestHeader(new Uint8Array(20), { id: 1, size: 20 });
+        const forged = (client as unknown as { channel: { control: Int32Array } }).channel.control;
+        const conn = echo.service.connectionFirstGet()!;
+        Atomics.store(forged, 0, 0x7fffffff); // "this many requests are queued"
+        Atomics.store(forged, 4, -1000); // a negative event queue
+        t.is((await client.sendRecv(request, 5000)).byteLength, 28, 'served one request, not a storm of empty reads');
+        t.is(conn.stats().eventQLength, 0, 'clamped at 0');
+        Atomics.store(forged, 0, -5);
+        t.is((await client.sendRecv(request, 5000)).byteLength, 28, 'a negative count does not stop the reads');
+        await echo.service.requestRateLimit(RateLimit.OFF);
+        Atomics.store(forged, 1, 0); // the client clears its flow-control word and sends anyway
+        t.true(client.send(request) > 0);
+        await t.throwsAsync(client.recv(300), { code: 'ETIMEDOUT' }, 'not read while flow control is on');
+        await echo.service.requestRateLimit(RateLimit.NORMAL);
+        t.is((await client.recv(5000)).byteLength, 28);
+        t.is(echo.count('closed'), 0);
+      } finally {
+        client?.disconnect();
+        await echo.stop();
+      }
+    },
+  );
 
-  test.serial(`${mode.name}: a service name whose socket names would collide once cut to 106 bytes is refused (ENAMETOOLONG)`, async (t) => {
-    const echo = await startEchoService({}, socket({ ...mode.options, tag: 'x'.repeat(70) }));
-    const client = await QbClient.start();
-    try {
-      await fails(t, client, `connect ${echo.name} 12328`, 36 /* ENAMETOOLONG */);
-      await echo.when('destroyed'); // refused clients get connectionDestroyed in every mode, as in libqb
-      t.deepEqual(echo.log.map((e) => e.callback), ['accept', 'destroyed']);
-    } finally {
-      await client.close();
-      await echo.stop();
-    }
-  });
+  test.serial(
+    `${mode.name}: a service name whose socket names would collide once cut to 106 bytes is refused (ENAMETOOLONG)`,
+    async (t) => {
+      const echo = await startEchoService({}, socket({ ...mode.options, tag: 'x'.repeat(70) }));
+      const client = await QbClient.start();
+      try {
+        await fails(t, client, `connect ${echo.name} 12328`, 36 /* ENAMETOOLONG */);
+        await echo.when('destroyed'); // refused clients get connectionDestroyed in every mode, as in libqb
+        t.deepEqual(
+          echo.log.map((e) => e.callback),
+          ['accept', 'destroyed'],
+        );
+      } finally {
+        await client.close();
+        await echo.stop();
+      }
+    },
+  );
 }

@@ -98,8 +98,8 @@ test.serial('a handler that throws in a worker disconnects only that client', as
     t.regex(error.message, /msgProcess failed for the client with pid \d+; that connection was closed \(worker shard 0\)/);
     t.is(error.code, 'ERR_QBIPC_HANDLER');
     t.is(error.handler, 'msgProcess');
-    t.is(error.connection.pid, thrower!.pid, 'the main thread\'s view of the connection');
-    t.true(error.cause instanceof Error, 'the worker\'s error, rebuilt');
+    t.is(error.connection.pid, thrower!.pid, "the main thread's view of the connection");
+    t.true(error.cause instanceof Error, "the worker's error, rebuilt");
     await echo.when('destroyed');
     await fails(t, thrower!, 'send 1 10', ENOTCONN);
     await ok(t, other!, 'rounds 200 64');
@@ -112,8 +112,15 @@ test.serial('a handler that throws in a worker disconnects only that client', as
 
 test.serial('a worker module that cannot load makes run() reject, and nothing keeps running', async (t) => {
   const { createService, IpcType } = await import('../src/index.js');
-  const service = createService(`qbt-${process.pid}-badmodule`, 0, IpcType.SHM, {}, {
-    workers: 1, workerModule: new URL('./helpers/does-not-exist.js', import.meta.url),
-  });
+  const service = createService(
+    `qbt-${process.pid}-badmodule`,
+    0,
+    IpcType.SHM,
+    {},
+    {
+      workers: 1,
+      workerModule: new URL('./helpers/does-not-exist.js', import.meta.url),
+    },
+  );
   await t.throwsAsync(service.run(), { message: /worker module could not be started/ });
 });

@@ -98,21 +98,24 @@ for (const mode of MODES) {
   });
 
   for (const ring of ['request', 'response'] as const) {
-    test.serial(`${mode.name}: item 28 / §14.8: the ${ring} ring's data file truncated → disconnected (the server's access faults), not a crash`, async (t) => {
-      const before = echo.count('destroyed');
-      const client = await connect(echo.name, 12328);
-      try {
-        const { rings } = (client as unknown as { channel: { rings: Array<{ dataPath: string }> } }).channel;
-        const dir = dirname(rings[0]!.dataPath);
-        truncateSync(rings[ring === 'request' ? 0 : 1]!.dataPath, 0);
-        client.send(writeRequestHeader(new Uint8Array(20), { id: 1, size: 20 }));
-        await echo.when('destroyed', before + 1);
-        t.false(existsSync(dir), 'its directory was removed');
-        await ok(t, bystander, 'rounds 20 100');
-      } finally {
-        client.disconnect();
-      }
-    });
+    test.serial(
+      `${mode.name}: item 28 / §14.8: the ${ring} ring's data file truncated → disconnected (the server's access faults), not a crash`,
+      async (t) => {
+        const before = echo.count('destroyed');
+        const client = await connect(echo.name, 12328);
+        try {
+          const { rings } = (client as unknown as { channel: { rings: Array<{ dataPath: string }> } }).channel;
+          const dir = dirname(rings[0]!.dataPath);
+          truncateSync(rings[ring === 'request' ? 0 : 1]!.dataPath, 0);
+          client.send(writeRequestHeader(new Uint8Array(20), { id: 1, size: 20 }));
+          await echo.when('destroyed', before + 1);
+          t.false(existsSync(dir), 'its directory was removed');
+          await ok(t, bystander, 'rounds 20 100');
+        } finally {
+          client.disconnect();
+        }
+      },
+    );
   }
 
   test.serial(`${mode.name}: a stalled handshake is dropped after handshakeTimeoutMs`, async (t) => {

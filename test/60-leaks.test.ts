@@ -42,7 +42,8 @@ for (const mode of MODES) {
     const busy = echo.until((log) => new Set(log.filter((e) => e.callback === 'request').map((e) => e.pid)).size === 50);
     const fds = fdCount();
     const children = Array.from({ length: 50 }, () =>
-      spawn(qbclient, ['-n', echo.name, '-k', '100000000', '-s', '256'], { stdio: 'ignore' }));
+      spawn(qbclient, ['-n', echo.name, '-k', '100000000', '-s', '256'], { stdio: 'ignore' }),
+    );
     const exited = children.map((c) => once(c, 'exit'));
     try {
       await busy; // every client is in the middle of its stream

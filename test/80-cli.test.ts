@@ -64,7 +64,7 @@ for (const [args, message] of usageErrors) {
   });
 }
 
-test('--help: the commands list, and each command\'s usage, on stdout, exit 0', async (t) => {
+test("--help: the commands list, and each command's usage, on stdout, exit 0", async (t) => {
   const top = await run('--help');
   t.is(top.code, 0, top.stderr);
   t.regex(top.stdout, /serve NAME[\s\S]*bench[\s\S]*ping NAME/);
@@ -188,7 +188,7 @@ for (const type of ['shm', 'socket'] as const) {
   });
 }
 
-test('qbipc ping against libqb\'s own C echo server (bench/c/qb-echo-server.c): exit 0', async (t) => {
+test("qbipc ping against libqb's own C echo server (bench/c/qb-echo-server.c): exit 0", async (t) => {
   const name = uniqueName('cli-ping-c');
   const server = await startCServer(name, 'shm');
   try {
@@ -206,8 +206,25 @@ test('qbipc ping NAME nobody serves: exit 2, says it cannot connect', async (t) 
 });
 
 test('a tiny qbipc bench: qbipc and libqb C rows with a ratio, a results file, each cell settled first', async (t) => {
-  const r = await runProgram(process.execPath, [CLI, 'bench', '--quick', '--servers', 'qbipc', '--clients', 'qbload',
-    '--workloads', 'pp-64-c1', '--seconds', '0.2', '--settle', '0.2'], { timeoutMs: 60_000 });
+  const r = await runProgram(
+    process.execPath,
+    [
+      CLI,
+      'bench',
+      '--quick',
+      '--servers',
+      'qbipc',
+      '--clients',
+      'qbload',
+      '--workloads',
+      'pp-64-c1',
+      '--seconds',
+      '0.2',
+      '--settle',
+      '0.2',
+    ],
+    { timeoutMs: 60_000 },
+  );
   t.false(r.timedOut);
   const file = /^results: (\S+\.json)/m.exec(r.stdout)?.[1];
   t.truthy(file, r.stdout);
@@ -220,7 +237,13 @@ test('a tiny qbipc bench: qbipc and libqb C rows with a ratio, a results file, e
     t.regex(r.stdout, / stalled +unstalled vs libqb /, 'the table has the stalled and unstalled-ratio columns');
     const results = JSON.parse(readFileSync(json, 'utf8')) as {
       settle?: number;
-      measurements: Array<{ server: string; cpuSeconds?: number; rssKb?: number; settledMessages?: number; result?: { stalled_share?: number } }>;
+      measurements: Array<{
+        server: string;
+        cpuSeconds?: number;
+        rssKb?: number;
+        settledMessages?: number;
+        result?: { stalled_share?: number };
+      }>;
       calibration?: CalibrationSample[];
     };
     // The machine check ran once (one round): the loop in C and in Node, each with its stalled share.
@@ -233,9 +256,17 @@ test('a tiny qbipc bench: qbipc and libqb C rows with a ratio, a results file, e
     // 0.2 s cell can be one on a busy machine.
     const wholeStalls = results.measurements.filter((m) => (m.result?.stalled_share ?? 0) >= 0.99).length;
     if (wholeStalls === 0) {
-      t.regex(r.stdout, /^ {2}qbipc in-thread +libqb C \(qbload\) .* [\d.]+× .* \d+% +[\d.]+× /m, 'one client on this machine: an unstalled ratio too');
+      t.regex(
+        r.stdout,
+        /^ {2}qbipc in-thread +libqb C \(qbload\) .* [\d.]+× .* \d+% +[\d.]+× /m,
+        'one client on this machine: an unstalled ratio too',
+      );
     } else {
-      t.regex(r.stdout, /^ {2}qbipc in-thread +libqb C \(qbload\) .* [\d.]+× .* \d+% +– /m, 'no unstalled ratio from a cell that was all stall');
+      t.regex(
+        r.stdout,
+        /^ {2}qbipc in-thread +libqb C \(qbload\) .* [\d.]+× .* \d+% +– /m,
+        'no unstalled ratio from a cell that was all stall',
+      );
     }
     t.deepEqual(results.measurements.map((m) => m.server).sort(), ['libqb', 'qbipc']);
     // --settle: the same load ran unrecorded before each cell, and the table says so.
@@ -246,7 +277,10 @@ test('a tiny qbipc bench: qbipc and libqb C rows with a ratio, a results file, e
     for (const m of results.measurements) {
       t.true((m.cpuSeconds ?? -1) >= 0 && (m.rssKb ?? 0) > 0, JSON.stringify(m));
       const stalled = m.result?.stalled_share;
-      t.true(typeof stalled === 'number' && stalled >= 0 && stalled <= 1, `a synchronous cell carries stalled_share: ${JSON.stringify(m.result)}`);
+      t.true(
+        typeof stalled === 'number' && stalled >= 0 && stalled <= 1,
+        `a synchronous cell carries stalled_share: ${JSON.stringify(m.result)}`,
+      );
     }
   } finally {
     for (const ext of ['json', 'md', 'svg']) rmSync(json.replace(/\.json$/, `.${ext}`), { force: true });
@@ -255,35 +289,75 @@ test('a tiny qbipc bench: qbipc and libqb C rows with a ratio, a results file, e
 
 /** Processes whose command line names this bench run's servers (qbbench-<pid>-…). */
 function benchServers(benchPid: number): number[] {
-  return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).flatMap((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`qbbench-${benchPid}-`) ? [Number(pid)] : [];
-    } catch {
-      return []; // gone meanwhile
-    }
-  });
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .flatMap((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`qbbench-${benchPid}-`) ? [Number(pid)] : [];
+      } catch {
+        return []; // gone meanwhile
+      }
+    });
 }
 
-test('the machine check\'s summary: medians per runtime, the Node factor, nothing for an older results file', (t) => {
-  const sample = (round: number, runtime: 'c' | 'node', stalled: number): CalibrationSample => ({ round, runtime, seconds: 2, chunks: 1000, stalled_share: stalled });
-  const samples = [sample(0, 'c', 0.5), sample(0, 'node', 0.8), sample(1, 'node', 0.7), sample(1, 'c', 0.6), sample(2, 'c', 0.4), sample(2, 'node', 0.75)];
+test("the machine check's summary: medians per runtime, the Node factor, nothing for an older results file", (t) => {
+  const sample = (round: number, runtime: 'c' | 'node', stalled: number): CalibrationSample => ({
+    round,
+    runtime,
+    seconds: 2,
+    chunks: 1000,
+    stalled_share: stalled,
+  });
+  const samples = [
+    sample(0, 'c', 0.5),
+    sample(0, 'node', 0.8),
+    sample(1, 'node', 0.7),
+    sample(1, 'c', 0.6),
+    sample(2, 'c', 0.4),
+    sample(2, 'node', 0.75),
+  ];
   const s = calibrationSummary(samples)!;
   t.is(s.c, 0.5);
   t.is(s.node, 0.75);
   t.is(s.factor!.toFixed(3), '0.500'); // (1 − 0.75) / (1 − 0.5)
-  t.is(calibrationLine(samples), 'machine check (one arithmetic loop on CPU 0, 3 round(s), median): stalled C 50% · Node 75% → a Node thread keeps 0.50× the unstalled time a C thread keeps');
-  t.is(calibrationSummary([sample(0, 'c', 0.999), sample(0, 'node', 0.5)])!.factor, undefined, 'no factor from a C loop that was all stall');
+  t.is(
+    calibrationLine(samples),
+    'machine check (one arithmetic loop on CPU 0, 3 round(s), median): stalled C 50% · Node 75% → a Node thread keeps 0.50× the unstalled time a C thread keeps',
+  );
+  t.is(
+    calibrationSummary([sample(0, 'c', 0.999), sample(0, 'node', 0.5)])!.factor,
+    undefined,
+    'no factor from a C loop that was all stall',
+  );
   t.is(calibrationLine(undefined), undefined);
   t.is(calibrationSummary(samples.filter((x) => x.runtime === 'c')), undefined, 'both loops or nothing');
 });
 
 /** A synthetic 8-client cell: `rate` messages in one second. */
 const cell = (round: number, server: string, rate: number): Measurement => ({
-  round, workload: 'pp-64-c8', server, client: 'qbload', cpuSeconds: 1, rssKb: 1024,
-  result: { clients: 8, size: 64, depth: 1, messages: rate, errors: 0, seconds: 1, msgs_per_sec: rate, mb_per_sec: 1, p50_us: 1, p99_us: 2, p999_us: 3, max_us: 4 },
+  round,
+  workload: 'pp-64-c8',
+  server,
+  client: 'qbload',
+  cpuSeconds: 1,
+  rssKb: 1024,
+  result: {
+    clients: 8,
+    size: 64,
+    depth: 1,
+    messages: rate,
+    errors: 0,
+    seconds: 1,
+    msgs_per_sec: rate,
+    mb_per_sec: 1,
+    p50_us: 1,
+    p99_us: 2,
+    p999_us: 3,
+    max_us: 4,
+  },
 });
 
-test('the ratio\'s confidence interval and rounds won: order statistics, the range below 6 rounds', (t) => {
+test("the ratio's confidence interval and rounds won: order statistics, the range below 6 rounds", (t) => {
   t.is(medianInterval([1.2]), undefined, 'one round: no interval');
   t.deepEqual(medianInterval([0.9, 1.3, 1.1]), { low: 0.9, high: 1.3, confidence: 0.75 }, '3 rounds: the range, worth 75%');
   // 30 rounds: [x(10), x(21)] is the narrowest pair at >= 95% (95.7%); [x(11), x(20)] would be 90.1%.
@@ -293,9 +367,19 @@ test('the ratio\'s confidence interval and rounds won: order statistics, the ran
   t.is(ci.high, 2.1);
   t.is(ci.confidence.toFixed(3), '0.957');
 
-  const rates: Array<[number, number]> = [[100, 90], [100, 130], [100, 100], [100, 80], [100, 120], [100, 95]];
-  const rows = aggregate(rates.flatMap(([libqb, qbipc], round) => [cell(round, 'libqb', libqb), cell(round, 'qbipc-w2', qbipc)]),
-    (server) => (server === 'libqb' ? undefined : { server: 'libqb', client: 'qbload' }), 2);
+  const rates: Array<[number, number]> = [
+    [100, 90],
+    [100, 130],
+    [100, 100],
+    [100, 80],
+    [100, 120],
+    [100, 95],
+  ];
+  const rows = aggregate(
+    rates.flatMap(([libqb, qbipc], round) => [cell(round, 'libqb', libqb), cell(round, 'qbipc-w2', qbipc)]),
+    (server) => (server === 'libqb' ? undefined : { server: 'libqb', client: 'qbload' }),
+    2,
+  );
   const w2 = rows.find((r) => r.server === 'qbipc-w2')!;
   t.is(w2.ratio, 0.975);
   t.is(w2.roundsWon, 3, 'a tie counts as won');
@@ -309,17 +393,35 @@ test('qbipc bench --from A,B pools runs of the same cells: rounds renumbered, on
   const workload = FULL.find((w) => w.key === 'pp-64-c8')!;
   const runFile = (name: string, commit: string, rates: Array<[number, number]>, workloads = [workload]) => {
     const file = path.join(dir, name);
-    writeFileSync(file, JSON.stringify({
-      version: 1, when: '2026-11-27T19:10:00.000Z', quick: false, rounds: rates.length, seconds: 3, settle: 1,
-      machine: { cpu: 'test', cpus: 2, memoryGiB: 1, kernel: 'k', node: 'n', libqb: 'l', commit, loadavgAtStart: [0, 0, 0] },
-      servers: [{ key: 'libqb' }, { key: 'qbipc-w2' }], clients: ['qbload'], workloads,
-      measurements: rates.flatMap(([libqb, w2], round) => [cell(round, 'libqb', libqb), cell(round, 'qbipc-w2', w2)]),
-    }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        version: 1,
+        when: '2026-11-27T19:10:00.000Z',
+        quick: false,
+        rounds: rates.length,
+        seconds: 3,
+        settle: 1,
+        machine: { cpu: 'test', cpus: 2, memoryGiB: 1, kernel: 'k', node: 'n', libqb: 'l', commit, loadavgAtStart: [0, 0, 0] },
+        servers: [{ key: 'libqb' }, { key: 'qbipc-w2' }],
+        clients: ['qbload'],
+        workloads,
+        measurements: rates.flatMap(([libqb, w2], round) => [cell(round, 'libqb', libqb), cell(round, 'qbipc-w2', w2)]),
+      }),
+    );
     return file;
   };
   // Alone, A wins 1 of 3 and B 2 of 3; pooled: 3 of 6, the interval from 6 ratios (0.80–1.30).
-  const a = runFile('a.json', 'aaa1111', [[100, 90], [100, 130], [100, 95]]);
-  const b = runFile('b.json', 'bbb2222', [[100, 80], [100, 120], [100, 100]]);
+  const a = runFile('a.json', 'aaa1111', [
+    [100, 90],
+    [100, 130],
+    [100, 95],
+  ]);
+  const b = runFile('b.json', 'bbb2222', [
+    [100, 80],
+    [100, 120],
+    [100, 100],
+  ]);
   const other = runFile('c.json', 'ccc3333', [[100, 100]], [FULL.find((w) => w.key === 'pp-64-c16')!]);
   let pooledJson: string | undefined;
   try {
@@ -328,7 +430,10 @@ test('qbipc bench --from A,B pools runs of the same cells: rounds renumbered, on
     t.is(r.code, 0, `${r.stdout}\n${r.stderr}`);
     t.regex(r.stdout, /6 round\(s\) \(2 runs pooled\) × 3 s per cell after 1 s settling/);
     t.regex(r.stdout, /^ {2}qbipc workers=2 .* 0\.9[78]× \(0\.80–1\.30\) +3\/6 /m);
-    t.regex(r.stdout, /pooled from 2 runs: 2026-11-27 19:10 UTC, qbipc aaa1111, 3 round\(s\); 2026-11-27 19:10 UTC, qbipc bbb2222, 3 round\(s\)/);
+    t.regex(
+      r.stdout,
+      /pooled from 2 runs: 2026-11-27 19:10 UTC, qbipc aaa1111, 3 round\(s\); 2026-11-27 19:10 UTC, qbipc bbb2222, 3 round\(s\)/,
+    );
     t.truthy(pooledJson, r.stdout);
     t.regex(pooledJson!, /-pooled-2\.json$/, 'a file of its own: the sources are not overwritten');
     const pooled = JSON.parse(readFileSync(path.resolve(pooledJson!), 'utf8')) as { rounds: number; measurements: Measurement[] };
@@ -337,16 +442,23 @@ test('qbipc bench --from A,B pools runs of the same cells: rounds renumbered, on
 
     const refused = await run('bench', '--from', `${a},${other}`);
     t.is(refused.code, 2, refused.stderr);
-    t.regex(refused.stderr, /--from: .*c\.json cannot be pooled with .*a\.json: the servers, clients, workloads, --seconds and --settle must be the same/);
+    t.regex(
+      refused.stderr,
+      /--from: .*c\.json cannot be pooled with .*a\.json: the servers, clients, workloads, --seconds and --settle must be the same/,
+    );
   } finally {
-    if (pooledJson !== undefined) for (const ext of ['json', 'md', 'svg']) rmSync(path.resolve(pooledJson).replace(/\.json$/, `.${ext}`), { force: true });
+    if (pooledJson !== undefined)
+      for (const ext of ['json', 'md', 'svg']) rmSync(path.resolve(pooledJson).replace(/\.json$/, `.${ext}`), { force: true });
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
 test('qbipc bench interrupted while its servers start: exit 130, no server left running', async (t) => {
-  const child = spawn(process.execPath, [CLI, 'bench', '--servers', 'qbipc', '--clients', 'qbload', '--workloads', 'pp-64-c1',
-    '--rounds', '3', '--seconds', '0.3'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'bench', '--servers', 'qbipc', '--clients', 'qbload', '--workloads', 'pp-64-c1', '--rounds', '3', '--seconds', '0.3'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const kill = setTimeout(() => child.kill('SIGKILL'), 60_000);

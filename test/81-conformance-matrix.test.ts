@@ -5,14 +5,17 @@
 // Checklist items (docs/wire.md §18) 13, 21, 23, 25, 26, 29, 30, 32.
 import test, { type ExecutionContext } from 'ava';
 import { existsSync, watch } from 'node:fs';
-import {
-  connect, EAGAIN, ENOTCONN, IpcType, RateLimit, readResponseHeader, writeRequestHeader, type Client,
-} from '../src/index.js';
+import { connect, EAGAIN, ENOTCONN, IpcType, RateLimit, readResponseHeader, writeRequestHeader, type Client } from '../src/index.js';
 import { buildCPrograms, parseReply, QbClient } from './helpers/c-programs.js';
 import { shmEntries, startEchoService, uniqueName, type EchoService } from './helpers/echo-service.js';
 import { ok } from './helpers/expect.js';
 import {
-  connectionDirs, removeEmptyDirs, startCServer, startQbipcClientChild, startQbipcServerChild, type LineChild,
+  connectionDirs,
+  removeEmptyDirs,
+  startCServer,
+  startQbipcClientChild,
+  startQbipcServerChild,
+  type LineChild,
 } from './helpers/peers.js';
 
 type Transport = 'shm' | 'socket';
@@ -106,7 +109,8 @@ class QbipcDriver implements ClientDriver {
     for (let k = 0; k < count; k++) {
       const event = await this.client.eventRecv(BOUND_MS);
       const h = readResponseHeader(event);
-      if (h.id !== 3 || h.error !== k || event.byteLength !== 24 + len) throw new Error(`event ${k}: id ${h.id} error ${h.error} ${event.byteLength} bytes`);
+      if (h.id !== 3 || h.error !== k || event.byteLength !== 24 + len)
+        throw new Error(`event ${k}: id ${h.id} error ${h.error} ${event.byteLength} bytes`);
       for (let j = 0; j < len; j++) if (event[24 + j] !== ((k + j) & 0xff)) throw new Error(`event ${k}: payload differs at ${j}`);
     }
     return count;
@@ -128,7 +132,10 @@ class QbipcDriver implements ClientDriver {
 }
 
 class CDriver implements ClientDriver {
-  constructor(private readonly t: ExecutionContext, readonly c: QbClient) {}
+  constructor(
+    private readonly t: ExecutionContext,
+    readonly c: QbClient,
+  ) {}
   async connect(name: string): Promise<number> {
     return Number((await ok(this.t, this.c, `connect ${name} 12328`))['buffer_size']);
   }
@@ -198,7 +205,12 @@ function assertNoDirs(pid: number): void {
 }
 
 /** Sets up one pair; `rateControl`: the C server must be the one that switches flow control at run time. */
-async function pairUp(t: ExecutionContext, pair: Pair, transport: Transport, rateControl = false): Promise<{ client: ClientDriver; server: ServerDriver }> {
+async function pairUp(
+  t: ExecutionContext,
+  pair: Pair,
+  transport: Transport,
+  rateControl = false,
+): Promise<{ client: ClientDriver; server: ServerDriver }> {
   const type = transport === 'socket' ? IpcType.SOCKET : IpcType.SHM;
   if (pair === 'qbipc client → libqb server') {
     const name = uniqueName(`c-${transport}`);
@@ -292,7 +304,8 @@ for (const transport of TRANSPORTS) {
 
     test.serial(`${title}: items 25, 26: the server killed mid-call → the client gets ENOTCONN, no hang, no files left`, async (t) => {
       const name = uniqueName(`gone-${transport}`);
-      const server = pair === 'qbipc client → libqb server' ? await startCServer(name, transport) : await startQbipcServerChild(name, transport);
+      const server =
+        pair === 'qbipc client → libqb server' ? await startCServer(name, transport) : await startQbipcServerChild(name, transport);
       try {
         if (pair === 'libqb client → qbipc server') {
           const c = await QbClient.start();
@@ -354,7 +367,10 @@ for (const transport of TRANSPORTS) {
         t.deepEqual(connectionDirs(server.pid), []);
         return;
       }
-      const echo = await startEchoService({}, { type: transport === 'socket' ? IpcType.SOCKET : IpcType.SHM, tag: transport, behaviour: { reportRequests: true } });
+      const echo = await startEchoService(
+        {},
+        { type: transport === 'socket' ? IpcType.SOCKET : IpcType.SHM, tag: transport, behaviour: { reportRequests: true } },
+      );
       try {
         let pid: number;
         let done: Promise<unknown>;
@@ -379,7 +395,10 @@ for (const transport of TRANSPORTS) {
         await done;
         await echo.when('destroyed');
         t.false(existsSync(dir), 'its directory was removed');
-        t.deepEqual(echo.log.filter((e) => e.callback !== 'request').map((e) => e.callback), ['accept', 'created', 'closed', 'destroyed']);
+        t.deepEqual(
+          echo.log.filter((e) => e.callback !== 'request').map((e) => e.callback),
+          ['accept', 'created', 'closed', 'destroyed'],
+        );
         t.true(echo.log.every((e) => e.pid === pid));
         t.is(echo.service.stats().activeConnections, 0);
         const probe = new QbipcDriver();

@@ -52,7 +52,8 @@ async function cmapGet(client: Client, key: string): Promise<{ error: number; ty
   v.setBigUint64(280, 256n, true); // room we have for the value
   const reply = await client.sendRecv(request, 10_000);
   const header = readResponseHeader(reply);
-  if (header.id !== MESSAGE_REQ_CMAP_GET || header.size !== reply.byteLength) throw new Error(`unexpected reply id ${header.id} size ${header.size}`);
+  if (header.id !== MESSAGE_REQ_CMAP_GET || header.size !== reply.byteLength)
+    throw new Error(`unexpected reply id ${header.id} size ${header.size}`);
   if (header.error !== CS_OK) return { error: header.error, type: 0, value: new Uint8Array(0) };
   const r = new DataView(reply.buffer, reply.byteOffset);
   const length = Number(r.getBigUint64(24, true));
@@ -81,6 +82,9 @@ test('corosync cmap over the qbipc client: totem.cluster_name of a live daemon',
     await daemon.stop(10_000);
     rmSync(dir, { recursive: true, force: true });
   }
-  t.deepEqual(readdirSync('/dev/shm').filter((e) => e.startsWith(`qb-${daemon.pid}-`) || e.includes(`corosync-${daemon.pid}-`)), [],
-    'nothing of the daemon left under /dev/shm');
+  t.deepEqual(
+    readdirSync('/dev/shm').filter((e) => e.startsWith(`qb-${daemon.pid}-`) || e.includes(`corosync-${daemon.pid}-`)),
+    [],
+    'nothing of the daemon left under /dev/shm',
+  );
 });

@@ -9,8 +9,18 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ping } from '../src/cli/ping.js';
 import {
-  connect, EACCES, ECONNREFUSED, EINVAL, EMSGSIZE, ENOTCONN, IpcType, makeResponse, readResponseHeader,
-  writeRequestHeader, type Client, type Connection,
+  connect,
+  EACCES,
+  ECONNREFUSED,
+  EINVAL,
+  EMSGSIZE,
+  ENOTCONN,
+  IpcType,
+  makeResponse,
+  readResponseHeader,
+  writeRequestHeader,
+  type Client,
+  type Connection,
 } from '../src/index.js';
 import { HeaderWord } from '../src/shm/layout.js';
 import { shmEntries, startEchoService, uniqueName } from './helpers/echo-service.js';
@@ -125,11 +135,17 @@ for (const type of TRANSPORTS) {
     try {
       for (let i = 0; i < 8; i++) t.is(client.send(echoRequest(100, i)), 116);
       const replies = await Promise.all(Array.from({ length: 8 }, () => client.recv(5000)));
-      t.deepEqual(replies.map((r) => r[24]), [0, 1, 2, 3, 4, 5, 6, 7]);
+      t.deepEqual(
+        replies.map((r) => r[24]),
+        [0, 1, 2, 3, 4, 5, 6, 7],
+      );
       const conn = echo.service.connectionFirstGet() as Connection;
       const pending = Array.from({ length: 5 }, () => client.eventRecv(5000));
       for (let k = 0; k < 5; k++) t.is(conn.eventSend(makeResponse(3, k, new Uint8Array(k))), 24 + k);
-      t.deepEqual((await Promise.all(pending)).map((e) => readResponseHeader(e).error), [0, 1, 2, 3, 4]);
+      t.deepEqual(
+        (await Promise.all(pending)).map((e) => readResponseHeader(e).error),
+        [0, 1, 2, 3, 4],
+      );
     } finally {
       client.disconnect();
       await echo.stop();
@@ -232,11 +248,13 @@ for (const type of TRANSPORTS) {
     const echo = await startEchoService({}, { type });
     try {
       const child = new URL('./helpers/qbipc-client-in-worker.js', import.meta.url);
-      const result = await new Promise<{ code: number | string | null; signal: string | null; stdout: string; stderr: string }>((resolve) => {
-        execFile(process.execPath, [fileURLToPath(child), echo.name, '2000'], { timeout: 60_000 }, (error, stdout, stderr) => {
-          resolve({ code: error?.code ?? 0, signal: error?.signal ?? null, stdout, stderr });
-        });
-      });
+      const result = await new Promise<{ code: number | string | null; signal: string | null; stdout: string; stderr: string }>(
+        (resolve) => {
+          execFile(process.execPath, [fileURLToPath(child), echo.name, '2000'], { timeout: 60_000 }, (error, stdout, stderr) => {
+            resolve({ code: error?.code ?? 0, signal: error?.signal ?? null, stdout, stderr });
+          });
+        },
+      );
       t.deepEqual({ code: result.code, signal: result.signal }, { code: 0, signal: null }, result.stderr);
       t.is(result.stdout, 'ok 2000\n');
       await echo.when('destroyed', 2); // the server saw both clients go
@@ -254,7 +272,10 @@ for (const type of TRANSPORTS) {
     const io = { out: (l: string) => out.push(l), err: (l: string) => err.push(l) };
     try {
       t.is(await ping([echo.name, '--count', '20', '--size', '300'], io), 0, err.join('\n'));
-      t.regex(out[0]!, new RegExp(`^PING ${echo.name} \\(${IpcType[type]}, buffer 12328 bytes, server pid ${process.pid}\\): 300 payload bytes$`));
+      t.regex(
+        out[0]!,
+        new RegExp(`^PING ${echo.name} \\(${IpcType[type]}, buffer 12328 bytes, server pid ${process.pid}\\): 300 payload bytes$`),
+      );
       t.is(out.filter((l) => /^324 bytes from .* seq=\d+ time=[\d.]+ us$/.test(l)).length, 20);
       t.regex(out.at(-2)!, /^20 sent, 20 ok, 0 failed, \d+ round trips\/s$/);
       t.regex(out.at(-1)!, /^latency us: min [\d.]+ avg [\d.]+ p50 [\d.]+ p99 [\d.]+ max [\d.]+$/);

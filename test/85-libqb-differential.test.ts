@@ -14,7 +14,10 @@ import { buildScenarioServer, startScenarioServer, type ServerKind, type ServerS
 
 const MAXMSG = 12328;
 const TRANSPORTS: Transport[] = ['shm', 'socket'];
-const QBIPC_MODES = [{ mode: 'in-thread', workers: 0 }, { mode: 'workers 2', workers: 2 }] as const;
+const QBIPC_MODES = [
+  { mode: 'in-thread', workers: 0 },
+  { mode: 'workers 2', workers: 2 },
+] as const;
 
 test.before(async () => {
   await Promise.all([buildCPrograms(), buildScenarioServer()]);
@@ -121,15 +124,18 @@ async function walkOrder(run: Run, withDestroy: boolean): Promise<Seen> {
 }
 
 for (const { mode, workers } of QBIPC_MODES) {
-  test.serial(`1. ${mode}: connectionFirstGet/NextGet walk newest first${workers === 0 ? '; destroy() disconnects newest first' : ''}`, async (t) => {
-    // Worker mode: destroy() ends connections on several threads at once, so no order is compared.
-    const seen = await differential({ scenario: 'plain', transport: 'shm', workers }, (run) => walkOrder(run, workers === 0));
-    t.deepEqual(seen.libqb['walk'], ['C', 'B', 'A'], 'libqb lists connections newest first');
-    if (workers === 0) {
-      t.deepEqual(seen.libqb['destroy'], ['closed C', 'destroyed C', 'closed B', 'destroyed B', 'closed A', 'destroyed A']);
-    }
-    compare(t, seen);
-  });
+  test.serial(
+    `1. ${mode}: connectionFirstGet/NextGet walk newest first${workers === 0 ? '; destroy() disconnects newest first' : ''}`,
+    async (t) => {
+      // Worker mode: destroy() ends connections on several threads at once, so no order is compared.
+      const seen = await differential({ scenario: 'plain', transport: 'shm', workers }, (run) => walkOrder(run, workers === 0));
+      t.deepEqual(seen.libqb['walk'], ['C', 'B', 'A'], 'libqb lists connections newest first');
+      if (workers === 0) {
+        t.deepEqual(seen.libqb['destroy'], ['closed C', 'destroyed C', 'closed B', 'destroyed B', 'closed A', 'destroyed A']);
+      }
+      compare(t, seen);
+    },
+  );
 }
 
 // ---- 2. service.unref() with clients connected ----
@@ -236,10 +242,17 @@ for (const transport of TRANSPORTS) {
     const seen = await differential({ scenario: 'jobfail', transport }, (run) => failingJobAdd(run, transport));
     const queued = queueDepth(transport);
     t.like(seen.libqb, {
-      answered: queued, walkAfterClose: ['B'], directoriesOfA: 0, echoBAfter: 'ok n=124', echoC: 'ok n=34',
+      answered: queued,
+      walkAfterClose: ['B'],
+      directoriesOfA: 0,
+      echoBAfter: 'ok n=124',
+      echoC: 'ok n=34',
       jobAddCalls: 1, // the closed retry only: libqb's request dispatch never uses jobAdd
     });
-    t.deepEqual((seen.libqb['callbacks'] as string[]).filter((c) => c.endsWith(' A')), ['accept A', 'created A', 'closed A', 'destroyed A']);
+    t.deepEqual(
+      (seen.libqb['callbacks'] as string[]).filter((c) => c.endsWith(' A')),
+      ['accept A', 'created A', 'closed A', 'destroyed A'],
+    );
     compare(t, seen);
   });
 
@@ -304,7 +317,8 @@ function libqbOversized(transport: Transport): RegExp[] {
   const out: RegExp[] = [];
   for (const api of APIS) {
     for (const size of [MAXMSG, MAXMSG + 1, ring, ring + 1, 2 * MAXMSG]) {
-      if (api === 'eventSend' && size > MAXMSG) out.push(tooBig(size)); // qb_ipcs_event_send checks the buffer size; sendv does not
+      if (api === 'eventSend' && size > MAXMSG)
+        out.push(tooBig(size)); // qb_ipcs_event_send checks the buffer size; sendv does not
       else out.push(fits(size) ? sent(api, size) : again(api, size));
     }
   }
@@ -337,23 +351,31 @@ async function authSetFiles(run: Run): Promise<Seen> {
   if (dirs.length === 1) {
     const dir = `/dev/shm/${dirs[0]}`;
     seen['directory'] = ownership(dir);
-    seen['files'] = readdirSync(dir).sort().map((file) => ({ file: file.replaceAll(run.server.name, 'NAME'), ...ownership(`${dir}/${file}`) }));
+    seen['files'] = readdirSync(dir)
+      .sort()
+      .map((file) => ({ file: file.replaceAll(run.server.name, 'NAME'), ...ownership(`${dir}/${file}`) }));
   }
   return seen;
 }
 
 for (const transport of TRANSPORTS) {
   for (const { mode, workers } of QBIPC_MODES) {
-    test.serial(`6. ${transport} ${mode}: authSet in connectionAccept changes the owner of ${transport === 'socket' ? 'the control file only' : 'the directory and the rings'}`, async (t) => {
-      if (process.getuid?.() !== 0) return t.pass('needs root to give files away (chown)');
-      const seen = await differential({ scenario: 'authset', transport, workers }, authSetFiles);
-      const given = { uid: AUTHSET.uid, gid: AUTHSET.gid, mode: AUTHSET.mode.toString(8) };
-      const files = seen.libqb['files'] as Seen[];
-      t.true(files.length > 0);
-      for (const file of files) t.like(file, given);
-      t.like(seen.libqb['directory'], transport === 'socket' ? { uid: 0, gid: 0, mode: '770' } : { uid: AUTHSET.uid, gid: AUTHSET.gid, mode: '770' });
-      compare(t, seen);
-    });
+    test.serial(
+      `6. ${transport} ${mode}: authSet in connectionAccept changes the owner of ${transport === 'socket' ? 'the control file only' : 'the directory and the rings'}`,
+      async (t) => {
+        if (process.getuid?.() !== 0) return t.pass('needs root to give files away (chown)');
+        const seen = await differential({ scenario: 'authset', transport, workers }, authSetFiles);
+        const given = { uid: AUTHSET.uid, gid: AUTHSET.gid, mode: AUTHSET.mode.toString(8) };
+        const files = seen.libqb['files'] as Seen[];
+        t.true(files.length > 0);
+        for (const file of files) t.like(file, given);
+        t.like(
+          seen.libqb['directory'],
+          transport === 'socket' ? { uid: 0, gid: 0, mode: '770' } : { uid: AUTHSET.uid, gid: AUTHSET.gid, mode: '770' },
+        );
+        compare(t, seen);
+      },
+    );
   }
 }
 
@@ -379,15 +401,23 @@ async function disconnectInCreated(run: Run): Promise<Seen> {
 
 for (const transport of TRANSPORTS) {
   for (const { mode, workers } of QBIPC_MODES) {
-    test.serial(`7. ${transport} ${mode}: disconnect() in connectionCreated: the client gets no connection, active=1 closed=1`, async (t) => {
-      const seen = await differential({ scenario: 'created-disconnect', transport, workers }, disconnectInCreated);
-      t.log(`libqb's client: ${String(seen.libqb['outcome'])}; qbipc's: ${String(seen.qbipc['outcome'])}`);
-      t.regex(seen.libqb['outcome'] as string, /^connect: err errno=(2|111)$|^connect ok, then echo: err errno=(107|111)$/);
-      t.like(seen.libqb, { usable: false, stats: { active: 1, closed: 1 }, walk: [], callbacks: ['accept A', 'created A', 'destroyed A'] });
-      // Which of the two a libqb client sees is a race in libqb itself: only "no usable connection" is compared.
-      const { outcome: _l, ...libqb } = seen.libqb;
-      const { outcome: _q, ...qbipc } = seen.qbipc;
-      compare(t, { libqb, qbipc });
-    });
+    test.serial(
+      `7. ${transport} ${mode}: disconnect() in connectionCreated: the client gets no connection, active=1 closed=1`,
+      async (t) => {
+        const seen = await differential({ scenario: 'created-disconnect', transport, workers }, disconnectInCreated);
+        t.log(`libqb's client: ${String(seen.libqb['outcome'])}; qbipc's: ${String(seen.qbipc['outcome'])}`);
+        t.regex(seen.libqb['outcome'] as string, /^connect: err errno=(2|111)$|^connect ok, then echo: err errno=(107|111)$/);
+        t.like(seen.libqb, {
+          usable: false,
+          stats: { active: 1, closed: 1 },
+          walk: [],
+          callbacks: ['accept A', 'created A', 'destroyed A'],
+        });
+        // Which of the two a libqb client sees is a race in libqb itself: only "no usable connection" is compared.
+        const { outcome: _l, ...libqb } = seen.libqb;
+        const { outcome: _q, ...qbipc } = seen.qbipc;
+        compare(t, { libqb, qbipc });
+      },
+    );
   }
 }

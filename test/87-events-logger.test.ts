@@ -12,8 +12,16 @@ import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  connect, createService, EACCES, HandlerError, IpcType, QbError,
-  type LogFields, type Logger, type Service, type ServiceConnection,
+  connect,
+  createService,
+  EACCES,
+  HandlerError,
+  IpcType,
+  QbError,
+  type LogFields,
+  type Logger,
+  type Service,
+  type ServiceConnection,
 } from '../src/index.js';
 import { shmEntries, startEchoService, uniqueName } from './helpers/echo-service.js';
 import { MODES } from './helpers/modes.js';
@@ -46,7 +54,11 @@ export function typeChecks(service: Service): void {
 }
 
 /** A logger that keeps what it is given. */
-function recordingLogger(): { logger: Logger; entries: Array<{ level: string; message: string; fields: LogFields }>; waitFor(p: (f: LogFields) => boolean): Promise<LogFields> } {
+function recordingLogger(): {
+  logger: Logger;
+  entries: Array<{ level: string; message: string; fields: LogFields }>;
+  waitFor(p: (f: LogFields) => boolean): Promise<LogFields>;
+} {
   const entries: Array<{ level: string; message: string; fields: LogFields }> = [];
   const waiters: Array<{ p: (f: LogFields) => boolean; resolve: (f: LogFields) => void }> = [];
   const record = (level: string) => (message: string, fields?: object) => {
@@ -76,12 +88,18 @@ function recordingLogger(): { logger: Logger; entries: Array<{ level: string; me
 for (const { name: mode, options } of MODES_TESTED) {
   test.serial(`${mode}: 'listening' follows run(), 'close' follows destroy() and close()`, async (t) => {
     for (const how of ['destroy', 'close'] as const) {
-      const echo = await startEchoService({}, { ...options, beforeRun: (s) => {
-        const seen: string[] = [];
-        s.on('listening', () => seen.push('listening'));
-        s.on('close', () => seen.push('close'));
-        (s as Service & { seen?: string[] }).seen = seen;
-      } });
+      const echo = await startEchoService(
+        {},
+        {
+          ...options,
+          beforeRun: (s) => {
+            const seen: string[] = [];
+            s.on('listening', () => seen.push('listening'));
+            s.on('close', () => seen.push('close'));
+            (s as Service & { seen?: string[] }).seen = seen;
+          },
+        },
+      );
       const seen = (echo.service as Service & { seen: string[] }).seen;
       await once(echo.service, 'listening');
       t.deepEqual(seen, ['listening']);
@@ -125,7 +143,9 @@ for (const { name: mode, options } of MODES_TESTED) {
 
   test.serial(`${mode}: an 'error' with no listener ends the process with a short report: no connection, no internal state`, async (t) => {
     const name = uniqueName('unhandled');
-    const server = spawn(process.execPath, [join(here, 'helpers', 'unhandled-error-server.js'), name, String(options.workers ?? 0)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const server = spawn(process.execPath, [join(here, 'helpers', 'unhandled-error-server.js'), name, String(options.workers ?? 0)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const exited = new Promise<number | null>((resolve) => server.once('close', (code) => resolve(code)));
     let stderr = '';
     server.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
@@ -167,16 +187,27 @@ for (const { name: mode, options } of MODES_TESTED) {
 
 test('options.logger must be Console-like', (t) => {
   t.throws(() => createService('ok', 0, IpcType.SHM, { msgProcess: () => 0 }, { logger: 'console' as unknown as Logger }), {
-    instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE',
+    instanceOf: TypeError,
+    code: 'ERR_INVALID_ARG_TYPE',
   } as never);
   t.throws(() => createService('ok', 0, IpcType.SHM, { msgProcess: () => 0 }, { logger: { info: 1 } as unknown as Logger }), {
-    instanceOf: TypeError, message: /options\.logger\.info must be a function/,
+    instanceOf: TypeError,
+    message: /options\.logger\.info must be a function/,
   });
   t.notThrows(() => createService('ok', 0, IpcType.SHM, { msgProcess: () => 0 }, { logger: console }));
 });
 
-test.serial('a logger that throws is reported as an \'error\', and the service serves on', async (t) => {
-  const echo = await startEchoService({}, { logger: { debug: () => { throw new Error('logger broke'); } } });
+test.serial("a logger that throws is reported as an 'error', and the service serves on", async (t) => {
+  const echo = await startEchoService(
+    {},
+    {
+      logger: {
+        debug: () => {
+          throw new Error('logger broke');
+        },
+      },
+    },
+  );
   try {
     const reported = once(echo.service, 'error');
     const client = await connect(echo.name, 12328);

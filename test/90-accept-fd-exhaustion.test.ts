@@ -32,14 +32,18 @@ const serverFds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 async function idleConnections(name: string, count: number): Promise<number[]> {
   const fds: number[] = [];
   try {
-    await waitUntil(() => {
-      for (;;) {
-        if (fds.length === count) return true;
-        const fd = native.connectStream(name, true);
-        if (fd < 0) return false;
-        fds.push(fd);
-      }
-    }, 10_000, `${count} idle connections to ${name}`);
+    await waitUntil(
+      () => {
+        for (;;) {
+          if (fds.length === count) return true;
+          const fd = native.connectStream(name, true);
+          if (fd < 0) return false;
+          fds.push(fd);
+        }
+      },
+      10_000,
+      `${count} idle connections to ${name}`,
+    );
   } catch (error) {
     for (const fd of fds) native.close(fd);
     throw error;
@@ -59,7 +63,13 @@ for (const { mode, workers, transport } of [
     const name = uniqueName('fdlimit');
     // A handshake timeout longer than the test: the idle connections hold their fds until the test closes them.
     const server = new LineChild('prlimit', [
-      `--nofile=${FD_LIMIT}:${FD_LIMIT}`, process.execPath, join(here, 'helpers', 'fd-limited-server.js'), name, transport, String(workers), '60000',
+      `--nofile=${FD_LIMIT}:${FD_LIMIT}`,
+      process.execPath,
+      join(here, 'helpers', 'fd-limited-server.js'),
+      name,
+      transport,
+      String(workers),
+      '60000',
     ]);
     let idle: number[] = [];
     const client = await QbClient.start();

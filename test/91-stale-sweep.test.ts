@@ -25,7 +25,11 @@ async function deadPid(): Promise<number> {
 }
 
 /** A directory named as ConnectionDirectory.create() names them, with the given entries. */
-function plant(serverPid: number, files: Record<string, string | { link: string } | { dir: true } | { uid: number }>, suffix?: string): string {
+function plant(
+  serverPid: number,
+  files: Record<string, string | { link: string } | { dir: true } | { uid: number }>,
+  suffix?: string,
+): string {
   const path = `/dev/shm/qb-${serverPid}-4242-${serial++}-${suffix ?? 'Tst' + String(serial).padStart(3, '0')}`;
   mkdirSync(path, { mode: 0o770 });
   for (const [name, what] of Object.entries(files)) {
@@ -70,7 +74,7 @@ test.before(async () => {
   await buildCPrograms();
 });
 
-test.serial('a starting service removes its dead servers\' directories and leaves everything else', async (t) => {
+test.serial("a starting service removes its dead servers' directories and leaves everything else", async (t) => {
   const name = uniqueName('sweep');
   const dead = await deadPid();
   const live = spawn('cat', { stdio: ['pipe', 'ignore', 'ignore'] });
@@ -124,28 +128,31 @@ test.serial('a starting service removes its dead servers\' directories and leave
 });
 
 for (const transport of ['shm', 'socket'] as const) {
-  test.serial(`${transport}: the files of a SIGKILLed server (and its SIGKILLed client) are removed when the service starts again`, async (t) => {
-    const name = uniqueName(`killed-${transport}`);
-    const server = await startQbipcServerChild(name, transport);
-    const client = await QbClient.start();
-    let left: string[] = [];
-    try {
-      await ok(t, client, `connect ${name} 12328`);
-      await ok(t, client, 'echo 100');
-      server.kill('SIGKILL');
-      await server.exited;
-      client.kill('SIGKILL');
-      await client.waitExit();
-      left = connectionDirs(server.pid);
-      t.is(left.length, 1, 'the killed pair left its connection directory');
-      t.true(readdirSync(`/dev/shm/${left[0]}`).length > 0, 'with its files');
+  test.serial(
+    `${transport}: the files of a SIGKILLed server (and its SIGKILLed client) are removed when the service starts again`,
+    async (t) => {
+      const name = uniqueName(`killed-${transport}`);
+      const server = await startQbipcServerChild(name, transport);
+      const client = await QbClient.start();
+      let left: string[] = [];
+      try {
+        await ok(t, client, `connect ${name} 12328`);
+        await ok(t, client, 'echo 100');
+        server.kill('SIGKILL');
+        await server.exited;
+        client.kill('SIGKILL');
+        await client.waitExit();
+        left = connectionDirs(server.pid);
+        t.is(left.length, 1, 'the killed pair left its connection directory');
+        t.true(readdirSync(`/dev/shm/${left[0]}`).length > 0, 'with its files');
 
-      await startOnce(name, transport === 'socket' ? IpcType.SOCKET : IpcType.SHM);
-      t.deepEqual(connectionDirs(server.pid), [], 'the dead server\'s directory was swept');
-    } finally {
-      await client.close();
-      await server.stop();
-      for (const entry of left) rmSync(`/dev/shm/${entry}`, { recursive: true, force: true });
-    }
-  });
+        await startOnce(name, transport === 'socket' ? IpcType.SOCKET : IpcType.SHM);
+        t.deepEqual(connectionDirs(server.pid), [], "the dead server's directory was swept");
+      } finally {
+        await client.close();
+        await server.stop();
+        for (const entry of left) rmSync(`/dev/shm/${entry}`, { recursive: true, force: true });
+      }
+    },
+  );
 }

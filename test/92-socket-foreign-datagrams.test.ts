@@ -76,71 +76,77 @@ test.after.always('no connection directories left behind', (t) => {
 });
 
 for (const mode of MODES.filter((m) => m.workers !== 1)) {
-  test.serial(`${mode.name}: once the client has attached, another uid's datagrams are refused and the client's burst is not limited`, async (t) => {
-    const echo = await startEchoService({}, { ...mode.options, type: IpcType.SOCKET, tag: 'foreign' });
-    const attacker = stranger(flood, echo.name);
-    const fds: number[] = [];
-    try {
-      await attacker.waitFor(/^ready$/);
-      const h = await handshake(echo.name, BUFFER, { timeoutMs: 10_000 });
-      fds.push(h.setupFd);
-      const base = h.response;
-      await attacker.waitFor(new RegExp(`^full ${base}-request$`), 10_000);
+  test.serial(
+    `${mode.name}: once the client has attached, another uid's datagrams are refused and the client's burst is not limited`,
+    async (t) => {
+      const echo = await startEchoService({}, { ...mode.options, type: IpcType.SOCKET, tag: 'foreign' });
+      const attacker = stranger(flood, echo.name);
+      const fds: number[] = [];
+      try {
+        await attacker.waitFor(/^ready$/);
+        const h = await handshake(echo.name, BUFFER, { timeoutMs: 10_000 });
+        fds.push(h.setupFd);
+        const base = h.response;
+        await attacker.waitFor(new RegExp(`^full ${base}-request$`), 10_000);
 
-      // What a libqb client does after the handshake: bind its two sockets and connect them to the server's.
-      const response = native.dgramOpen(`${base}-response`, h.bufferSize, false);
-      fds.push(response);
-      t.is(native.dgramConnect(response, `${base}-request`, h.bufferSize), 0);
-      const event = native.dgramOpen(`${base}-event`, h.bufferSize, false);
-      fds.push(event);
-      t.is(native.dgramConnect(event, `${base}-event-tx`, h.bufferSize), 0);
+        // What a libqb client does after the handshake: bind its two sockets and connect them to the server's.
+        const response = native.dgramOpen(`${base}-response`, h.bufferSize, false);
+        fds.push(response);
+        t.is(native.dgramConnect(response, `${base}-request`, h.bufferSize), 0);
+        const event = native.dgramOpen(`${base}-event`, h.bufferSize, false);
+        fds.push(event);
+        t.is(native.dgramConnect(event, `${base}-event-tx`, h.bufferSize), 0);
 
-      // The server connects its request socket to the client without waiting for a request: the stranger is refused.
-      await attacker.waitFor(new RegExp(`^refused ${base}-request$`), 5000);
+        // The server connects its request socket to the client without waiting for a request: the stranger is refused.
+        await attacker.waitFor(new RegExp(`^refused ${base}-request$`), 5000);
 
-      // More requests than the queue limit, none read yet: a connected peer is not held to max_dgram_qlen.
-      let eagain = 0;
-      for (let k = 0; k < BURST; k++) {
-        const rc = native.sendv(response, [echoRequest(k)]);
-        if (rc === -EAGAIN) eagain++;
-        else t.is(rc, 24, `request ${k} sent`);
+        // More requests than the queue limit, none read yet: a connected peer is not held to max_dgram_qlen.
+        let eagain = 0;
+        for (let k = 0; k < BURST; k++) {
+          const rc = native.sendv(response, [echoRequest(k)]);
+          if (rc === -EAGAIN) eagain++;
+          else t.is(rc, 24, `request ${k} sent`);
+        }
+        t.is(eagain, 0, `${eagain} of ${BURST} sends failed with EAGAIN`);
+
+        const into = new Uint8Array(BUFFER + 64);
+        const view = new DataView(into.buffer);
+        for (let k = 0; k < BURST - eagain; k++) {
+          const n = await receive(response, into, 5000);
+          t.is(n, 32, `response ${k}`);
+          if (n !== 32) break;
+          t.is(view.getInt32(16, true), 0, 'no error');
+          t.is(view.getUint32(24, true), 0x51b10000 + k, `response ${k} answers our request ${k}, not a stranger's`);
+        }
+      } finally {
+        for (const fd of fds) native.close(fd);
+        await attacker.stop();
+        await echo.stop();
       }
-      t.is(eagain, 0, `${eagain} of ${BURST} sends failed with EAGAIN`);
+    },
+  );
 
-      const into = new Uint8Array(BUFFER + 64);
-      const view = new DataView(into.buffer);
-      for (let k = 0; k < BURST - eagain; k++) {
-        const n = await receive(response, into, 5000);
-        t.is(n, 32, `response ${k}`);
-        if (n !== 32) break;
-        t.is(view.getInt32(16, true), 0, 'no error');
-        t.is(view.getUint32(24, true), 0x51b10000 + k, `response ${k} answers our request ${k}, not a stranger's`);
+  test.serial(
+    `${mode.name}: libqb clients under a stranger's flood of well-formed requests are served only their own answers`,
+    async (t) => {
+      const echo = await startEchoService({}, { ...mode.options, type: IpcType.SOCKET, tag: 'flooded' });
+      const attacker = stranger(flood, echo.name);
+      const client = await QbClient.start();
+      try {
+        await attacker.waitFor(/^ready$/);
+        for (let i = 0; i < 20; i++) {
+          await ok(t, client, `connect ${echo.name} ${BUFFER}`);
+          await ok(t, client, 'sweep 1 600 61'); // every response verified: length, id, bytes
+          await ok(t, client, 'disconnect');
+        }
+        t.is(echo.count('created'), 20, 'no connection was dropped');
+      } finally {
+        await client.close();
+        await attacker.stop();
+        await echo.stop();
       }
-    } finally {
-      for (const fd of fds) native.close(fd);
-      await attacker.stop();
-      await echo.stop();
-    }
-  });
-
-  test.serial(`${mode.name}: libqb clients under a stranger's flood of well-formed requests are served only their own answers`, async (t) => {
-    const echo = await startEchoService({}, { ...mode.options, type: IpcType.SOCKET, tag: 'flooded' });
-    const attacker = stranger(flood, echo.name);
-    const client = await QbClient.start();
-    try {
-      await attacker.waitFor(/^ready$/);
-      for (let i = 0; i < 20; i++) {
-        await ok(t, client, `connect ${echo.name} ${BUFFER}`);
-        await ok(t, client, 'sweep 1 600 61'); // every response verified: length, id, bytes
-        await ok(t, client, 'disconnect');
-      }
-      t.is(echo.count('created'), 20, 'no connection was dropped');
-    } finally {
-      await client.close();
-      await attacker.stop();
-      await echo.stop();
-    }
-    t.regex(attacker.lines.at(-1) ?? '', /^sent=\d+ /);
-    t.log(attacker.lines.at(-1));
-  });
+      t.regex(attacker.lines.at(-1) ?? '', /^sent=\d+ /);
+      t.log(attacker.lines.at(-1));
+    },
+  );
 }

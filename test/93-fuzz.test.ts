@@ -40,7 +40,15 @@ for (const [index, { type, workers }] of CONFIGS.entries()) {
   test.serial(`${type}, workers ${workers}: ${SECONDS} s of fuzzed clients (seed ${seed}) while a libqb client is served`, async (t) => {
     const name = uniqueName(`fuzz-${type}-${workers}`);
     const server = new LineChild(process.execPath, [
-      join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'serve', name, '--type', type, '--workers', String(workers), '--max-buffer', String(1 << 20),
+      join(ROOT, 'dist', 'src', 'cli', 'main.js'),
+      'serve',
+      name,
+      '--type',
+      type,
+      '--workers',
+      String(workers),
+      '--max-buffer',
+      String(1 << 20),
     ]);
     const healthy = await QbClient.start();
     try {
@@ -49,8 +57,9 @@ for (const [index, { type, workers }] of CONFIGS.entries()) {
       const fdsBefore = serverFds(server.pid);
 
       let fuzzing = true;
-      const run = runProgram(fuzz, [name, String(seed), '-t', String(SECONDS)], { timeoutMs: (SECONDS + 20) * 1000 })
-        .finally(() => void (fuzzing = false));
+      const run = runProgram(fuzz, [name, String(seed), '-t', String(SECONDS)], { timeoutMs: (SECONDS + 20) * 1000 }).finally(
+        () => void (fuzzing = false),
+      );
       let rounds = 0;
       while (fuzzing) {
         await ok(t, healthy, 'sweep 1 3000 211');
@@ -59,14 +68,20 @@ for (const [index, { type, workers }] of CONFIGS.entries()) {
       }
       const result = await run;
       const fields = parseKeyValues(result.stdout);
-      t.log(`fuzz: ${result.stdout.trim().split('\n').filter((l) => !l.startsWith('progress')).join(' | ')}; healthy client rounds: ${rounds}`);
+      t.log(
+        `fuzz: ${result.stdout
+          .trim()
+          .split('\n')
+          .filter((l) => !l.startsWith('progress'))
+          .join(' | ')}; healthy client rounds: ${rounds}`,
+      );
       t.is(result.code, 0, `the fuzzer ended with ${result.code}: ${result.stdout.slice(-300)} ${result.stderr.slice(-300)}`);
       t.is(fields['result'], 'done');
       t.true(Number(fields['cases']) > 100, 'the fuzzer ran its cases');
       t.true(server.running, 'the server is alive');
 
       // Every fuzzed connection ends: the server goes back to what it held before.
-      await waitUntil(() => connectionDirs(server.pid).length === 1, 10_000, 'only the healthy client\'s directory to be left');
+      await waitUntil(() => connectionDirs(server.pid).length === 1, 10_000, "only the healthy client's directory to be left");
       await waitUntil(() => serverFds(server.pid) <= fdsBefore, 10_000, `the server's fds to return to ${fdsBefore}`);
       await ok(t, healthy, 'sweep 1 12000 997');
       await ok(t, healthy, 'disconnect');

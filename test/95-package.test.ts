@@ -11,7 +11,18 @@
 // Every wait is on a process's output or exit, bounded by a timer that kills
 // the process by pid; the temporary directory goes at the end.
 import test, { type ExecutionContext } from 'ava';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +33,8 @@ import { connectionDirs, LineChild } from './helpers/peers.js';
 
 const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url))); // dist/test/ -> the repository
 const ROOT_PKG = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
-  version: string; dependencies: Record<string, string>;
+  version: string;
+  dependencies: Record<string, string>;
 };
 const PREBUILT = `prebuilds/${process.platform}-${process.arch}/node.abi${process.versions.modules}.glibc.node`;
 const NPM = npmCli();
@@ -36,7 +48,13 @@ const cache = path.join(tmp, 'npm-cache'); // empty: an offline install can take
 const consumer = path.join(tmp, 'consumer');
 const installed = path.join(consumer, 'node_modules', 'qbipc');
 const noCompiler = noCompilerBin(path.join(tmp, 'no-compiler-bin'));
-const offline = { npm_config_offline: 'true', npm_config_cache: cache, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+const offline = {
+  npm_config_offline: 'true',
+  npm_config_cache: cache,
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+  npm_config_update_notifier: 'false',
+};
 // Where this Node's headers are, for the source build (node-gyp would otherwise download them).
 const headers = path.dirname(path.dirname(process.execPath));
 const nodedir = existsSync(path.join(headers, 'include', 'node', 'node.h')) ? { npm_config_nodedir: headers } : {};
@@ -53,7 +71,8 @@ test.after.always(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-const npm = (cwd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = STEP_MS) => runCommand(process.execPath, [NPM, ...args], { cwd, env, timeoutMs });
+const npm = (cwd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = STEP_MS) =>
+  runCommand(process.execPath, [NPM, ...args], { cwd, env, timeoutMs });
 
 function succeeded(t: ExecutionContext, what: string, r: CommandResult): boolean {
   const ok = !r.timedOut && r.code === 0;
@@ -65,7 +84,10 @@ function succeeded(t: ExecutionContext, what: string, r: CommandResult): boolean
 function dependencyDirs(): string[] {
   const found = new Set<string>();
   const visit = (fromDir: string, pkg: { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }) => {
-    const wanted = [...Object.keys(pkg.dependencies ?? {}).map((n) => [n, false] as const), ...Object.keys(pkg.optionalDependencies ?? {}).map((n) => [n, true] as const)];
+    const wanted = [
+      ...Object.keys(pkg.dependencies ?? {}).map((n) => [n, false] as const),
+      ...Object.keys(pkg.optionalDependencies ?? {}).map((n) => [n, true] as const),
+    ];
     for (const [name, optional] of wanted) {
       let dir: string | undefined;
       for (let d = fromDir; d.startsWith(ROOT); d = path.dirname(d)) {
@@ -116,28 +138,55 @@ test.serial('npm pack: the tarball holds the library, its prebuilt helper, LICEN
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(source, 'node_modules'), 'dir');
   const r = await npm(source, ['pack', '--json', '--pack-destination', tmp], cleanEnv({ ...offline, ...nodedir }), COMPILE_MS);
   if (!succeeded(t, 'npm pack', r)) return;
-  const [manifest] = JSON.parse(r.stdout) as Array<{ filename: string; size: number; unpackedSize: number; files: Array<{ path: string }> }>;
+  const [manifest] = JSON.parse(r.stdout) as Array<{
+    filename: string;
+    size: number;
+    unpackedSize: number;
+    files: Array<{ path: string }>;
+  }>;
   const packedFiles = manifest!.files.map((f) => f.path);
   tarball = path.join(tmp, manifest!.filename); // first: the tests below use it whatever this one finds
   t.log(`${manifest!.filename}: ${manifest!.size} bytes, ${manifest!.unpackedSize} unpacked, ${packedFiles.length} files`);
-  for (const needed of [PREBUILT, 'LICENSE', 'README.md', 'package.json', 'binding.gyp', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/workers/shard.js', 'dist/src/cli/main.js']) {
+  for (const needed of [
+    PREBUILT,
+    'LICENSE',
+    'README.md',
+    'package.json',
+    'binding.gyp',
+    'dist/src/index.js',
+    'dist/src/index.d.ts',
+    'dist/workers/shard.js',
+    'dist/src/cli/main.js',
+  ]) {
     t.true(packedFiles.includes(needed), `${needed} is in the tarball`);
   }
-  t.deepEqual(packedFiles.filter((f) => /^(dist\/)?(bench|test)\//.test(f) || f.startsWith('docs/benchmark')), [], 'no benchmark harness, no tests');
+  t.deepEqual(
+    packedFiles.filter((f) => /^(dist\/)?(bench|test)\//.test(f) || f.startsWith('docs/benchmark')),
+    [],
+    'no benchmark harness, no tests',
+  );
 });
 
 test.serial('installs with neither a C/C++ compiler on PATH nor the network, without compiling anything', async (t) => {
   t.timeout(STEP_MS);
   if (tarball === undefined) return t.fail('needs the tarball of the test above');
-  for (const tool of ['cc', 'gcc', 'g++', 'c++', 'make', 'python3']) t.is(which(tool, noCompiler), undefined, `${tool} is not on the install's PATH`);
+  for (const tool of ['cc', 'gcc', 'g++', 'c++', 'make', 'python3'])
+    t.is(which(tool, noCompiler), undefined, `${tool} is not on the install's PATH`);
   const deps = path.join(tmp, 'deps');
   mkdirSync(deps);
-  const packed = await npm(ROOT, ['pack', '--ignore-scripts', '--json', '--pack-destination', deps, ...dependencyDirs()], cleanEnv(offline));
+  const packed = await npm(
+    ROOT,
+    ['pack', '--ignore-scripts', '--json', '--pack-destination', deps, ...dependencyDirs()],
+    cleanEnv(offline),
+  );
   if (!succeeded(t, 'npm pack of the dependencies', packed)) return;
   depTarballs = (JSON.parse(packed.stdout) as Array<{ filename: string }>).map((p) => path.join(deps, p.filename));
 
   mkdirSync(consumer);
-  writeFileSync(path.join(consumer, 'package.json'), `${JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }, null, 2)}\n`);
+  writeFileSync(
+    path.join(consumer, 'package.json'),
+    `${JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }, null, 2)}\n`,
+  );
   const env = { HOME: process.env.HOME ?? tmp, PATH: noCompiler, ...offline };
   const r = await npm(consumer, ['install', '--foreground-scripts', tarball, ...depTarballs], env);
   if (!succeeded(t, 'npm install of the tarball', r)) return;
@@ -152,8 +201,9 @@ test.serial('installs with neither a C/C++ compiler on PATH nor the network, wit
     return sources.map((s) => path.resolve(installed, path.dirname(map), s)).filter((s) => !existsSync(s));
   });
   t.deepEqual(missing, [], 'every source map points at a shipped source');
-  const internal = readdirSync(path.join(installed, 'dist'), { recursive: true, encoding: 'utf8' })
-    .filter((f) => f.endsWith('.d.ts') && readFileSync(path.join(installed, 'dist', f), 'utf8').includes('@internal'));
+  const internal = readdirSync(path.join(installed, 'dist'), { recursive: true, encoding: 'utf8' }).filter(
+    (f) => f.endsWith('.d.ts') && readFileSync(path.join(installed, 'dist', f), 'utf8').includes('@internal'),
+  );
   t.deepEqual(internal, [], 'no @internal member in the published declarations');
 });
 
@@ -162,12 +212,19 @@ test.serial('installed with --ignore-scripts, the prebuilt helper still loads', 
   if (tarball === undefined || depTarballs.length === 0) return t.fail('needs the tarballs of the tests above');
   const project = path.join(tmp, 'no-scripts');
   mkdirSync(project);
-  writeFileSync(path.join(project, 'package.json'), `${JSON.stringify({ name: 'no-scripts', version: '1.0.0', private: true }, null, 2)}\n`);
+  writeFileSync(
+    path.join(project, 'package.json'),
+    `${JSON.stringify({ name: 'no-scripts', version: '1.0.0', private: true }, null, 2)}\n`,
+  );
   const env = { HOME: process.env.HOME ?? tmp, PATH: noCompiler, ...offline };
   const r = await npm(project, ['install', '--ignore-scripts', tarball, ...depTarballs], env);
   if (!succeeded(t, 'npm install --ignore-scripts', r)) return;
   // importing qbipc loads the native helper at once
-  const load = await runCommand(process.execPath, ['-e', 'console.log(typeof require("qbipc").createService)'], { cwd: project, env: cleanEnv({}), timeoutMs: 60_000 });
+  const load = await runCommand(process.execPath, ['-e', 'console.log(typeof require("qbipc").createService)'], {
+    cwd: project,
+    env: cleanEnv({}),
+    timeoutMs: 60_000,
+  });
   t.is(load.code, 0, describeResult('require("qbipc")', load));
   t.is(load.stdout.trim(), 'function');
 });
@@ -175,7 +232,9 @@ test.serial('installed with --ignore-scripts, the prebuilt helper still loads', 
 test.serial('an ES module serves a libqb C client over SHM, in-thread', async (t) => {
   t.timeout(STEP_MS);
   if (!existsSync(installed)) return t.fail('needs the install of the test above');
-  writeFileSync(path.join(consumer, 'serve.mjs'), `import { createService, IpcType, REQUEST_HEADER_SIZE, makeResponse, readRequestHeader } from 'qbipc';
+  writeFileSync(
+    path.join(consumer, 'serve.mjs'),
+    `import { createService, IpcType, REQUEST_HEADER_SIZE, makeResponse, readRequestHeader } from 'qbipc';
 import { fileURLToPath } from 'node:url';
 
 const [name, type] = process.argv.slice(2);
@@ -189,14 +248,17 @@ service.on('error', (error) => { console.error(error); process.exitCode = 1; });
 process.once('SIGTERM', () => void service.destroy());
 await service.run();
 console.log(\`ready \${fileURLToPath(import.meta.resolve('qbipc'))}\`);
-`);
+`,
+  );
   await serveOneRoundTrip(t, 'serve.mjs', ['SHM']);
 });
 
 test.serial('a CommonJS script (require) serves a libqb C client over SOCKET, with a CommonJS worker module', async (t) => {
   t.timeout(STEP_MS);
   if (!existsSync(installed)) return t.fail('needs the install of the test above');
-  writeFileSync(path.join(consumer, 'handlers.cjs'), `const { REQUEST_HEADER_SIZE, makeResponse, readRequestHeader } = require('qbipc');
+  writeFileSync(
+    path.join(consumer, 'handlers.cjs'),
+    `const { REQUEST_HEADER_SIZE, makeResponse, readRequestHeader } = require('qbipc');
 
 module.exports = {
   msgProcess(conn, request) {
@@ -204,8 +266,11 @@ module.exports = {
     return conn.responseSend(makeResponse(id, 0, request.subarray(REQUEST_HEADER_SIZE))) < 0 ? -1 : 0;
   },
 };
-`);
-  writeFileSync(path.join(consumer, 'serve.cjs'), `const path = require('node:path');
+`,
+  );
+  writeFileSync(
+    path.join(consumer, 'serve.cjs'),
+    `const path = require('node:path');
 const { createService, IpcType } = require('qbipc');
 
 const [name, type] = process.argv.slice(2);
@@ -213,7 +278,8 @@ const service = createService(name, 0, IpcType[type], {}, { workers: 1, workerMo
 service.on('error', (error) => { console.error(error); process.exitCode = 1; });
 process.once('SIGTERM', () => void service.destroy());
 service.run().then(() => console.log(\`ready \${require.resolve('qbipc')}\`), (error) => { console.error(error); process.exitCode = 1; });
-`);
+`,
+  );
   await serveOneRoundTrip(t, 'serve.cjs', ['SOCKET']);
 });
 
@@ -245,21 +311,27 @@ function writeTypeScript(): string[] {
     return file;
   });
   const cjs = path.join(dir, 'require.cts');
-  writeFileSync(cjs, `import qbipc = require('qbipc');
+  writeFileSync(
+    cjs,
+    `import qbipc = require('qbipc');
 
 const service: qbipc.Service = qbipc.createService('typed', 0, qbipc.IpcType.SOCKET, {
   msgProcess: (conn: qbipc.Connection, request: Uint8Array) => (conn.responseSend(qbipc.makeResponse(qbipc.requestId(request), 0)) < 0 ? -1 : 0),
 });
 export = service;
-`);
+`,
+  );
   return [...files, cjs];
 }
 
-const tsc = (project: string) => runCommand(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', project], {
-  cwd: consumer, env: cleanEnv({}), timeoutMs: 120_000,
-});
+const tsc = (project: string) =>
+  runCommand(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', project], {
+    cwd: consumer,
+    env: cleanEnv({}),
+    timeoutMs: 120_000,
+  });
 
-test.serial('the README\'s TypeScript examples, and a CommonJS module using the types, compile under strict settings', async (t) => {
+test.serial("the README's TypeScript examples, and a CommonJS module using the types, compile under strict settings", async (t) => {
   t.timeout(STEP_MS);
   if (!existsSync(installed)) return t.fail('needs the install of the test above');
   const files = writeTypeScript();
@@ -279,7 +351,7 @@ test.serial('the published declarations type-check (skipLibCheck: false)', async
   writeFileSync(project, JSON.stringify({ compilerOptions: { ...TS_OPTIONS, skipLibCheck: false }, files: writeTypeScript() }, null, 2));
   const r = await tsc(project);
   const ours = r.stdout.split('\n').filter((line) => line.includes('node_modules/qbipc/'));
-  t.deepEqual(ours, [], 'no error in qbipc\'s declarations');
+  t.deepEqual(ours, [], "no error in qbipc's declarations");
 });
 
 test.serial('qbipc --version prints the version; qbipc bench says the benchmark lives in the repository', async (t) => {
@@ -297,18 +369,29 @@ test.serial('qbipc --version prints the version; qbipc bench says the benchmark 
   t.deepEqual(readdirSync(consumer).sort(), before, 'qbipc bench wrote nothing');
 });
 
-test.serial('with the prebuilt helper removed, npm rebuild compiles it from source (compiler back on PATH) and the service works', async (t) => {
-  t.timeout(COMPILE_MS + 60_000);
-  if (!existsSync(path.join(consumer, 'serve.mjs'))) return t.fail('needs the install and the ESM script of the tests above');
-  rmSync(path.join(installed, 'prebuilds'), { recursive: true });
-  const broken = await runCommand(process.execPath, ['-e', 'require("qbipc")'], { cwd: consumer, env: cleanEnv({}), timeoutMs: 60_000 });
-  t.not(broken.code, 0);
-  t.regex(broken.stderr, /cannot load its native helper: no prebuilt binary .* fits Node v[\d.]+ \(ABI \d+\).*npm rebuild qbipc --build-from-source/s,
-    'without a binary, the import says what is missing and what to do');
+test.serial(
+  'with the prebuilt helper removed, npm rebuild compiles it from source (compiler back on PATH) and the service works',
+  async (t) => {
+    t.timeout(COMPILE_MS + 60_000);
+    if (!existsSync(path.join(consumer, 'serve.mjs'))) return t.fail('needs the install and the ESM script of the tests above');
+    rmSync(path.join(installed, 'prebuilds'), { recursive: true });
+    const broken = await runCommand(process.execPath, ['-e', 'require("qbipc")'], { cwd: consumer, env: cleanEnv({}), timeoutMs: 60_000 });
+    t.not(broken.code, 0);
+    t.regex(
+      broken.stderr,
+      /cannot load its native helper: no prebuilt binary .* fits Node v[\d.]+ \(ABI \d+\).*npm rebuild qbipc --build-from-source/s,
+      'without a binary, the import says what is missing and what to do',
+    );
 
-  const r = await npm(consumer, ['rebuild', 'qbipc', '--foreground-scripts'], cleanEnv({ ...offline, ...nodedir, JOBS: 'max' }), COMPILE_MS);
-  if (!succeeded(t, 'npm rebuild qbipc', r)) return;
-  const built = path.join(installed, 'build', 'Release', 'qbipc_native.node');
-  t.true(existsSync(built) && statSync(built).size > 0, 'the helper was compiled');
-  await serveOneRoundTrip(t, 'serve.mjs', ['SHM']);
-});
+    const r = await npm(
+      consumer,
+      ['rebuild', 'qbipc', '--foreground-scripts'],
+      cleanEnv({ ...offline, ...nodedir, JOBS: 'max' }),
+      COMPILE_MS,
+    );
+    if (!succeeded(t, 'npm rebuild qbipc', r)) return;
+    const built = path.join(installed, 'build', 'Release', 'qbipc_native.node');
+    t.true(existsSync(built) && statSync(built).size > 0, 'the helper was compiled');
+    await serveOneRoundTrip(t, 'serve.mjs', ['SHM']);
+  },
+);

@@ -37,7 +37,15 @@ test.before(async () => {
 
 function startServer(name: string, transport: string, workers: number): LineChild {
   return new LineChild('prlimit', [
-    `--nofile=${FD_LIMIT}:${FD_LIMIT}`, process.execPath, CLI, 'serve', name, '--type', transport, '--workers', String(workers),
+    `--nofile=${FD_LIMIT}:${FD_LIMIT}`,
+    process.execPath,
+    CLI,
+    'serve',
+    name,
+    '--type',
+    transport,
+    '--workers',
+    String(workers),
   ]);
 }
 
@@ -61,7 +69,9 @@ for (const { mode, workers, transport } of MODES) {
         refused += Number(fields['refused']);
       }
       // Every client has exited: their directories go while the server runs on.
-      await waitUntil(() => connectionDirs(server.pid).length === 0, 10_000, 'the directories of departed clients to go').catch(() => undefined);
+      await waitUntil(() => connectionDirs(server.pid).length === 0, 10_000, 'the directories of departed clients to go').catch(
+        () => undefined,
+      );
       running = connectionDirs(server.pid);
     } finally {
       await server.stop();
@@ -72,8 +82,10 @@ for (const { mode, workers, transport } of MODES) {
     const { code, signal } = await server.exited;
     t.is(code, 0, `qbipc serve exited cleanly on SIGTERM (${code ?? signal})`);
     t.log(`directories left: ${running.length} after the clients, ${left.length} after the server`);
-    t.true(running.length === 0 && left.length === 0,
-      `${running.length} directories outlived their clients, ${left.length} the server, e.g. ${[...running, ...left].slice(0, 3).join(' ')}`);
+    t.true(
+      running.length === 0 && left.length === 0,
+      `${running.length} directories outlived their clients, ${left.length} the server, e.g. ${[...running, ...left].slice(0, 3).join(' ')}`,
+    );
   });
 }
 
@@ -100,29 +112,37 @@ for (const { mode, workers, transport } of MODES) {
 }
 
 for (const { mode, workers, transport } of MODES) {
-  test.serial(`${mode}, ${transport}: a process that exits without destroying its service removes its connections' directories`, async (t) => {
-    const name = uniqueName('exit');
-    const server = new LineChild(process.execPath, [join(here, 'helpers', 'exit-without-destroy-server.js'), name, transport, String(workers)]);
-    const clients: QbClient[] = [];
-    let left: string[];
-    try {
-      await server.waitFor(/^ready pid=/);
-      for (let i = 0; i < 4; i++) {
-        const client = await QbClient.start();
-        clients.push(client);
-        await ok(t, client, `connect ${name} 12328`);
-        await ok(t, client, 'echo 100');
+  test.serial(
+    `${mode}, ${transport}: a process that exits without destroying its service removes its connections' directories`,
+    async (t) => {
+      const name = uniqueName('exit');
+      const server = new LineChild(process.execPath, [
+        join(here, 'helpers', 'exit-without-destroy-server.js'),
+        name,
+        transport,
+        String(workers),
+      ]);
+      const clients: QbClient[] = [];
+      let left: string[];
+      try {
+        await server.waitFor(/^ready pid=/);
+        for (let i = 0; i < 4; i++) {
+          const client = await QbClient.start();
+          clients.push(client);
+          await ok(t, client, `connect ${name} 12328`);
+          await ok(t, client, 'echo 100');
+        }
+        t.is(connectionDirs(server.pid).length, clients.length);
+        server.kill('SIGTERM');
+        await server.exited;
+        left = connectionDirs(server.pid); // before the clients notice: a libqb client unlinks its files when it disconnects
+      } finally {
+        await server.stop();
+        await Promise.all(clients.map((c) => c.close()));
+        removeEmptyDirs(server.pid);
+        sweepStaleDirectories(name);
       }
-      t.is(connectionDirs(server.pid).length, clients.length);
-      server.kill('SIGTERM');
-      await server.exited;
-      left = connectionDirs(server.pid); // before the clients notice: a libqb client unlinks its files when it disconnects
-    } finally {
-      await server.stop();
-      await Promise.all(clients.map((c) => c.close()));
-      removeEmptyDirs(server.pid);
-      sweepStaleDirectories(name);
-    }
-    t.deepEqual(left, [], `${left.length} directories left after the process exited`);
-  });
+      t.deepEqual(left, [], `${left.length} directories left after the process exited`);
+    },
+  );
 }

@@ -25,7 +25,12 @@ test.after.always('no connection directories left behind', (t) => {
 });
 
 /** Connected clients, closed at the end of each test. */
-async function connected(t: Parameters<typeof ok>[0], echo: EchoService, clients: QbClient[], as: { uid?: number; gid?: number } = {}): Promise<QbClient> {
+async function connected(
+  t: Parameters<typeof ok>[0],
+  echo: EchoService,
+  clients: QbClient[],
+  as: { uid?: number; gid?: number } = {},
+): Promise<QbClient> {
   const client = await QbClient.start(as);
   clients.push(client);
   await ok(t, client, `connect ${echo.name} 12328`);
@@ -33,7 +38,12 @@ async function connected(t: Parameters<typeof ok>[0], echo: EchoService, clients
   return client;
 }
 
-async function refused(t: Parameters<typeof ok>[0], echo: EchoService, clients: QbClient[], as: { uid?: number; gid?: number } = {}): Promise<void> {
+async function refused(
+  t: Parameters<typeof ok>[0],
+  echo: EchoService,
+  clients: QbClient[],
+  as: { uid?: number; gid?: number } = {},
+): Promise<void> {
   const client = await QbClient.start(as);
   clients.push(client);
   await fails(t, client, `connect ${echo.name} 12328`, EAGAIN);
@@ -90,7 +100,10 @@ test('maxConnections and maxConnectionsPerUid must be positive integers when giv
   const handlers = { msgProcess: () => 0 };
   for (const option of ['maxConnections', 'maxConnectionsPerUid']) {
     for (const bad of [0, -1, 1.5, Number.NaN, '3', null]) {
-      t.throws(() => createService('qbt-limits', 0, IpcType.SHM, handlers, { [option]: bad }), { instanceOf: RangeError, message: new RegExp(`options.${option} must be a positive integer`) });
+      t.throws(() => createService('qbt-limits', 0, IpcType.SHM, handlers, { [option]: bad }), {
+        instanceOf: RangeError,
+        message: new RegExp(`options.${option} must be a positive integer`),
+      });
     }
     t.notThrows(() => createService('qbt-limits', 0, IpcType.SHM, handlers, { [option]: 1 }));
     t.notThrows(() => createService('qbt-limits', 0, IpcType.SHM, handlers, { [option]: undefined }));

@@ -53,7 +53,10 @@ async function loadHandlers(workerModule: string, workerData: unknown): Promise<
   const exported = ((await import(url)) as { default?: unknown }).default;
   const handlers = typeof exported === 'function' ? await (exported as (data: unknown) => unknown)(workerData) : exported;
   if (typeof handlers !== 'object' || handlers === null || typeof (handlers as ConnectionHandlers).msgProcess !== 'function') {
-    throw Object.assign(new Error(`${workerModule} must export default the worker handlers ({ msgProcess, … }) or a function returning them`), { errno: -EINVAL });
+    throw Object.assign(
+      new Error(`${workerModule} must export default the worker handlers ({ msgProcess, … }) or a function returning them`),
+      { errno: -EINVAL },
+    );
   }
   return handlers;
 }
@@ -63,10 +66,18 @@ export default async function runShard(init: ShardInit): Promise<void> {
   const handlers = await loadHandlers(init.workerModule, init.workerData);
   const host = new PortHost(init.port);
   const poll = new NativeLoop();
-  const shard = new Shard(host, handlers, { serviceId: init.serviceId, context: undefined }, {
-    poll, counters: new ServiceCounters(init.serviceCounters), rate: init.rate, yieldToClients: init.yieldToClients,
-    log: portLog(host, init.logLevels),
-  });
+  const shard = new Shard(
+    host,
+    handlers,
+    { serviceId: init.serviceId, context: undefined },
+    {
+      poll,
+      counters: new ServiceCounters(init.serviceCounters),
+      rate: init.rate,
+      yieldToClients: init.yieldToClients,
+      log: portLog(host, init.logLevels),
+    },
+  );
   let stopped!: () => void;
   const finished = new Promise<void>((resolve) => (stopped = resolve));
   init.port.on('message', (message: ToShard) => {

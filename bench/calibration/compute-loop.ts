@@ -20,7 +20,15 @@ function main(seconds: number): void {
   }
   const elapsed = previous - start;
   // x is printed so that the loop's result is used.
-  console.log(JSON.stringify({ runtime: 'node', seconds: Number((elapsed / 1000).toFixed(3)), chunks, stalled_share: Number((stalled / elapsed).toFixed(4)), x }));
+  console.log(
+    JSON.stringify({
+      runtime: 'node',
+      seconds: Number((elapsed / 1000).toFixed(3)),
+      chunks,
+      stalled_share: Number((stalled / elapsed).toFixed(4)),
+      x,
+    }),
+  );
 }
 
 const seconds = Number(process.argv[2]);

@@ -65,9 +65,18 @@ function parseOptions(): Options {
     batch: Number(values.batch),
     mode: values.churn ? 'churn' : values.events ? 'events' : 'echo',
   };
-  if (opts.address === '' || TRANSPORTS[opts.transport] === undefined || !(opts.clients >= 1) || !(opts.size >= 0)
-    || !(opts.seconds > 0) || !(opts.depth >= 1) || !(opts.batch >= 1)) {
-    console.error('usage: node-load [--transport net|qbipc] -n ADDRESS -c CLIENTS -s BYTES -T SECONDS [-d DEPTH] [--churn | --events [-b BATCH]]');
+  if (
+    opts.address === '' ||
+    TRANSPORTS[opts.transport] === undefined ||
+    !(opts.clients >= 1) ||
+    !(opts.size >= 0) ||
+    !(opts.seconds > 0) ||
+    !(opts.depth >= 1) ||
+    !(opts.batch >= 1)
+  ) {
+    console.error(
+      'usage: node-load [--transport net|qbipc] -n ADDRESS -c CLIENTS -s BYTES -T SECONDS [-d DEPTH] [--churn | --events [-b BATCH]]',
+    );
     process.exit(2);
   }
   return opts;
@@ -104,7 +113,7 @@ interface ChildResult {
 /** The echo request of message `seq`: qbload's tags in the first and last payload byte. */
 function tag(buf: Buffer, seq: number): void {
   if (o.size === 0) return;
-  buf[REQ_HDR + o.size - 1] = ((Math.floor(seq / 256) ^ 0x5a) & 0xff);
+  buf[REQ_HDR + o.size - 1] = (Math.floor(seq / 256) ^ 0x5a) & 0xff;
   buf[REQ_HDR] = seq & 0xff;
 }
 
@@ -210,8 +219,13 @@ function runOn(conn: Conn, c: Counters, more: () => boolean, record: boolean): P
           return;
         }
         const len = o.size;
-        if (frame.length !== RES_HDR + len || frame.readInt32LE(0) !== ID_EVENT || frame.readInt32LE(16) !== k ||
-          (len > 0 && (frame[RES_HDR] !== (k & 0xff) || frame[RES_HDR + len - 1] !== ((k + len - 1) & 0xff)))) c.errors++;
+        if (
+          frame.length !== RES_HDR + len ||
+          frame.readInt32LE(0) !== ID_EVENT ||
+          frame.readInt32LE(16) !== k ||
+          (len > 0 && (frame[RES_HDR] !== (k & 0xff) || frame[RES_HDR + len - 1] !== ((k + len - 1) & 0xff)))
+        )
+          c.errors++;
         c.messages++;
         if (++k === o.batch) {
           if (record) c.hist.record((performance.now() - t0) * 1e6);
@@ -301,8 +315,17 @@ async function child(): Promise<void> {
   const endNs = process.hrtime.bigint().toString();
   conn?.session.close();
   const result: ChildResult = {
-    type: 'result', ok, message, messages: c.messages, errors: c.errors, connects: c.connects,
-    startNs, endNs, sparse: c.hist.toSparse(), n: c.hist.n, max: c.hist.max,
+    type: 'result',
+    ok,
+    message,
+    messages: c.messages,
+    errors: c.errors,
+    connects: c.connects,
+    startNs,
+    endNs,
+    sparse: c.hist.toSparse(),
+    n: c.hist.n,
+    max: c.hist.max,
   };
   send(result);
 }
@@ -377,8 +400,14 @@ async function coordinator(): Promise<number> {
   if (o.mode !== 'echo') json.mode = o.mode;
   if (o.mode === 'events') json.batch = o.batch;
   Object.assign(json, {
-    clients: o.clients, size: o.size, depth: o.depth, messages, errors, seconds: Number(secs.toFixed(6)),
-    msgs_per_sec: Number((messages / secs).toFixed(1)), mb_per_sec: Number(((messages * o.size) / secs / 1e6).toFixed(3)),
+    clients: o.clients,
+    size: o.size,
+    depth: o.depth,
+    messages,
+    errors,
+    seconds: Number(secs.toFixed(6)),
+    msgs_per_sec: Number((messages / secs).toFixed(1)),
+    mb_per_sec: Number(((messages * o.size) / secs / 1e6).toFixed(3)),
   });
   if (o.mode === 'churn') Object.assign(json, { connects, connects_per_sec: Number((connects / secs).toFixed(1)) });
   if (o.mode === 'echo' && o.depth <= 1) {

@@ -38,10 +38,13 @@ export async function connectQbipc(address: string, maxFrame: number, onFrame: (
 
   const receive = (request: Buffer) => {
     const events = request.readInt32LE(0) === ID_EVENTS ? request.readUInt32LE(REQ_HDR) : 0;
-    client.recv(TIMEOUT_MS).then(async (response) => {
-      onFrame(asBuffer(response));
-      for (let k = 0; k < events && !closed; k++) onFrame(asBuffer(await client.eventRecv(TIMEOUT_MS)));
-    }).catch(gone);
+    client
+      .recv(TIMEOUT_MS)
+      .then(async (response) => {
+        onFrame(asBuffer(response));
+        for (let k = 0; k < events && !closed; k++) onFrame(asBuffer(await client.eventRecv(TIMEOUT_MS)));
+      })
+      .catch(gone);
   };
   const flush = () => {
     retrying = false;

@@ -51,7 +51,9 @@ export function buildC(name: string): string {
   try {
     execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', tmp, source, ...flags!], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (error) {
-    throw new Error(`compiling ${path.relative(ROOT, source)} failed:\n${String((error as { stderr?: Buffer }).stderr ?? error)}`, { cause: error });
+    throw new Error(`compiling ${path.relative(ROOT, source)} failed:\n${String((error as { stderr?: Buffer }).stderr ?? error)}`, {
+      cause: error,
+    });
   }
   renameSync(tmp, out);
   return out;

@@ -44,7 +44,9 @@ export async function calibrate(round: number, seconds: number): Promise<Calibra
  * The medians and the factor they imply: the unstalled share a Node thread keeps
  * per share a C thread keeps, (1 − Node's) / (1 − C's). Undefined without both loops.
  */
-export function calibrationSummary(samples: readonly CalibrationSample[]): { c: number; node: number; factor: number | undefined } | undefined {
+export function calibrationSummary(
+  samples: readonly CalibrationSample[],
+): { c: number; node: number; factor: number | undefined } | undefined {
   const of = (runtime: Runtime) => samples.filter((s) => s.runtime === runtime).map((s) => s.stalled_share);
   const c = of('c');
   const node = of('node');

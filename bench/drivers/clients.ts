@@ -37,8 +37,8 @@ export const CLIENTS: ClientDriver[] = [
     speaks: 'libqb',
     command: () => [process.execPath, [path.join(distBench, 'clients', 'node-load.js'), '--transport', 'qbipc']],
     quick: false,
-    missing: () => (existsSync(path.join(ROOT, 'dist', 'src', 'client', 'client.js'))
-      ? undefined : 'the qbipc client (src/client) is not in this build'),
+    missing: () =>
+      existsSync(path.join(ROOT, 'dist', 'src', 'client', 'client.js')) ? undefined : 'the qbipc client (src/client) is not in this build',
   },
   {
     key: 'node',

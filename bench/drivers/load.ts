@@ -48,23 +48,31 @@ export function stopLoad(): void {
 /** Runs `command args` on `cpus` (killed after `timeoutMs`); resolves with its JSON line. */
 export function runLoad<T extends object = LoadResult>(command: string, args: string[], cpus: string, timeoutMs: number): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = execFile('taskset', ['-c', cpus, command, ...args], { timeout: timeoutMs, killSignal: 'SIGTERM' }, (error, stdout, stderr) => {
-      running.delete(child);
-      const line = stdout.trim().split('\n').pop() ?? '';
-      let result: T | undefined;
-      try {
-        result = JSON.parse(line) as T;
-      } catch {
-        // reported below
-      }
-      if (error && (result === undefined || ((result as { errors?: number }).errors ?? 0) === 0)) {
-        const why = interrupted ? 'stopped: the run was interrupted'
-          : error.killed ? `timed out after ${timeoutMs / 1000} s` : `exit ${error.code ?? error.signal}`;
-        return reject(new Error(`${why}: ${stderr.trim().split('\n').slice(-3).join(' | ') || error.message.trim()}`));
-      }
-      if (result === undefined) return reject(new Error(`printed no JSON: ${stdout.slice(0, 200)}`));
-      resolve(result); // errors > 0 is recorded with the result, not thrown
-    });
+    const child = execFile(
+      'taskset',
+      ['-c', cpus, command, ...args],
+      { timeout: timeoutMs, killSignal: 'SIGTERM' },
+      (error, stdout, stderr) => {
+        running.delete(child);
+        const line = stdout.trim().split('\n').pop() ?? '';
+        let result: T | undefined;
+        try {
+          result = JSON.parse(line) as T;
+        } catch {
+          // reported below
+        }
+        if (error && (result === undefined || ((result as { errors?: number }).errors ?? 0) === 0)) {
+          const why = interrupted
+            ? 'stopped: the run was interrupted'
+            : error.killed
+              ? `timed out after ${timeoutMs / 1000} s`
+              : `exit ${error.code ?? error.signal}`;
+          return reject(new Error(`${why}: ${stderr.trim().split('\n').slice(-3).join(' | ') || error.message.trim()}`));
+        }
+        if (result === undefined) return reject(new Error(`printed no JSON: ${stdout.slice(0, 200)}`));
+        resolve(result); // errors > 0 is recorded with the result, not thrown
+      },
+    );
     running.add(child);
   });
 }

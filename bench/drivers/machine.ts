@@ -46,6 +46,8 @@ export function machine(): Machine {
 
 /** One line for the top of the table. */
 export function machineLine(m: Machine): string {
-  return `${m.cpus} × ${m.cpu}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, libqb ${m.libqb}`
-    + `${m.commit === undefined ? '' : `, qbipc ${m.commit}`} · load average at start ${m.loadavgAtStart.join(' ')}`;
+  return (
+    `${m.cpus} × ${m.cpu}, ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}, libqb ${m.libqb}` +
+    `${m.commit === undefined ? '' : `, qbipc ${m.commit}`} · load average at start ${m.loadavgAtStart.join(' ')}`
+  );
 }

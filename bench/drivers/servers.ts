@@ -49,12 +49,17 @@ const live = new Set<ChildProcess>();
 
 /** SIGTERM to every live server (by pid), SIGKILL after a grace period; resolves once all have exited. */
 export async function stopEveryServer(): Promise<void> {
-  await Promise.all([...live].map((child) => new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('close', () => resolve());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS).unref();
-  })));
+  await Promise.all(
+    [...live].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('close', () => resolve());
+          child.kill('SIGTERM');
+          setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS).unref();
+        }),
+    ),
+  );
 }
 
 function startProcess(command: string, args: string[], address: string): Promise<RunningServer> {
@@ -80,7 +85,8 @@ function startProcess(command: string, args: string[], address: string): Promise
       clearTimeout(timer);
       reject(new Error(`cannot start ${label}: ${error.message}`));
     });
-    child.once('close', (code, signal) => { // after 'exit', once stderr is read to its end
+    child.once('close', (code, signal) => {
+      // after 'exit', once stderr is read to its end
       clearTimeout(timer);
       const why = tail.trim() || `exit ${code ?? signal}`;
       reject(code === EXIT_UNAVAILABLE ? new ServerUnavailable(why) : new Error(`${label} exited before it was ready: ${why}`));

@@ -15,18 +15,30 @@ import type { RunningServer } from './servers.js';
 import { loadArgs, type Workload } from './workloads.js';
 
 const WARMUP: Workload = {
-  key: 'warm-up', title: 'warm-up', kind: 'pipelined', clients: 2, size: 64, depth: 8, batch: 0,
-  sameCpu: false, unit: 'msgs', latency: 'send to its response',
+  key: 'warm-up',
+  title: 'warm-up',
+  kind: 'pipelined',
+  clients: 2,
+  size: 64,
+  depth: 8,
+  batch: 0,
+  sameCpu: false,
+  unit: 'msgs',
+  latency: 'send to its response',
 };
 const WARMUP_SECONDS = 0.3;
 
 /** Warms every server with its client; resolves with the failures (the cells will show them too). */
 export async function warmUp(targets: Array<{ name: string; server: RunningServer; client: ClientDriver }>): Promise<string[]> {
-  const outcomes = await Promise.allSettled(targets.map(({ server, client }) => {
-    const [command, pre] = client.command();
-    return runLoad(command, [...pre, ...loadArgs(server.address, WARMUP, WARMUP_SECONDS)], ALL_CPUS, 30_000);
-  }));
-  return outcomes.flatMap((o, i) => (o.status === 'rejected' ? [`warm-up of ${targets[i]!.name} failed: ${(o.reason as Error).message}`] : []));
+  const outcomes = await Promise.allSettled(
+    targets.map(({ server, client }) => {
+      const [command, pre] = client.command();
+      return runLoad(command, [...pre, ...loadArgs(server.address, WARMUP, WARMUP_SECONDS)], ALL_CPUS, 30_000);
+    }),
+  );
+  return outcomes.flatMap((o, i) =>
+    o.status === 'rejected' ? [`warm-up of ${targets[i]!.name} failed: ${(o.reason as Error).message}`] : [],
+  );
 }
 
 /**
@@ -37,5 +49,5 @@ export async function warmUp(targets: Array<{ name: string; server: RunningServe
 export async function settleCell(command: string, args: string[], cpus: string, seconds: number): Promise<number> {
   const result = await runLoad<LoadResult>(command, args, cpus, (seconds + 60) * 1000);
   if (result.errors > 0) throw new Error(`${result.errors} response(s) failed verification`);
-  return result.mode === 'churn' ? result.connects ?? 0 : result.messages;
+  return result.mode === 'churn' ? (result.connects ?? 0) : result.messages;
 }

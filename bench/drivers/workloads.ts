@@ -34,7 +34,14 @@ function pingPong(size: number, clients: number, sameCpu = false): Workload {
   return {
     key: `pp-${size}-c${clients}${sameCpu ? '-cpu0' : ''}`,
     title: `ping-pong ${sizeText(size)}, ${clientsText(clients)}${sameCpu ? ', same CPU' : ''}`,
-    kind: 'ping-pong', clients, size, depth: 1, batch: 0, sameCpu, unit: 'msgs', latency: 'round trip',
+    kind: 'ping-pong',
+    clients,
+    size,
+    depth: 1,
+    batch: 0,
+    sameCpu,
+    unit: 'msgs',
+    latency: 'round trip',
   };
 }
 
@@ -42,7 +49,14 @@ function pipelined(size: number, clients: number, depth: number): Workload {
   return {
     key: `pipe-${size}-d${depth}-c${clients}`,
     title: `pipelined ${sizeText(size)} ×${depth} in flight, ${clientsText(clients)}`,
-    kind: 'pipelined', clients, size, depth, batch: 0, sameCpu: false, unit: 'msgs', latency: 'send to its response',
+    kind: 'pipelined',
+    clients,
+    size,
+    depth,
+    batch: 0,
+    sameCpu: false,
+    unit: 'msgs',
+    latency: 'send to its response',
   };
 }
 
@@ -50,7 +64,14 @@ function events(size: number, clients: number, batch: number): Workload {
   return {
     key: `events-${size}-b${batch}-c${clients}`,
     title: `events ${sizeText(size)} fan-out to ${clientsText(clients)} (${batch} per request)`,
-    kind: 'events', clients, size, depth: 1, batch, sameCpu: false, unit: 'events', latency: `request to its ${batch}th event`,
+    kind: 'events',
+    clients,
+    size,
+    depth: 1,
+    batch,
+    sameCpu: false,
+    unit: 'events',
+    latency: `request to its ${batch}th event`,
   };
 }
 
@@ -58,7 +79,14 @@ function churn(clients: number): Workload {
   return {
     key: `churn-c${clients}`,
     title: `connection churn, ${clientsText(clients)} (connect, 64 B round trip, disconnect)`,
-    kind: 'churn', clients, size: 64, depth: 1, batch: 0, sameCpu: false, unit: 'connects', latency: 'whole cycle',
+    kind: 'churn',
+    clients,
+    size: 64,
+    depth: 1,
+    batch: 0,
+    sameCpu: false,
+    unit: 'connects',
+    latency: 'whole cycle',
   };
 }
 
@@ -78,12 +106,7 @@ export const FULL: Workload[] = [
   churn(4),
 ];
 
-export const QUICK: Workload[] = [
-  ...QUICK_SWEEP.map((c) => pingPong(64, c)),
-  pipelined(64, 4, 16),
-  events(64, 4, 64),
-  churn(2),
-];
+export const QUICK: Workload[] = [...QUICK_SWEEP.map((c) => pingPong(64, c)), pipelined(64, 4, 16), events(64, 4, 64), churn(2)];
 
 /** Part of the plot: ping-pong 64 B, placement left to the scheduler. */
 export function inSweep(w: Workload): boolean {

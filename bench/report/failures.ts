@@ -23,7 +23,9 @@ export function failureNotes(ms: Measurement[], names: Names): string[] {
     const first = group[0]!;
     const servers = [...new Set(group.map((m) => names.server(m.server)))].join(', ');
     const workloads = new Set(group.map((m) => m.workload)).size;
-    return [`failed: ${group.length} cells under ${names.client(first.client)} (servers: ${servers}; ${workloads} workload(s)), `
-      + `all "${kindOf(first.error!)}"; the first, ${cell(first)}: ${first.error}`];
+    return [
+      `failed: ${group.length} cells under ${names.client(first.client)} (servers: ${servers}; ${workloads} workload(s)), ` +
+        `all "${kindOf(first.error!)}"; the first, ${cell(first)}: ${first.error}`,
+    ];
   });
 }

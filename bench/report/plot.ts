@@ -42,17 +42,23 @@ export function plotSvg(title: string, series: Series[]): string {
   for (let i = 0; i <= 5; i++) {
     const v = (top / 5) * i;
     const y = ly(v).toFixed(1);
-    o.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${y}" y2="${y}" stroke="#ddd"/>`,
-      `<text x="${M.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${Math.round(v).toLocaleString('en-US')}</text>`);
+    o.push(
+      `<line x1="${M.left}" x2="${M.left + pw}" y1="${y}" y2="${y}" stroke="#ddd"/>`,
+      `<text x="${M.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${Math.round(v).toLocaleString('en-US')}</text>`,
+    );
   }
   for (const c of xs) {
     const x = lx(c).toFixed(1);
-    o.push(`<line x1="${x}" x2="${x}" y1="${M.top}" y2="${M.top + ph}" stroke="#eee"/>`,
-      `<text x="${x}" y="${M.top + ph + 18}" text-anchor="middle">${c}</text>`);
+    o.push(
+      `<line x1="${x}" x2="${x}" y1="${M.top}" y2="${M.top + ph}" stroke="#eee"/>`,
+      `<text x="${x}" y="${M.top + ph + 18}" text-anchor="middle">${c}</text>`,
+    );
   }
-  o.push(`<text x="${M.left + pw / 2}" y="${H - 10}" text-anchor="middle">clients</text>`,
+  o.push(
+    `<text x="${M.left + pw / 2}" y="${H - 10}" text-anchor="middle">clients</text>`,
     `<text transform="translate(16 ${M.top + ph / 2}) rotate(-90)" text-anchor="middle">messages/s</text>`,
-    `<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`);
+    `<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`,
+  );
   const keys = [...new Set(series.map((s) => s.colorKey))];
   series.forEach((s, i) => {
     const color = COLORS[keys.indexOf(s.colorKey) % COLORS.length]!;
@@ -60,15 +66,21 @@ export function plotSvg(title: string, series: Series[]): string {
     const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
     // each series a few pixels aside, so range bars at the same x stay apart
     const nudge = (i - (series.length - 1) / 2) * 4;
-    o.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${dash} points="${pts.map((p) => `${(lx(p.clients) + nudge).toFixed(1)},${ly(p.rate).toFixed(1)}`).join(' ')}"/>`);
+    o.push(
+      `<polyline fill="none" stroke="${color}" stroke-width="2"${dash} points="${pts.map((p) => `${(lx(p.clients) + nudge).toFixed(1)},${ly(p.rate).toFixed(1)}`).join(' ')}"/>`,
+    );
     for (const p of pts) {
       const x = (lx(p.clients) + nudge).toFixed(1);
-      o.push(`<line x1="${x}" x2="${x}" y1="${ly(p.min).toFixed(1)}" y2="${ly(p.max).toFixed(1)}" stroke="${color}"/>`,
-        `<circle cx="${x}" cy="${ly(p.rate).toFixed(1)}" r="3.5" fill="${color}"/>`);
+      o.push(
+        `<line x1="${x}" x2="${x}" y1="${ly(p.min).toFixed(1)}" y2="${ly(p.max).toFixed(1)}" stroke="${color}"/>`,
+        `<circle cx="${x}" cy="${ly(p.rate).toFixed(1)}" r="3.5" fill="${color}"/>`,
+      );
     }
     const y = M.top + 10 + i * 20;
-    o.push(`<line x1="${W - M.right + 16}" x2="${W - M.right + 40}" y1="${y}" y2="${y}" stroke="${color}" stroke-width="2"${dash}/>`,
-      `<text x="${W - M.right + 46}" y="${y}" dominant-baseline="middle">${esc(s.label)}</text>`);
+    o.push(
+      `<line x1="${W - M.right + 16}" x2="${W - M.right + 40}" y1="${y}" y2="${y}" stroke="${color}" stroke-width="2"${dash}/>`,
+      `<text x="${W - M.right + 46}" y="${y}" dominant-baseline="middle">${esc(s.label)}</text>`,
+    );
   });
   o.push('</svg>');
   return `${o.join('\n')}\n`;

@@ -30,8 +30,12 @@ export interface PoolableRun {
 /** What must match for two runs' rounds to count as rounds of one run. */
 function design(run: PoolableRun): string {
   return JSON.stringify({
-    quick: run.quick, seconds: run.seconds, settle: run.settle ?? 0, servers: run.servers.map((s) => s.key),
-    clients: run.clients, workloads: run.workloads.map((w) => w.key),
+    quick: run.quick,
+    seconds: run.seconds,
+    settle: run.settle ?? 0,
+    servers: run.servers.map((s) => s.key),
+    clients: run.clients,
+    workloads: run.workloads.map((w) => w.key),
   });
 }
 
@@ -49,7 +53,9 @@ export function poolRuns<R extends PoolableRun>(runs: readonly R[], files: reado
   let offset = 0;
   runs.forEach((run, i) => {
     if (design(run) !== design(first)) {
-      throw new Error(`${files[i]} cannot be pooled with ${files[0]}: the servers, clients, workloads, --seconds and --settle must be the same`);
+      throw new Error(
+        `${files[i]} cannot be pooled with ${files[0]}: the servers, clients, workloads, --seconds and --settle must be the same`,
+      );
     }
     const rounds = run.partial ?? run.rounds; // an interrupted run saved whole rounds only
     measurements.push(...run.measurements.map((m) => ({ ...m, round: m.round + offset })));

@@ -107,35 +107,47 @@ export function aggregate(
     const rates = results.map(rateOf);
     const rate = median(rates);
     const base = baseFor(server, client);
-    const ratios = base === undefined ? [] : ok.flatMap((m) => {
-      const b = rateIn(workload, base.server, base.client, m.round);
-      return b === undefined || b <= 0 ? [] : [rateOf(m.result!) / b];
-    });
-    const unstalledRatios = base === undefined ? [] : ok.flatMap((m) => {
-      const b = resultIn(workload, base.server, base.client, m.round);
-      const mine = unstalledRate(m.result!, cpus);
-      const theirs = b === undefined ? undefined : unstalledRate(b, cpus);
-      return mine === undefined || theirs === undefined || theirs <= 0 ? [] : [mine / theirs];
-    });
+    const ratios =
+      base === undefined
+        ? []
+        : ok.flatMap((m) => {
+            const b = rateIn(workload, base.server, base.client, m.round);
+            return b === undefined || b <= 0 ? [] : [rateOf(m.result!) / b];
+          });
+    const unstalledRatios =
+      base === undefined
+        ? []
+        : ok.flatMap((m) => {
+            const b = resultIn(workload, base.server, base.client, m.round);
+            const mine = unstalledRate(m.result!, cpus);
+            const theirs = b === undefined ? undefined : unstalledRate(b, cpus);
+            return mine === undefined || theirs === undefined || theirs <= 0 ? [] : [mine / theirs];
+          });
     const perMillion = ok.map((m) => ((m.cpuSeconds ?? NaN) * 1e6) / Math.max(1, m.result!.messages));
     return {
-      workload, server, client,
+      workload,
+      server,
+      client,
       rounds: ok.length,
       rate,
       rateMin: Math.min(...rates),
       rateMax: Math.max(...rates),
       ...(rates.length > 1 ? { spread: (Math.max(...rates) - Math.min(...rates)) / rate } : {}),
-      ...(ratios.length > 0 ? {
-        ratio: median(ratios),
-        ratioInterval: medianInterval(ratios),
-        roundsWon: ratios.filter((x) => x >= 1).length,
-        ratioRounds: ratios.length,
-        ratioBase: `${base!.server}|${base!.client}`,
-      } : {}),
-      ...(unstalledRatios.length > 0 ? {
-        unstalledRatio: median(unstalledRatios),
-        unstalledRatioInterval: medianInterval(unstalledRatios),
-      } : {}),
+      ...(ratios.length > 0
+        ? {
+            ratio: median(ratios),
+            ratioInterval: medianInterval(ratios),
+            roundsWon: ratios.filter((x) => x >= 1).length,
+            ratioRounds: ratios.length,
+            ratioBase: `${base!.server}|${base!.client}`,
+          }
+        : {}),
+      ...(unstalledRatios.length > 0
+        ? {
+            unstalledRatio: median(unstalledRatios),
+            unstalledRatioInterval: medianInterval(unstalledRatios),
+          }
+        : {}),
       mbPerSec: median(results.map((r) => r.mb_per_sec)),
       p50: median(results.map((r) => r.p50_us)),
       p99: median(results.map((r) => r.p99_us)),

@@ -4,7 +4,10 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** A bad command line: main prints the message (with the usage) and exits 2. */
 export class UsageError extends Error {
-  constructor(message: string, readonly usage: string) {
+  constructor(
+    message: string,
+    readonly usage: string,
+  ) {
     super(message);
     this.name = 'UsageError';
   }
@@ -29,7 +32,8 @@ export function parseFlags<O extends Options>(argv: string[], options: O, usage:
       case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
         const flag = (quoted ?? 'a flag').split(' ')[0];
         if (/argument missing/.test(e.message)) throw new UsageError(`${flag} needs a value`, usage);
-        if (/ambiguous/.test(e.message)) throw new UsageError(`${flag} needs a value (one that starts with "-" is written ${flag}=VALUE)`, usage);
+        if (/ambiguous/.test(e.message))
+          throw new UsageError(`${flag} needs a value (one that starts with "-" is written ${flag}=VALUE)`, usage);
         throw new UsageError(e.message.split('\n')[0]!, usage);
       }
       default:
@@ -59,7 +63,13 @@ export function numberFlag(value: string | undefined, flag: string, fallback: nu
 }
 
 /** One of `choices`; `fallback` when absent. */
-export function choiceFlag<C extends string>(value: string | undefined, flag: string, choices: readonly C[], fallback: C, usage: string): C {
+export function choiceFlag<C extends string>(
+  value: string | undefined,
+  flag: string,
+  choices: readonly C[],
+  fallback: C,
+  usage: string,
+): C {
   if (value === undefined) return fallback;
   if (!(choices as readonly string[]).includes(value)) {
     throw new UsageError(`${flag} must be one of ${choices.join(', ')}, got "${value}"`, usage);

@@ -105,7 +105,10 @@ export function echoHandlers(): Required<Pick<ConnectionHandlers, 'msgProcess' |
     while (p.eventNext < p.eventTotal) {
       const k = p.eventNext;
       // the error field carries k (little-endian i32 at offset 16)
-      eventHeader[16] = k; eventHeader[17] = k >>> 8; eventHeader[18] = k >>> 16; eventHeader[19] = k >>> 24;
+      eventHeader[16] = k;
+      eventHeader[17] = k >>> 8;
+      eventHeader[18] = k >>> 16;
+      eventHeader[19] = k >>> 24;
       if (len > 0) eventAndPayload[1] = pattern.subarray(k & 0xff, (k & 0xff) + len);
       const rc = conn.eventSendv(eventParts);
       if (rc === -EAGAIN) break;

@@ -60,7 +60,9 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await (await load(name))(rest);
+    return await (
+      await load(name)
+    )(rest);
   } catch (error) {
     if (error instanceof UsageError) {
       console.error(`qbipc ${name}: ${error.message}\n${error.usage}`);

@@ -20,17 +20,26 @@ export const PING_USAGE = `usage: qbipc ping NAME [--count N] [--size BYTES] [--
 
 /** Every flag checked here, before anything connects. */
 function parse(argv: string[]) {
-  const { values, positionals } = parseFlags(argv, {
-    count: { type: 'string', short: 'c' },
-    size: { type: 'string', short: 's' },
-    timeout: { type: 'string', short: 't' },
-    quiet: { type: 'boolean', short: 'q' },
-    sync: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  }, PING_USAGE);
+  const { values, positionals } = parseFlags(
+    argv,
+    {
+      count: { type: 'string', short: 'c' },
+      size: { type: 'string', short: 's' },
+      timeout: { type: 'string', short: 't' },
+      quiet: { type: 'boolean', short: 'q' },
+      sync: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    PING_USAGE,
+  );
   if (values.help === true) return { help: true } as const;
   if (positionals.length !== 1) {
-    throw new UsageError(positionals.length === 0 ? 'ping needs a service NAME' : `ping takes one NAME, got ${positionals.length} words: ${positionals.join(' ')}`, PING_USAGE);
+    throw new UsageError(
+      positionals.length === 0
+        ? 'ping needs a service NAME'
+        : `ping takes one NAME, got ${positionals.length} words: ${positionals.join(' ')}`,
+      PING_USAGE,
+    );
   }
   return {
     help: false,
@@ -108,7 +117,9 @@ export async function ping(argv: string[], options: PingOptions = {}): Promise<n
     return 2;
   }
   const server = client.authGet();
-  out(`PING ${name} (${IpcType[client.type]}${sync ? ', sync' : ''}, buffer ${client.bufferSize} bytes, server pid ${server.pid}): ${size} payload bytes`);
+  out(
+    `PING ${name} (${IpcType[client.type]}${sync ? ', sync' : ''}, buffer ${client.bufferSize} bytes, server pid ${server.pid}): ${size} payload bytes`,
+  );
   const request = new Uint8Array(REQUEST_HEADER_SIZE + size);
   writeRequestHeader(request, { id: ID_ECHO, size: request.byteLength });
   const times: number[] = [];
@@ -147,8 +158,10 @@ export async function ping(argv: string[], options: PingOptions = {}): Promise<n
   if (times.length > 0) {
     const sorted = [...times].sort((a, b) => a - b);
     const avg = times.reduce((a, b) => a + b, 0) / times.length;
-    out(`latency us: min ${sorted[0]!.toFixed(1)} avg ${avg.toFixed(1)} p50 ${percentile(sorted, 50).toFixed(1)} ` +
-      `p99 ${percentile(sorted, 99).toFixed(1)} max ${sorted[sorted.length - 1]!.toFixed(1)}`);
+    out(
+      `latency us: min ${sorted[0]!.toFixed(1)} avg ${avg.toFixed(1)} p50 ${percentile(sorted, 50).toFixed(1)} ` +
+        `p99 ${percentile(sorted, 99).toFixed(1)} max ${sorted[sorted.length - 1]!.toFixed(1)}`,
+    );
   }
   return failures === 0 && times.length === count ? 0 : 1;
 }

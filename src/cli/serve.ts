@@ -28,19 +28,28 @@ const TYPES = { shm: IpcType.SHM, socket: IpcType.SOCKET } as const;
 const WORKER_MODULE = new URL('./echo-app.js', import.meta.url);
 
 export async function serve(argv: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(argv, {
-    type: { type: 'string' },
-    workers: { type: 'string' },
-    'max-buffer': { type: 'string' },
-    'no-yield': { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  }, SERVE_USAGE);
+  const { values, positionals } = parseFlags(
+    argv,
+    {
+      type: { type: 'string' },
+      workers: { type: 'string' },
+      'max-buffer': { type: 'string' },
+      'no-yield': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    SERVE_USAGE,
+  );
   if (values.help) {
     console.log(SERVE_USAGE);
     return 0;
   }
   if (positionals.length !== 1) {
-    throw new UsageError(positionals.length === 0 ? 'serve needs a service NAME' : `serve takes one NAME, got ${positionals.length} words: ${positionals.join(' ')}`, SERVE_USAGE);
+    throw new UsageError(
+      positionals.length === 0
+        ? 'serve needs a service NAME'
+        : `serve takes one NAME, got ${positionals.length} words: ${positionals.join(' ')}`,
+      SERVE_USAGE,
+    );
   }
   const name = positionals[0]!;
   const type = choiceFlag(values.type, '--type', ['shm', 'socket'] as const, 'shm', SERVE_USAGE);
@@ -50,7 +59,10 @@ export async function serve(argv: string[]): Promise<number> {
   let service;
   try {
     service = createService(name, 0, TYPES[type], workers > 0 ? {} : echoHandlers(), {
-      workers, maxBufferSize, yieldToClients: values['no-yield'] !== true, ...(workers > 0 ? { workerModule: WORKER_MODULE } : {}),
+      workers,
+      maxBufferSize,
+      yieldToClients: values['no-yield'] !== true,
+      ...(workers > 0 ? { workerModule: WORKER_MODULE } : {}),
     });
   } catch (error) {
     throw new UsageError((error as Error).message, SERVE_USAGE); // createService validates the name

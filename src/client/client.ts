@@ -183,7 +183,10 @@ export class Client {
       const left = deadline - Date.now();
       if (left <= 0) {
         const gone = !this.isConnected;
-        throw new QbError(gone ? -ENOTCONN : timeoutMs === 0 ? -EAGAIN : -ETIMEDOUT, gone ? 'the server went away' : `no response within ${timeoutMs} ms`);
+        throw new QbError(
+          gone ? -ENOTCONN : timeoutMs === 0 ? -EAGAIN : -ETIMEDOUT,
+          gone ? 'the server went away' : `no response within ${timeoutMs} ms`,
+        );
       }
       const rc = this.channel.waitResponseSync(Math.min(left, SYNC_SLICE_MS));
       if (rc === -ENOTCONN || (rc === -ETIMEDOUT && !this.isConnected)) {
@@ -255,8 +258,14 @@ export class Client {
       if (timeoutMs >= 0) {
         waiter.timer = setTimeout(() => {
           const gone = !this.isConnected;
-          this.abandon(queue, waiter, new QbError(gone ? -ENOTCONN : timeoutMs === 0 ? -EAGAIN : -ETIMEDOUT,
-            gone ? `the server went away while waiting for a ${what}` : `no ${what} within ${timeoutMs} ms`));
+          this.abandon(
+            queue,
+            waiter,
+            new QbError(
+              gone ? -ENOTCONN : timeoutMs === 0 ? -EAGAIN : -ETIMEDOUT,
+              gone ? `the server went away while waiting for a ${what}` : `no ${what} within ${timeoutMs} ms`,
+            ),
+          );
         }, timeoutMs);
       }
       if (signal !== undefined) {
@@ -370,9 +379,10 @@ export class Client {
     const current = this.masks.get(fd);
     if (current === events) return;
     const loop = clientLoop();
-    const rc = current === undefined
-      ? loop.dispatchAdd(LoopPriority.MED, fd, events, this.onReady)
-      : loop.dispatchMod(LoopPriority.MED, fd, events, this.onReady);
+    const rc =
+      current === undefined
+        ? loop.dispatchAdd(LoopPriority.MED, fd, events, this.onReady)
+        : loop.dispatchMod(LoopPriority.MED, fd, events, this.onReady);
     if (rc === 0) this.masks.set(fd, events);
   }
 
@@ -386,7 +396,7 @@ export class Client {
       this.serverGone();
       return 0;
     }
-    if (this.eventWaiters.length > 0 && (fd === this.channel.eventFd)) this.pumpEvents();
+    if (this.eventWaiters.length > 0 && fd === this.channel.eventFd) this.pumpEvents();
     if (this.responses.length > 0 && fd === this.channel.responseFd) this.pumpResponses();
     if (!this.connected) return 0;
     if (revents & PollEvent.IN) this.quiet(fd);
@@ -469,12 +479,20 @@ export async function connect(name: string, maxMsgSize: number, options: Connect
   try {
     if (h.type === TransportType.SHM) channel = new ShmChannel(h.setupFd, h, h.bufferSize);
     else if (h.type === TransportType.SOCKET) channel = new SocketChannel(h.setupFd, h.request, h.response, h.bufferSize);
-    else throw new QbError(h.type === IpcType.POSIX_MQ || h.type === IpcType.SYSV_MQ ? -ENOTSUP : -EINVAL, `the server chose transport type ${h.type}`);
+    else
+      throw new QbError(
+        h.type === IpcType.POSIX_MQ || h.type === IpcType.SYSV_MQ ? -ENOTSUP : -EINVAL,
+        `the server chose transport type ${h.type}`,
+      );
   } catch (error) {
     native.close(h.setupFd);
     const errno = (error as { errno?: unknown }).errno;
     if (error instanceof QbError || typeof errno !== 'number') throw error;
-    throw new QbError(errno, `cannot attach to the ${h.type === TransportType.SHM ? 'SHM' : 'SOCKET'} transport of ${name}: ${(error as Error).message}`, { cause: error });
+    throw new QbError(
+      errno,
+      `cannot attach to the ${h.type === TransportType.SHM ? 'SHM' : 'SOCKET'} transport of ${name}: ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   return new Client(h.setupFd, channel, h.bufferSize, h.server);
 }

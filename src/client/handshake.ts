@@ -7,7 +7,11 @@ import { LoopPriority, PollEvent } from '../constants.js';
 import { EAGAIN, ENOTCONN, ETIMEDOUT } from '../errno.js';
 import { abortError, QbError, validateSignal, type AbortError } from '../errors.js';
 import {
-  buildConnectionRequest, CONNECTION_REQUEST_SIZE, CONNECTION_RESPONSE_SIZE, parseConnectionResponse, TransportType,
+  buildConnectionRequest,
+  CONNECTION_REQUEST_SIZE,
+  CONNECTION_RESPONSE_SIZE,
+  parseConnectionResponse,
+  TransportType,
 } from '../handshake.js';
 import { MessageId } from '../headers.js';
 import { native } from '../native.js';
@@ -53,7 +57,11 @@ function openSetupSocket(name: string, maxMsgSize: number, options: ConnectOptio
 }
 
 /** Steps 4–7: waits (in the loop) for the whole response; split arrivals are fine. */
-function readResponse(fd: number, timeoutMs: number, signal: AbortSignal | undefined): Promise<{ bytes: Uint8Array; credentials: Int32Array }> {
+function readResponse(
+  fd: number,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<{ bytes: Uint8Array; credentials: Int32Array }> {
   const bytes = new Uint8Array(CONNECTION_RESPONSE_SIZE);
   const credentials = new Int32Array(4);
   const scratch = new Int32Array(4);
@@ -74,11 +82,12 @@ function readResponse(fd: number, timeoutMs: number, signal: AbortSignal | undef
       for (;;) {
         const n = native.recvCredentials(fd, bytes.subarray(received), received === 0 ? credentials : scratch);
         if (n === -EAGAIN) break;
-        if (n <= 0) return finish(new QbError(n === 0 ? -ENOTCONN : n, 'the server closed the connection during the handshake')), 0;
+        if (n <= 0) return (finish(new QbError(n === 0 ? -ENOTCONN : n, 'the server closed the connection during the handshake')), 0);
         received += n;
-        if (received === CONNECTION_RESPONSE_SIZE) return finish(), 0;
+        if (received === CONNECTION_RESPONSE_SIZE) return (finish(), 0);
       }
-      if (revents & (PollEvent.HUP | PollEvent.ERR)) finish(new QbError(-ENOTCONN, 'the server closed the connection during the handshake'));
+      if (revents & (PollEvent.HUP | PollEvent.ERR))
+        finish(new QbError(-ENOTCONN, 'the server closed the connection during the handshake'));
       return 0;
     };
     hold();
@@ -87,7 +96,8 @@ function readResponse(fd: number, timeoutMs: number, signal: AbortSignal | undef
       release();
       return reject(new QbError(rc, 'cannot watch the setup socket'));
     }
-    if (timeoutMs >= 0) timer = setTimeout(() => finish(new QbError(-ETIMEDOUT, `no connection response within ${timeoutMs} ms`)), timeoutMs);
+    if (timeoutMs >= 0)
+      timer = setTimeout(() => finish(new QbError(-ETIMEDOUT, `no connection response within ${timeoutMs} ms`)), timeoutMs);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
@@ -120,8 +130,7 @@ export async function handshake(name: string, maxMsgSize: number, options: Conne
     request: r.request,
     response: r.response,
     event: r.event,
-    server: credentials[3] === 1
-      ? { pid: credentials[0]!, uid: credentials[1]! >>> 0, gid: credentials[2]! >>> 0 }
-      : { pid: 0, uid: 0, gid: 0 },
+    server:
+      credentials[3] === 1 ? { pid: credentials[0]!, uid: credentials[1]! >>> 0, gid: credentials[2]! >>> 0 } : { pid: 0, uid: 0, gid: 0 },
   };
 }

@@ -3,7 +3,11 @@
 // close the fd — the mapping keeps the memory.
 import { native } from '../native.js';
 
-export function mapExisting(path: string, size: number, map: (fd: number, size: number) => SharedArrayBuffer = native.mapShared): SharedArrayBuffer {
+export function mapExisting(
+  path: string,
+  size: number,
+  map: (fd: number, size: number) => SharedArrayBuffer = native.mapShared,
+): SharedArrayBuffer {
   const fd = native.openExisting(path, size);
   try {
     return map(fd, size);

@@ -55,7 +55,11 @@ export class ShmChannel implements Channel {
   private owedDoorbells = 0;
   private readonly bell = new Uint8Array(1);
 
-  constructor(private readonly setupFd: number, paths: { request: string; response: string; event: string }, bufferSize: number) {
+  constructor(
+    private readonly setupFd: number,
+    paths: { request: string; response: string; event: string },
+    bufferSize: number,
+  ) {
     const rings: Attached[] = [];
     try {
       rings.push(attach(paths.request, HEADER_FILE_SIZE, bufferSize));

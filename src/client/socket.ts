@@ -25,10 +25,18 @@ export class SocketChannel implements Channel {
   /** Holds any message a libqb SHM ring could carry; a larger datagram is reported as EMSGSIZE. */
   private readonly buffer: Uint8Array;
 
-  constructor(private readonly setupFd: number, private readonly controlPath: string, base: string, bufferSize: number) {
+  constructor(
+    private readonly setupFd: number,
+    private readonly controlPath: string,
+    base: string,
+    bufferSize: number,
+  ) {
     // The control file must sit beside the sockets' base, in a qb- directory: we unlink it at disconnect.
-    if (path.dirname(controlPath) !== path.dirname(base) || !path.basename(controlPath).startsWith('qb-control-') ||
-        !path.basename(path.dirname(base)).startsWith('qb-')) {
+    if (
+      path.dirname(controlPath) !== path.dirname(base) ||
+      !path.basename(controlPath).startsWith('qb-control-') ||
+      !path.basename(path.dirname(base)).startsWith('qb-')
+    ) {
       throw new QbError(-EINVAL, `unexpected SOCKET transport paths from the server: ${controlPath}, ${base}`);
     }
     const names = socketNames(base);
@@ -86,7 +94,7 @@ export class SocketChannel implements Channel {
   waitResponseSync(timeoutMs: number): number {
     const rc = native.pollTwo(this.requestFd, PollEvent.IN, this.setupFd, 0, timeoutMs);
     if (rc < 0) return rc === -EINTR ? 0 : rc;
-    if (rc >>> 16 & (PollEvent.HUP | PollEvent.ERR | PollEvent.NVAL)) return -ENOTCONN;
+    if ((rc >>> 16) & (PollEvent.HUP | PollEvent.ERR | PollEvent.NVAL)) return -ENOTCONN;
     return rc === 0 ? -ETIMEDOUT : 0;
   }
 

@@ -3,8 +3,14 @@
 // access is a private copy or validated first: the client can write all of it.
 import { EAGAIN, EBADMSG, EINVAL } from '../errno.js';
 import {
-  CHUNK_HEADER_WORDS, DATA_PATH_OFFSET, FRESH_DATA_WORD, HDR_PATH_OFFSET, HeaderWord, Magic,
-  PATH_FIELD_SIZE, SPACE_MARGIN_BYTES,
+  CHUNK_HEADER_WORDS,
+  DATA_PATH_OFFSET,
+  FRESH_DATA_WORD,
+  HDR_PATH_OFFSET,
+  HeaderWord,
+  Magic,
+  PATH_FIELD_SIZE,
+  SPACE_MARGIN_BYTES,
 } from './layout.js';
 import { native } from '../native.js';
 import { semAddress, semInit, semPost, semRelease, semTakeUpTo, semValue, semWake } from './semaphore.js';
@@ -141,8 +147,7 @@ export class ShmRing {
     const w = Atomics.load(this.header, HeaderWord.WRITE_PT) >>> 0;
     if (w >= n) return -EBADMSG;
     const usedWords = w >= r ? w - r : w - r + n;
-    if (length > this.dataSize - SPACE_MARGIN_BYTES ||
-        CHUNK_HEADER_WORDS + Math.ceil(length / 4) > usedWords) return -EBADMSG;
+    if (length > this.dataSize - SPACE_MARGIN_BYTES || CHUNK_HEADER_WORDS + Math.ceil(length / 4) > usedWords) return -EBADMSG;
     this.heldTokens--;
     this.chunkOffset = (r + CHUNK_HEADER_WORDS) * 4;
     this.chunkLength = length;

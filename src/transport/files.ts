@@ -11,7 +11,11 @@ import type { Transport, TransportHost } from './transport.js';
 export type TransportFiles = ShmFiles | SocketFiles;
 
 export function createTransportFiles(
-  type: TransportType, dir: ConnectionDirectory, serviceName: string, maxMsgSize: number, owner: FileOwner,
+  type: TransportType,
+  dir: ConnectionDirectory,
+  serviceName: string,
+  maxMsgSize: number,
+  owner: FileOwner,
 ): TransportFiles {
   if (type === TransportType.SOCKET) return createSocketFiles(dir, serviceName, maxMsgSize, owner);
   if (type !== TransportType.SHM) throw new Error(`no transport of type ${TransportType[type]}`);

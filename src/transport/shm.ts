@@ -49,7 +49,11 @@ export function createShmFiles(dir: ConnectionDirectory, serviceName: string, ma
     request,
     response,
     event,
-    responsePaths: { request: `${dir.path}/${base('request')}`, response: `${dir.path}/${base('response')}`, event: `${dir.path}/${base('event')}` },
+    responsePaths: {
+      request: `${dir.path}/${base('request')}`,
+      response: `${dir.path}/${base('response')}`,
+      event: `${dir.path}/${base('event')}`,
+    },
   };
 }
 

@@ -71,7 +71,10 @@ export interface SocketFiles {
 export function createSocketFiles(dir: ConnectionDirectory, serviceName: string, maxMsgSize: number, owner: FileOwner): SocketFiles {
   const base = `${dir.path}/qb-${serviceName}`;
   if (!socketNamesDistinct(base)) {
-    throw new QbError(-ENAMETOOLONG, `the socket names of ${base} collide once cut to ${ABSTRACT_NAME_MAX} bytes; use a shorter service name`);
+    throw new QbError(
+      -ENAMETOOLONG,
+      `the socket names of ${base} collide once cut to ${ABSTRACT_NAME_MAX} bytes; use a shorter service name`,
+    );
   }
   const names = socketNames(base);
   const controlName = `qb-control-${serviceName}`;
@@ -84,7 +87,12 @@ export function createSocketFiles(dir: ConnectionDirectory, serviceName: string,
     const eventFd = native.dgramOpen(names.eventTx, maxMsgSize, false);
     const controlPath = `${dir.path}/${controlName}`;
     return {
-      kind: 'socket', controlFd, requestFd, eventFd, base, bufferSize: maxMsgSize,
+      kind: 'socket',
+      controlFd,
+      requestFd,
+      eventFd,
+      base,
+      bufferSize: maxMsgSize,
       responsePaths: { request: controlPath, response: base, event: '' },
     };
   } catch (error) {
@@ -286,7 +294,9 @@ export class SocketTransport implements Transport {
       if (n < 0) return n;
       const c = this.client;
       if (credentials[3] !== 1 || credentials[0] !== c[0] || credentials[1] !== c[1] || credentials[2] !== c[2]) {
-        this.host.log?.('debug', 'fault', `dropped a ${n}-byte datagram from pid ${credentials[0]}: not the client (pid ${c[0]})`, { sender: credentials[0] });
+        this.host.log?.('debug', 'fault', `dropped a ${n}-byte datagram from pid ${credentials[0]}: not the client (pid ${c[0]})`, {
+          sender: credentials[0],
+        });
         continue;
       }
       // The client has attached both its sockets: from now on the kernel refuses other senders.
@@ -331,7 +341,8 @@ export class SocketTransport implements Transport {
     this.cancelRoom();
     this.roomWanted = channels;
     this.roomReady = ready;
-    const unbound = () => ((channels & ChannelBit.RESPONSE) !== 0 && !this.connect('response')) ||
+    const unbound = () =>
+      ((channels & ChannelBit.RESPONSE) !== 0 && !this.connect('response')) ||
       ((channels & ChannelBit.EVENT) !== 0 && !this.connect('event'));
     if (channels === 0 || unbound()) {
       (this.roomPoll ??= new RoomPoll(() => !unbound())).start(() => (channels === 0 ? this.roomFound() : this.watchRoom()));
@@ -342,7 +353,10 @@ export class SocketTransport implements Transport {
 
   private watchRoom(): void {
     this.watchingOut = this.roomWanted;
-    if (this.watchingOut & ChannelBit.EVENT && this.host.poll.dispatchAdd(this.host.priority, this.eventFd, PollEvent.OUT, this.onEventRoom) < 0) {
+    if (
+      this.watchingOut & ChannelBit.EVENT &&
+      this.host.poll.dispatchAdd(this.host.priority, this.eventFd, PollEvent.OUT, this.onEventRoom) < 0
+    ) {
       this.watchingOut &= ~ChannelBit.EVENT;
       this.gotRoom(ChannelBit.EVENT); // cannot watch it: let the application try (and learn EAGAIN again)
     }

@@ -80,7 +80,10 @@ async function doBuild(): Promise<CPrograms> {
   if (pc.code !== 0) {
     throw new Error(`libqb-dev is missing: apt-get install -y libqb-dev (pkg-config: ${pc.stderr.trim()})`);
   }
-  const qbFlags = pc.stdout.trim().split(/\s+/).filter((f) => f !== '');
+  const qbFlags = pc.stdout
+    .trim()
+    .split(/\s+/)
+    .filter((f) => f !== '');
   const cflags = qbFlags.filter((f) => !f.startsWith('-l') && !f.startsWith('-L'));
   const libs = qbFlags.filter((f) => f.startsWith('-l') || f.startsWith('-L') || f === '-pthread');
   await mkdir(outDir, { recursive: true });
@@ -91,22 +94,24 @@ async function doBuild(): Promise<CPrograms> {
     { name: 'manyconn', pre: cflags, post: libs },
   ];
   const result = {} as CPrograms;
-  await Promise.all(programs.map(async ({ name, pre, post }) => {
-    const source = join(root, 'test', 'c', `${name}.c`);
-    const binary = join(outDir, name);
-    result[name] = binary;
-    const srcTime = await mtimeMs(source);
-    if (srcTime === undefined) throw new Error(`c-programs: ${source} is missing`);
-    const binTime = await mtimeMs(binary);
-    if (binTime !== undefined && binTime >= srcTime) return;
-    const temp = `${binary}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    const cc = await run('cc', ['-std=c11', '-O2', '-Wall', '-Wextra', '-Werror', ...pre, '-o', temp, source, ...post]);
-    if (cc.code !== 0) {
-      await rm(temp, { force: true });
-      throw new Error(`c-programs: compiling ${source} failed:\n${cc.stderr}`);
-    }
-    await rename(temp, binary);
-  }));
+  await Promise.all(
+    programs.map(async ({ name, pre, post }) => {
+      const source = join(root, 'test', 'c', `${name}.c`);
+      const binary = join(outDir, name);
+      result[name] = binary;
+      const srcTime = await mtimeMs(source);
+      if (srcTime === undefined) throw new Error(`c-programs: ${source} is missing`);
+      const binTime = await mtimeMs(binary);
+      if (binTime !== undefined && binTime >= srcTime) return;
+      const temp = `${binary}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+      const cc = await run('cc', ['-std=c11', '-O2', '-Wall', '-Wextra', '-Werror', ...pre, '-o', temp, source, ...post]);
+      if (cc.code !== 0) {
+        await rm(temp, { force: true });
+        throw new Error(`c-programs: compiling ${source} failed:\n${cc.stderr}`);
+      }
+      await rename(temp, binary);
+    }),
+  );
   return result;
 }
 
@@ -305,11 +310,7 @@ export interface RunResult {
 }
 
 /** Runs a program to completion, killing it (by pid) after timeoutMs. */
-export function runProgram(
-  path: string,
-  args: string[],
-  opts: { timeoutMs: number } & RunAs,
-): Promise<RunResult> {
+export function runProgram(path: string, args: string[], opts: { timeoutMs: number } & RunAs): Promise<RunResult> {
   const [file, argv] = commandFor(path, args, opts);
   return new Promise((resolve, reject) => {
     const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -318,8 +319,12 @@ export function runProgram(
     let timedOut = false;
     child.stdout.setEncoding('utf8');
     child.stderr.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => { stdout += chunk; });
-    child.stderr.on('data', (chunk: string) => { stderr += chunk; });
+    child.stdout.on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk: string) => {
+      stderr += chunk;
+    });
     const timer = setTimeout(() => {
       timedOut = true;
       if (child.pid !== undefined) {

@@ -2,8 +2,13 @@
 // events, anything else -EINVAL), reporting every callback. The same handlers
 // run in-thread and, through echo-worker.ts, inside worker threads.
 import {
-  makeResponse, readRequestHeader, writeResponseHeader, EAGAIN, EINVAL,
-  type Connection, type ConnectionHandlers,
+  makeResponse,
+  readRequestHeader,
+  writeResponseHeader,
+  EAGAIN,
+  EINVAL,
+  type Connection,
+  type ConnectionHandlers,
 } from '../../src/index.js';
 
 export const ID_ECHO = 1;
@@ -48,7 +53,10 @@ interface EventPump {
   timer?: NodeJS.Timeout;
 }
 
-export function echoHandlers(report: Report, behaviour: Behaviour = {}): Required<Pick<ConnectionHandlers, 'msgProcess'>> & ConnectionHandlers {
+export function echoHandlers(
+  report: Report,
+  behaviour: Behaviour = {},
+): Required<Pick<ConnectionHandlers, 'msgProcess'>> & ConnectionHandlers {
   const pumps = new Map<Connection, EventPump>();
   const closedCalls = new Map<Connection, number>();
 

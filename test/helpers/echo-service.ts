@@ -2,10 +2,7 @@
 // every callback, so tests wait on callbacks instead of sleeping.
 import { readdirSync } from 'node:fs';
 import { BroadcastChannel } from 'node:worker_threads';
-import {
-  createService, IpcType,
-  type Service, type ServiceHandlers, type ServiceOptions,
-} from '../../src/index.js';
+import { createService, IpcType, type Service, type ServiceHandlers, type ServiceOptions } from '../../src/index.js';
 import { echoHandlers, type Behaviour, type CallbackName } from './echo-handlers.js';
 
 export { ID_ECHO, ID_EVENT, ID_EVENTS } from './echo-handlers.js';

@@ -33,18 +33,28 @@ let inThread = {};
 if (workers > 0) {
   channel = new BroadcastChannel(`qbipc-failing-${name}`);
   channel.onmessage = (event) => emit((event as { data: Observation }).data);
-  options = { workers, workerModule: new URL('./failing-worker.js', import.meta.url), workerData: { channel: `qbipc-failing-${name}`, spec } };
+  options = {
+    workers,
+    workerModule: new URL('./failing-worker.js', import.meta.url),
+    workerData: { channel: `qbipc-failing-${name}`, spec },
+  };
 } else {
   inThread = failingHandlers(spec, emit);
 }
-const service = createService(name, 0, IpcType.SHM, {
-  connectionAccept(conn) {
-    accepted.set(conn.pid, conn);
-    emit({ ev: 'accept', pid: conn.pid });
-    return 0;
+const service = createService(
+  name,
+  0,
+  IpcType.SHM,
+  {
+    connectionAccept(conn) {
+      accepted.set(conn.pid, conn);
+      emit({ ev: 'accept', pid: conn.pid });
+      return 0;
+    },
+    ...inThread,
   },
-  ...inThread,
-}, options);
+  options,
+);
 
 service.on('error', (error: Error & { code?: unknown; handler?: unknown; connection?: ServiceConnection }) => {
   const cause = error.cause as { message?: unknown } | undefined;

@@ -6,7 +6,8 @@ export default function failingWorker(data: { channel: string; spec: FailSpec })
   const channel = new BroadcastChannel(data.channel);
   channel.unref();
   return failingHandlers(data.spec, (observation) => {
-    if (observation.ev === 'destroyed') queueMicrotask(() => channel.postMessage(observation)); // once its files are gone
+    if (observation.ev === 'destroyed')
+      queueMicrotask(() => channel.postMessage(observation)); // once its files are gone
     else channel.postMessage(observation);
   });
 }

@@ -25,7 +25,11 @@ export class JsonLineServer {
   private paused = false;
   private readonly exited: Promise<void>;
 
-  private constructor(readonly label: string, readonly name: string, private readonly child: ChildProcess) {
+  private constructor(
+    readonly label: string,
+    readonly name: string,
+    private readonly child: ChildProcess,
+  ) {
     this.pid = child.pid!;
     let partial = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
@@ -38,13 +42,15 @@ export class JsonLineServer {
     });
     child.stdin!.on('error', () => undefined); // EPIPE once it exited: seen through 'exit'
     child.stdio[3]!.on('error', () => undefined);
-    this.exited = new Promise((resolve) => child.once('exit', () => {
-      for (const w of this.waiters.splice(0)) {
-        clearTimeout(w.timer);
-        w.resolve(undefined);
-      }
-      resolve();
-    }));
+    this.exited = new Promise((resolve) =>
+      child.once('exit', () => {
+        for (const w of this.waiters.splice(0)) {
+          clearTimeout(w.timer);
+          w.resolve(undefined);
+        }
+        resolve();
+      }),
+    );
   }
 
   /**
@@ -54,7 +60,7 @@ export class JsonLineServer {
   static async start(label: string, name: string, file: string, args: string[]): Promise<JsonLineServer> {
     const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
     const server = new JsonLineServer(label, name, child);
-    if (await server.next((o) => o.ev === 'ready', 0, 20_000) === undefined) {
+    if ((await server.next((o) => o.ev === 'ready', 0, 20_000)) === undefined) {
       await server.stop();
       throw new Error(`${label} did not start: ${server.stderrTail}`);
     }
@@ -90,7 +96,9 @@ export class JsonLineServer {
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise((resolve) => {
       const waiter: Waiter = {
-        from, match, resolve,
+        from,
+        match,
+        resolve,
         timer: setTimeout(() => {
           this.waiters.splice(this.waiters.indexOf(waiter), 1);
           resolve(undefined);
@@ -111,7 +119,8 @@ export class JsonLineServer {
     const reply = command === 'pause' ? 'paused' : command;
     this.child.stdin!.write(`${command}\n`);
     const o = await this.next((x) => x.ev === reply, from, timeoutMs);
-    if (o === undefined) throw new Error(`${this.label} ${this.pid}: no reply to "${command}" within ${timeoutMs} ms; stderr: ${this.stderrTail}`);
+    if (o === undefined)
+      throw new Error(`${this.label} ${this.pid}: no reply to "${command}" within ${timeoutMs} ms; stderr: ${this.stderrTail}`);
     return o;
   }
 
@@ -126,7 +135,7 @@ export class JsonLineServer {
     const from = this.mark;
     this.paused = false;
     (this.child.stdio[3] as NodeJS.WritableStream).write('x');
-    if (await this.next((o) => o.ev === 'resumed', from) === undefined) throw new Error(`${this.label} ${this.pid} did not resume`);
+    if ((await this.next((o) => o.ev === 'resumed', from)) === undefined) throw new Error(`${this.label} ${this.pid} did not resume`);
   }
 
   /** The end of what it wrote to stderr. */

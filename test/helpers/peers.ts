@@ -35,7 +35,15 @@ export function buildLibqbProgram(source: string, name: string): Promise<string>
       const flags = pc.out.trim().split(/\s+/);
       await mkdir(dirname(binary), { recursive: true });
       const temp = `${binary}.tmp-${process.pid}`;
-      const cc = await sh('cc', ['-O2', '-Wall', ...flags.filter((f) => !f.startsWith('-l')), '-o', temp, source, ...flags.filter((f) => f.startsWith('-l'))]);
+      const cc = await sh('cc', [
+        '-O2',
+        '-Wall',
+        ...flags.filter((f) => !f.startsWith('-l')),
+        '-o',
+        temp,
+        source,
+        ...flags.filter((f) => f.startsWith('-l')),
+      ]);
       if (cc.code !== 0) {
         await rm(temp, { force: true });
         throw new Error(`compiling ${source} failed:\n${cc.out}`);
@@ -98,10 +106,21 @@ export class LineChild {
       }
     }
     return new Promise((resolveMatch, reject) => {
-      const entry = { re, from: this.lines.length, resolve: (m: RegExpMatchArray) => { clearTimeout(timer); resolveMatch(m); } };
+      const entry = {
+        re,
+        from: this.lines.length,
+        resolve: (m: RegExpMatchArray) => {
+          clearTimeout(timer);
+          resolveMatch(m);
+        },
+      };
       const timer = setTimeout(() => {
         this.waiters.splice(this.waiters.indexOf(entry), 1);
-        reject(new Error(`pid ${this.pid}: no line matching ${re} within ${timeoutMs} ms; stdout: ${this.lines.slice(-5).join(' | ')}; stderr: ${this.stderr}`));
+        reject(
+          new Error(
+            `pid ${this.pid}: no line matching ${re} within ${timeoutMs} ms; stdout: ${this.lines.slice(-5).join(' | ')}; stderr: ${this.stderr}`,
+          ),
+        );
       }, timeoutMs);
       void this.exited.then(({ code, signal }) => {
         if (!this.waiters.includes(entry)) return;
@@ -141,9 +160,10 @@ export type CServerKind = 'bench' | 'flow-control';
  * 'flow-control' = test/c/flow-control-server.c (SIGUSR1: rate limit OFF, SIGUSR2: NORMAL).
  */
 export async function startCServer(name: string, transport: 'shm' | 'socket', kind: CServerKind = 'bench'): Promise<LineChild> {
-  const binary = kind === 'bench'
-    ? await buildLibqbProgram(join(ROOT, 'bench', 'c', 'qb-echo-server.c'), 'qb-echo-server')
-    : await buildLibqbProgram(join(ROOT, 'test', 'c', 'flow-control-server.c'), 'flow-control-server');
+  const binary =
+    kind === 'bench'
+      ? await buildLibqbProgram(join(ROOT, 'bench', 'c', 'qb-echo-server.c'), 'qb-echo-server')
+      : await buildLibqbProgram(join(ROOT, 'test', 'c', 'flow-control-server.c'), 'flow-control-server');
   const child = new LineChild(binary, ['-n', name, '-t', transport]);
   await child.waitFor(/^ready pid=/);
   return child;

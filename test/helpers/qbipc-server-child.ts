@@ -6,12 +6,20 @@ import { echoHandlers } from './echo-handlers.js';
 
 const [name, transport] = process.argv.slice(2);
 const counts = new Map<number, number>();
-const service = createService(name!, 0, transport === 'socket' ? IpcType.SOCKET : IpcType.SHM, echoHandlers((callback, pid) => {
-  if (callback !== 'request') return;
-  const n = (counts.get(pid) ?? 0) + 1;
-  counts.set(pid, n);
-  if (n === 100) process.stdout.write(`busy pid=${pid}\n`);
-}, { reportRequests: true }));
+const service = createService(
+  name!,
+  0,
+  transport === 'socket' ? IpcType.SOCKET : IpcType.SHM,
+  echoHandlers(
+    (callback, pid) => {
+      if (callback !== 'request') return;
+      const n = (counts.get(pid) ?? 0) + 1;
+      counts.set(pid, n);
+      if (n === 100) process.stdout.write(`busy pid=${pid}\n`);
+    },
+    { reportRequests: true },
+  ),
+);
 service.on('error', (error) => process.stderr.write(`${String(error)}\n`));
 await service.run();
 process.stdout.write(`ready pid=${process.pid} name=${name}\n`);

@@ -2,8 +2,13 @@
 // test/c/scenario-server.c), shared by the in-thread service and the worker
 // module: each observation is handed to `emit` as the C server prints it.
 import {
-  EINVAL, makeResponse, readRequestHeader, writeResponseHeader, RESPONSE_HEADER_SIZE,
-  type Connection, type ConnectionHandlers,
+  EINVAL,
+  makeResponse,
+  readRequestHeader,
+  writeResponseHeader,
+  RESPONSE_HEADER_SIZE,
+  type Connection,
+  type ConnectionHandlers,
 } from '../../src/index.js';
 
 export const SCENARIOS = ['plain', 'jobfail', 'backoff', 'authset', 'created-disconnect'] as const;
@@ -32,10 +37,18 @@ function sendThrough(conn: Connection, api: number, size: number, emit: Emit): v
   const iov = [message.subarray(0, RESPONSE_HEADER_SIZE), message.subarray(RESPONSE_HEADER_SIZE)];
   let rc: number;
   switch (name) {
-    case 'responseSend': rc = conn.responseSend(message); break;
-    case 'responseSendv': rc = conn.responseSendv(iov); break;
-    case 'eventSend': rc = conn.eventSend(message); break;
-    default: rc = conn.eventSendv(iov); break;
+    case 'responseSend':
+      rc = conn.responseSend(message);
+      break;
+    case 'responseSendv':
+      rc = conn.responseSendv(iov);
+      break;
+    case 'eventSend':
+      rc = conn.eventSend(message);
+      break;
+    default:
+      rc = conn.eventSendv(iov);
+      break;
   }
   const stats = conn.stats();
   emit({ ev: 'send', api: name, size, rc, responses: stats.responses, events: stats.events, sendRetries: stats.sendRetries });
@@ -52,7 +65,11 @@ export function scenarioHandlers(scenario: Scenario, emit: Emit): ConnectionHand
       const { id } = readRequestHeader(data);
       if (id === MSG_ECHO) {
         const payload = data.subarray(16);
-        const head = writeResponseHeader(new Uint8Array(RESPONSE_HEADER_SIZE), { id, size: RESPONSE_HEADER_SIZE + payload.byteLength, error: 0 });
+        const head = writeResponseHeader(new Uint8Array(RESPONSE_HEADER_SIZE), {
+          id,
+          size: RESPONSE_HEADER_SIZE + payload.byteLength,
+          error: 0,
+        });
         conn.responseSendv(payload.byteLength > 0 ? [head, payload] : [head]);
         return scenario === 'backoff' ? -1 : 0;
       }

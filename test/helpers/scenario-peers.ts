@@ -29,9 +29,24 @@ export function buildScenarioServer(): Promise<string> {
 export async function startScenarioServer(kind: ServerKind, spec: ServerSpec): Promise<JsonLineServer> {
   const name = uniqueName(`diff-${kind}`);
   if (kind === 'libqb') {
-    return JsonLineServer.start('libqb scenario server', name, await buildScenarioServer(), ['--scenario', spec.scenario, '-n', name, '-t', spec.transport]);
+    return JsonLineServer.start('libqb scenario server', name, await buildScenarioServer(), [
+      '--scenario',
+      spec.scenario,
+      '-n',
+      name,
+      '-t',
+      spec.transport,
+    ]);
   }
   return JsonLineServer.start('qbipc scenario server', name, process.execPath, [
-    join(here, 'scenario-server.js'), '--scenario', spec.scenario, '--name', name, '--transport', spec.transport, '--workers', String(spec.workers ?? 0),
+    join(here, 'scenario-server.js'),
+    '--scenario',
+    spec.scenario,
+    '--name',
+    name,
+    '--transport',
+    spec.transport,
+    '--workers',
+    String(spec.workers ?? 0),
   ]);
 }

@@ -47,7 +47,11 @@ let channel: BroadcastChannel | undefined;
 if (workers > 0) {
   channel = new BroadcastChannel(`qbipc-scenario-${name}`);
   channel.onmessage = (event) => emit((event as { data: Observation }).data);
-  options = { workers, workerModule: new URL('./scenario-worker.js', import.meta.url), workerData: { channel: `qbipc-scenario-${name}`, scenario } };
+  options = {
+    workers,
+    workerModule: new URL('./scenario-worker.js', import.meta.url),
+    workerData: { channel: `qbipc-scenario-${name}`, scenario },
+  };
 } else {
   Object.assign(handlers, scenarioHandlers(scenario, emit));
 }
@@ -138,7 +142,11 @@ function finish(): Promise<void> {
 await service.run();
 let queue = Promise.resolve();
 createInterface({ input: process.stdin })
-  .on('line', (line) => { queue = queue.then(() => run(line.trim())); })
-  .on('close', () => { queue = queue.then(finish); });
+  .on('line', (line) => {
+    queue = queue.then(() => run(line.trim()));
+  })
+  .on('close', () => {
+    queue = queue.then(finish);
+  });
 process.on('SIGTERM', () => void finish());
 emit({ ev: 'ready', pid: process.pid });

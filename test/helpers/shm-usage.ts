@@ -11,7 +11,10 @@ export function mappedShm(pid = process.pid, serverPid = pid): { bytes: number; 
   for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
     const path = line.indexOf('/dev/shm/');
     if (path < 0 || !line.startsWith(prefix, path)) continue;
-    const [from, to] = line.slice(0, line.indexOf(' ')).split('-').map((hex) => parseInt(hex, 16)) as [number, number];
+    const [from, to] = line
+      .slice(0, line.indexOf(' '))
+      .split('-')
+      .map((hex) => parseInt(hex, 16)) as [number, number];
     bytes += to - from;
     mappings++;
   }
