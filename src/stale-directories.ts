@@ -18,6 +18,7 @@ import { fstatSync, lstatSync, readdirSync, type BigIntStats } from 'node:fs';
 import { debuglog } from 'node:util';
 import { directoryServerPid, SHM_ROOT } from './connection-dir.js';
 import { native } from './native.js';
+import { processAlive } from './process-alive.js';
 
 const log = debuglog('qbipc');
 const AT_FDCWD = -100;
@@ -31,14 +32,6 @@ function serviceFileNames(serviceName: string): Set<string> {
   return names;
 }
 
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
 
 function lstatOrUndefined(path: string): BigIntStats | undefined {
   try {
@@ -61,7 +54,7 @@ export function sweepStaleDirectories(serviceName: string): string[] {
   const euid = process.geteuid?.() ?? -1;
   for (const entry of entries) {
     const pid = directoryServerPid(entry);
-    if (pid === undefined || pid === process.pid || processExists(pid)) continue;
+    if (pid === undefined || pid === process.pid || processAlive(pid)) continue;
     const path = `${SHM_ROOT}/${entry}`;
     try {
       if (removeIfStale(path, ours, euid)) removed.push(path);

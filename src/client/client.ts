@@ -15,6 +15,7 @@ import { handshake, type ConnectOptions } from './handshake.js';
 import { clientLoop, hold, release } from './loop.js';
 import { ShmChannel } from './shm.js';
 import { SocketChannel } from './socket.js';
+import { processAlive } from '../process-alive.js';
 
 export type { ConnectOptions } from './handshake.js';
 
@@ -453,14 +454,6 @@ export class Client {
   }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
 
 /**
  * qb_ipcc_connect: connects to the libqb service `name` (any libqb 2.x server)
