@@ -99,6 +99,13 @@ function runLoad(qbload: string, server: Server, load: Load, seconds: number, ta
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => void (out += c));
     child.stderr.setEncoding('utf8').on('data', (c: string) => void (err = (err + c).slice(-500)));
+    // A load that cannot even start (its binary gone) is a failed run, not the end of the soak.
+    child.once('error', (error) => {
+      tally.runs++;
+      tally.failedRuns++;
+      if (tally.notes.length < 5) tally.notes.push(`${server.transport} ${load.label}: ${error.message}`);
+      resolve();
+    });
     child.once('close', (code) => {
       tally.runs++;
       let report: { messages?: number; errors?: number } = {};

@@ -32,7 +32,6 @@ function serviceFileNames(serviceName: string): Set<string> {
   return names;
 }
 
-
 function lstatOrUndefined(path: string): BigIntStats | undefined {
   try {
     return lstatSync(path, { bigint: true });

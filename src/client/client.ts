@@ -454,7 +454,6 @@ export class Client {
   }
 }
 
-
 /**
  * qb_ipcc_connect: connects to the libqb service `name` (any libqb 2.x server)
  * and attaches to the transport the server chose. `maxMsgSize` is raised to
