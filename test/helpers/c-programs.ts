@@ -15,6 +15,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runCommand } from './npm.js';
 
 export interface CPrograms {
   qbclient: string;
@@ -310,38 +311,8 @@ export interface RunResult {
 }
 
 /** Runs a program to completion, killing it (by pid) after timeoutMs. */
-export function runProgram(path: string, args: string[], opts: { timeoutMs: number } & RunAs): Promise<RunResult> {
+export async function runProgram(path: string, args: string[], opts: { timeoutMs: number } & RunAs): Promise<RunResult> {
   const [file, argv] = commandFor(path, args, opts);
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      if (child.pid !== undefined) {
-        try {
-          process.kill(child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }, opts.timeoutMs);
-    child.once('error', (error) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot run ${file}: ${error.message}`));
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: exitCode(code, signal), signal, timedOut, stdout, stderr });
-    });
-  });
+  const r = await runCommand(file, argv, { timeoutMs: opts.timeoutMs });
+  return { ...r, code: exitCode(r.code, r.signal) };
 }

@@ -13,11 +13,11 @@ export interface CommandResult {
   stderr: string;
 }
 
-/** Runs `file args` in `cwd` with exactly `env`; kills it (by pid) after timeoutMs. */
+/** Runs `file args` (in `cwd`, with exactly `env`, when given); kills it (by pid) after timeoutMs. */
 export function runCommand(
   file: string,
   args: string[],
-  options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number },
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs: number },
 ): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
