@@ -204,17 +204,12 @@ function assertNoDirs(pid: number): void {
   if (left.length > 0) throw new Error(`the C server ${pid} left ${left.join(', ')}`);
 }
 
-/** Sets up one pair; `rateControl`: the C server must be the one that switches flow control at run time. */
-async function pairUp(
-  t: ExecutionContext,
-  pair: Pair,
-  transport: Transport,
-  rateControl = false,
-): Promise<{ client: ClientDriver; server: ServerDriver }> {
+/** Sets up one pair (the C server switches its rate limit on SIGUSR1/SIGUSR2). */
+async function pairUp(t: ExecutionContext, pair: Pair, transport: Transport): Promise<{ client: ClientDriver; server: ServerDriver }> {
   const type = transport === 'socket' ? IpcType.SOCKET : IpcType.SHM;
   if (pair === 'qbipc client → libqb server') {
     const name = uniqueName(`c-${transport}`);
-    const child = await startCServer(name, transport, rateControl ? 'flow-control' : 'bench');
+    const child = await startCServer(name, transport);
     return { client: new QbipcDriver(), server: cServer(child, name) };
   }
   const echo = await startEchoService({}, { type, tag: transport });
@@ -278,7 +273,7 @@ for (const transport of TRANSPORTS) {
     });
 
     test.serial(`${title}: items 23, 30: rate limit OFF makes sends fail with EAGAIN; NORMAL lets them through`, async (t) => {
-      const { client, server } = await pairUp(t, pair, transport, true);
+      const { client, server } = await pairUp(t, pair, transport);
       try {
         await client.connect(server.name);
         await client.echo(10);

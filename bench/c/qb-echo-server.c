@@ -38,6 +38,7 @@
  *       5 requests per dispatch; fast = 50; slow = 1)
  *
  * stdout: "ready pid=P" once qb_ipcs_run() succeeded (flushed);
+ *         "rate limit OFF" / "rate limit NORMAL" after SIGUSR1 / SIGUSR2 was applied;
  *         "rusage user_us=U sys_us=S maxrss_kb=M" at exit.
  * SIGTERM / SIGINT: leave the loop, qb_ipcs_destroy() (removes the /dev/shm
  * objects of every connection), print the rusage line, exit 0.
@@ -490,11 +491,18 @@ on_msg(qb_ipcs_connection_t *c, void *data, size_t size)
 	return 0;
 }
 
+/* SIGUSR1/SIGUSR2 switch the rate limit to OFF/NORMAL (the tests' flow-control
+ * peer) and say so once applied; SIGTERM/SIGINT stop the loop. */
 static int32_t
 on_signal(int32_t sig, void *data)
 {
-	(void)sig;
 	(void)data;
+	if (sig == SIGUSR1 || sig == SIGUSR2) {
+		qb_ipcs_request_rate_limit(service, sig == SIGUSR1 ? QB_IPCS_RATE_OFF : QB_IPCS_RATE_NORMAL);
+		printf("rate limit %s\n", sig == SIGUSR1 ? "OFF" : "NORMAL");
+		fflush(stdout);
+		return 0;
+	}
 	qb_loop_stop(loop);
 	return 0;
 }
@@ -589,6 +597,8 @@ main(int argc, char **argv)
 	qb_ipcs_poll_handlers_set(service, &ph);
 	qb_loop_signal_add(loop, QB_LOOP_HIGH, SIGTERM, NULL, on_signal, NULL);
 	qb_loop_signal_add(loop, QB_LOOP_HIGH, SIGINT, NULL, on_signal, NULL);
+	qb_loop_signal_add(loop, QB_LOOP_HIGH, SIGUSR1, NULL, on_signal, NULL);
+	qb_loop_signal_add(loop, QB_LOOP_HIGH, SIGUSR2, NULL, on_signal, NULL);
 	rc = qb_ipcs_run(service);
 	if (rc != 0) {
 		fprintf(stderr, "qb-echo-server: qb_ipcs_run(\"%s\"): %s\n",

@@ -1,6 +1,6 @@
 // Peer processes for the client and SOCKET tests: libqb C servers of ours
-// (bench/c/qb-echo-server.c, and test/c/flow-control-server.c, which switches
-// flow control on SIGUSR1/SIGUSR2), and Node children running qbipc as a server
+// (bench/c/qb-echo-server.c, which also switches the rate limit on
+// SIGUSR1/SIGUSR2), and Node children running qbipc as a server
 // or a client. Every wait is on a child's output or exit,
 // bounded by a timer; every child is ended by its pid.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -153,17 +153,12 @@ export class LineChild {
   }
 }
 
-export type CServerKind = 'bench' | 'flow-control';
-
 /**
- * A libqb C server, once it printed "ready pid=P": 'bench' = bench/c/qb-echo-server.c;
- * 'flow-control' = test/c/flow-control-server.c (SIGUSR1: rate limit OFF, SIGUSR2: NORMAL).
+ * bench/c/qb-echo-server.c, a libqb C server, once it printed "ready pid=P"
+ * (SIGUSR1: rate limit OFF, SIGUSR2: NORMAL, each answered by a line once applied).
  */
-export async function startCServer(name: string, transport: 'shm' | 'socket', kind: CServerKind = 'bench'): Promise<LineChild> {
-  const binary =
-    kind === 'bench'
-      ? await buildLibqbProgram(join(ROOT, 'bench', 'c', 'qb-echo-server.c'), 'qb-echo-server')
-      : await buildLibqbProgram(join(ROOT, 'test', 'c', 'flow-control-server.c'), 'flow-control-server');
+export async function startCServer(name: string, transport: 'shm' | 'socket'): Promise<LineChild> {
+  const binary = await buildLibqbProgram(join(ROOT, 'bench', 'c', 'qb-echo-server.c'), 'qb-echo-server');
   const child = new LineChild(binary, ['-n', name, '-t', transport]);
   await child.waitFor(/^ready pid=/);
   return child;
