@@ -105,7 +105,7 @@ export abstract class ConnectionBase {
   /**
    * qb_ipcs_connection_auth_set: who owns the connection's files and their mode.
    * Takes effect when called inside connectionAccept (the files do not exist yet).
-   * The directory stays the client's, as in libqb.
+   * As libqb: SHM gives that owner the directory too; SOCKET only the control file.
    */
   authSet(uid: number, gid: number, mode: number): void {
     this.fileOwnerValue = { uid, gid, mode };
