@@ -62,11 +62,20 @@ if (!(minutes > 0) || !Number.isInteger(workers) || workers < 0 || !(intervalS >
   process.exit(2);
 }
 
+const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+
+/** The Node flags of the CLI's `#!/usr/bin/env -S node …` line: the server runs as the installed `qbipc` would. */
+function cliNodeFlags(): string[] {
+  const shebang = readFileSync(CLI, 'utf8').split('\n', 1)[0]!;
+  const words = shebang.split(/\s+/);
+  return words.slice(words.indexOf('node') + 1);
+}
+
 function startServer(transport: 'shm' | 'socket'): Promise<Server> {
   const name = `qbsoak-${process.pid}-${transport}`;
   const child = spawn(
     process.execPath,
-    [path.join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'serve', name, '--type', transport, '--workers', String(workers)],
+    [...cliNodeFlags(), CLI, 'serve', name, '--type', transport, '--workers', String(workers)],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
