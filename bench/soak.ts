@@ -73,13 +73,9 @@ function cliNodeFlags(): string[] {
 
 function startServer(transport: 'shm' | 'socket'): Promise<Server> {
   const name = `qbsoak-${process.pid}-${transport}`;
-  const child = spawn(
-    process.execPath,
-    [...cliNodeFlags(), CLI, 'serve', name, '--type', transport, '--workers', String(workers)],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawn(process.execPath, [...cliNodeFlags(), CLI, 'serve', name, '--type', transport, '--workers', String(workers)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const stderr: string[] = [];
   createInterface({ input: child.stderr }).on('line', (line) => stderr.push(line));
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
