@@ -1,10 +1,22 @@
 // Watches file descriptors for the thread's libuv loop: each fd gets its own
-// uv_poll_t in libuv's epoll set, and the poller hands JS one (token, events)
-// pair per ready fd. (An epoll set of our own nested in libuv's would make every
-// doorbell walk two wake-up chains in the kernel, about 1 us per message, paid
-// by the client's send and an extra epoll_wait.) Every wait is libuv's, so
-// worker.terminate() and the loop's own wake-ups interrupt it.
+// uv_poll_t in libuv's epoll set. (An epoll set of our own nested in libuv's
+// would make every doorbell walk two wake-up chains in the kernel, about 1 us
+// per message, paid by the client's send and an extra epoll_wait.) Every
+// blocking wait is libuv's, so worker.terminate() and the loop's own wake-ups
+// interrupt it.
+//
+// The fds a loop turn finds ready are handed to JS as one batch, in one call,
+// from a check handle (right after libuv's poll phase). While traffic flows the
+// poller then keeps the thread: it looks at libuv's epoll set itself
+// (epoll_wait with timeout 0 on uv_backend_fd) and hands JS the next batch
+// without a loop turn, until the set holds nothing of ours, holds anything not
+// ours (libuv's own work: a message, a handler's I/O — level-triggered, libuv
+// sees it again), libuv has work due (uv_backend_timeout: an immediate, a
+// timer), or a bounded number of batches ran. Looks that find nothing cost a
+// syscall each, so the poller stops looking after a few misses in a row and
+// tries again now and then.
 #include <poll.h>
+#include <sys/epoll.h>
 #include <uv.h>
 
 #include <cerrno>
@@ -32,17 +44,29 @@ class Poller : public Napi::ObjectWrap<Poller> {
                        });
   }
 
-  // new Poller(out: Int32Array, onReady: () => void): before each call of
-  // onReady, out[0] and out[1] hold the ready fd's token and its poll(2) bits.
+  // new Poller(out: Int32Array, onReady: () => void, keepThread: boolean): before
+  // each call of onReady, out[0] holds the batch's length n and out[1 + 2i],
+  // out[2 + 2i] the i-th ready fd's token and poll(2) bits (i < n, n >= 1).
+  // out's length bounds the batch: (length - 1) / 2 pairs. keepThread: look for
+  // the next batch in libuv's epoll set before returning to the loop.
   explicit Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info) {
     Napi::Env env = info.Env();
-    Args args(info, "new Poller(out, onReady)");
+    Args args(info, "new Poller(out, onReady, keepThread)");
     size_t length;
-    if (!args.Int32s(0, "out", 2, &pairs_, &length) || !args.Function(1, "onReady")) return;
-    out_ = Napi::Persistent(info[0].As<Napi::Int32Array>());  // keeps the array (off-heap at this size) alive
+    bool keepThread;
+    if (!args.Int32s(0, "out", 3, &out_words_, &length) || !args.Function(1, "onReady") || !args.Bool(2, "keepThread", &keepThread)) return;
+    capacity_ = (length - 1) / 2;
+    keep_thread_ = keepThread;
+    out_ = Napi::Persistent(info[0].As<Napi::Int32Array>());  // keeps the array alive (its memory is not moved)
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
     receiver_ = Napi::Persistent(env.Global());  // napi_get_global per call costs a Context::Global()
     napi_get_uv_event_loop(env, &loop_);
+    // The check handle delivers each turn's batch; it never keeps the loop alive by itself.
+    check_ = new uv_check_t;
+    check_->data = this;
+    uv_check_init(loop_, check_);
+    uv_check_start(check_, OnCheck);
+    uv_unref(reinterpret_cast<uv_handle_t*>(check_));
     napi_add_env_cleanup_hook(env, OnEnvCleanup, this);
     Ref();  // the loop holds us until close()
   }
@@ -56,7 +80,15 @@ class Poller : public Napi::ObjectWrap<Poller> {
     Poller* poller;
     int fd;
     int32_t token;
+    uint32_t events;  // poll(2) bits asked for
   };
+
+  // Batches handed to JS per check callback, at most, before libuv runs again.
+  static constexpr int kMaxBatchesPerTurn = 64;
+  // Looks at the epoll set that found nothing in a row before the poller stops looking,
+  // and, while stopped, turns between trial looks.
+  static constexpr int kMissesAllowed = 4;
+  static constexpr int kRetryEvery = 64;
 
   // poll(2) bits -> uv_poll events. libuv polls level-triggered only; UV_DISCONNECT
   // is always asked for so that a hang-up is seen even while POLLIN is not watched.
@@ -86,14 +118,28 @@ class Poller : public Napi::ObjectWrap<Poller> {
       if (events & UV_WRITABLE) revents |= POLLOUT;
     }
     if (revents == 0) return;
-    napi_env env = self->Env();
+    self->Append(w->token, revents);
+  }
+
+  void Append(int32_t token, int32_t revents) {
+    if (pending_ == capacity_) Deliver();  // a full batch goes now
+    if (loop_ == nullptr) return;
+    out_words_[1 + 2 * pending_] = token;
+    out_words_[2 + 2 * pending_] = revents;
+    pending_++;
+  }
+
+  // Hands JS the batch collected so far, in one call.
+  void Deliver() {
+    if (pending_ == 0 || loop_ == nullptr) return;
+    out_words_[0] = static_cast<int32_t>(pending_);
+    pending_ = 0;
+    napi_env env = Env();
     napi_handle_scope scope;
     if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-    self->pairs_[0] = w->token;
-    self->pairs_[1] = revents;
     napi_value callback, receiver;
-    if (napi_get_reference_value(env, self->callback_, &callback) == napi_ok && callback != nullptr &&
-        napi_get_reference_value(env, self->receiver_, &receiver) == napi_ok && receiver != nullptr) {
+    if (napi_get_reference_value(env, callback_, &callback) == napi_ok && callback != nullptr &&
+        napi_get_reference_value(env, receiver_, &receiver) == napi_ok && receiver != nullptr) {
       // An exception from the callback (or from a nextTick it queued) has no JS caller to reach:
       // hand it to Node's uncaught-exception handling, as any libuv callback of Node's own does.
       if (napi_make_callback(env, nullptr, receiver, callback, 0, nullptr, nullptr) == napi_pending_exception) {
@@ -104,9 +150,68 @@ class Poller : public Napi::ObjectWrap<Poller> {
     napi_close_handle_scope(env, scope);
   }
 
+  static void OnCheck(uv_check_t* check) {
+    auto* self = static_cast<Poller*>(check->data);
+    if (self == nullptr || self->pending_ == 0) return;
+    self->ServeWhileBusy();
+  }
+
+  // Delivers this turn's batch, then the next ones found in libuv's epoll set (see the top).
+  void ServeWhileBusy() {
+    uint64_t started = 0;
+    for (int batch = 0;; batch++) {
+      Deliver();
+      if (loop_ == nullptr || !keep_thread_ || batch + 1 >= kMaxBatchesPerTurn || !LookNow()) return;
+      int timeout = uv_backend_timeout(loop_);
+      if (timeout == 0) return;  // libuv has work now (an immediate, a closing handle, a request done)
+      if (timeout > 0) {
+        uint64_t now = uv_hrtime();
+        if (started == 0) started = now;
+        else if ((now - started) / 1000000 >= static_cast<uint64_t>(timeout)) return;  // a timer is due
+      }
+      if (!CollectReady()) return;
+    }
+  }
+
+  // Whether to look at the epoll set now (misses in a row stop the looking for a while).
+  bool LookNow() {
+    if (credit_ > 0) return true;
+    if (++idle_turns_ < kRetryEvery) return false;
+    idle_turns_ = 0;
+    credit_ = 1;
+    return true;
+  }
+
+  // One look at libuv's epoll set: true when it held ready fds of ours and nothing else
+  // (they are then the pending batch).
+  bool CollectReady() {
+    epoll_event events[64];
+    int n = epoll_wait(uv_backend_fd(loop_), events, 64, 0);
+    if (n <= 0) {
+      credit_--;
+      return false;
+    }
+    for (int i = 0; i < n; i++) {
+      auto it = watchers_.find(events[i].data.fd);
+      if (it == watchers_.end()) {
+        pending_ = 0;  // libuv's own work: hand the thread back; our fds are still ready after it
+        return false;
+      }
+      // EPOLL{IN,PRI,OUT,ERR,HUP} are the poll(2) bits. A watch changed in this batch reaches
+      // the kernel at libuv's next turn: what is no longer asked for is left out.
+      const Watcher* w = it->second;
+      int32_t revents =
+          static_cast<int32_t>(events[i].events & (w->events | POLLERR | POLLHUP) & (POLLIN | POLLPRI | POLLOUT | POLLERR | POLLHUP));
+      if (revents != 0) Append(w->token, revents);
+    }
+    if (pending_ == 0) return false;
+    credit_ = kMissesAllowed;
+    return true;
+  }
+
   int Watch(int fd, uint32_t events, int32_t token) {
     if (watchers_.count(fd) != 0) return -EEXIST;
-    auto* w = new Watcher{{}, this, fd, token};
+    auto* w = new Watcher{{}, this, fd, token, events};
     int rc = uv_poll_init(loop_, &w->handle, fd);
     if (rc != 0) {
       delete w;
@@ -135,9 +240,15 @@ class Poller : public Napi::ObjectWrap<Poller> {
   // The environment is going away: stop polling before libuv's loop is closed.
   static void OnEnvCleanup(void* data) { static_cast<Poller*>(data)->StopPolling(); }
 
+  static void FreeCheck(uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); }
+
   void StopPolling() {
     if (loop_ == nullptr) return;
     while (!watchers_.empty()) Unwatch(watchers_.begin()->first);
+    check_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(check_), FreeCheck);
+    check_ = nullptr;
+    pending_ = 0;
     loop_ = nullptr;
     napi_remove_env_cleanup_hook(Env(), OnEnvCleanup, this);
   }
@@ -167,6 +278,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
     auto it = watchers_.find(fd);
     if (it == watchers_.end()) return Napi::Number::New(info.Env(), -ENOENT);
     it->second->token = token;
+    it->second->events = events;
     return Napi::Number::New(info.Env(), uv_poll_start(&it->second->handle, UvEvents(events), OnPoll));
   }
 
@@ -208,7 +320,13 @@ class Poller : public Napi::ObjectWrap<Poller> {
   }
 
   uv_loop_t* loop_ = nullptr;  // the thread's libuv loop, until close()
-  int32_t* pairs_ = nullptr;   // out_'s elements
+  uv_check_t* check_ = nullptr;
+  int32_t* out_words_ = nullptr;  // out_'s elements: [n, token, revents, token, revents, …]
+  size_t capacity_ = 0;           // pairs out_ holds
+  size_t pending_ = 0;            // pairs collected, not yet delivered
+  bool keep_thread_ = false;
+  int credit_ = kMissesAllowed;
+  int idle_turns_ = 0;
   bool ref_ = true;
   std::unordered_map<int, Watcher*> watchers_;
   Napi::FunctionReference callback_;

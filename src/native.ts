@@ -72,8 +72,11 @@ export interface NativeHelper {
   /** sched_yield(2): lets another runnable thread of this CPU (a client just woken) run first. */
   yieldCpu(): void;
 
-  /** Before each onReady call, out[0] is the ready fd's token and out[1] its poll(2) bits. */
-  Poller: new (out: Int32Array, onReady: () => void) => NativePoller;
+  /**
+   * Before each onReady call, out[0] is the batch's length n and out[1 + 2i], out[2 + 2i] the i-th ready fd's
+   * token and poll(2) bits. keepThread: look for the next batch before returning to the loop (native/poller.cc).
+   */
+  Poller: new (out: Int32Array, onReady: () => void, keepThread: boolean) => NativePoller;
 
   dgramOpen(name: string, bufferSize: number, passCred: boolean): number;
   dgramConnect(fd: number, name: string, bufferSize: number): SyscallResult;

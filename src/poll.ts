@@ -1,6 +1,7 @@
 // How a service watches file descriptors and schedules deferred work: the
 // qb_ipcs_poll_handlers contract, and the default implementation on the native
-// poller (one uv_poll_t per fd in libuv's own epoll set, one JS call per ready fd).
+// poller (one uv_poll_t per fd in libuv's own epoll set, one JS call per batch of
+// ready fds; native/poller.cc).
 import { LoopPriority } from './constants.js';
 import { native, type NativePoller } from './native.js';
 
@@ -16,21 +17,33 @@ export interface PollHandlers {
   dispatchDel(fd: number): number;
 }
 
+/** Ready fds handed over per call, at most. */
+const BATCH = 128;
+
 /** The default poll handlers: level-triggered uv_poll handles on this thread's libuv loop. */
 export class NativeLoop implements PollHandlers {
-  /** The ready fd and its events, written by the poller before each onReady. */
-  private readonly ready = new Int32Array(2);
+  /** The batch, written by the poller before each onReady: [n, fd, revents, fd, revents, …]. */
+  private readonly ready = new Int32Array(1 + 2 * BATCH);
   private readonly dispatchers = new Map<number, DispatchFn>();
   private readonly poller: NativePoller;
 
-  constructor() {
-    this.poller = new native.Poller(this.ready, () => this.onReady());
+  /**
+   * keepThread: while traffic flows, the poller looks for the next batch itself
+   * instead of returning to the loop first (a serving thread; see native/poller.cc).
+   */
+  constructor(keepThread = false) {
+    this.poller = new native.Poller(this.ready, () => this.onReady(), keepThread);
   }
 
   private onReady(): void {
-    const fd = this.ready[0]!;
-    const fn = this.dispatchers.get(fd);
-    if (fn !== undefined) fn(fd, this.ready[1]!);
+    const ready = this.ready;
+    const n = ready[0]!;
+    for (let i = 1; i < 2 * n; i += 2) {
+      // A handler earlier in the batch may have removed this fd: its event is dropped.
+      const fd = ready[i]!;
+      const fn = this.dispatchers.get(fd);
+      if (fn !== undefined) fn(fd, ready[i + 1]!);
+    }
   }
 
   jobAdd(priority: LoopPriority, fn: JobFn): number {

@@ -209,7 +209,7 @@ export class Service extends EventEmitter {
       );
     }
     sweepStaleDirectories(this.name); // the name is ours now: what dead servers of it left in /dev/shm goes
-    if (this.pollHandlers === undefined) this.pollHandlers = this.ownLoop = new NativeLoop();
+    if (this.pollHandlers === undefined) this.pollHandlers = this.ownLoop = new NativeLoop(true);
     const { workers } = this.options;
     if (workers > 0) {
       const pool = new WorkerPool(this.shardsHost, workers, {

@@ -69,3 +69,35 @@ test('an exception from a dispatch function or a nextTick it queued reaches proc
   t.is(code, 0);
   t.is(stdout.trim(), 'from a tick,from the dispatch');
 });
+
+test("a loop that keeps the thread hands it back: with an fd that never stops being ready, the thread's timers and immediates still run", async (t) => {
+  // A listener with a connection never accepted stays readable: the loop finds it ready at every look.
+  const loop = new NativeLoop(true);
+  const name = `qbipc-keep-${process.pid}`;
+  const listener = native.listenStream(name, true);
+  const client = native.connectStream(name, true);
+  const CALLS = 200_000;
+  let calls = 0;
+  let immediateAt: number | undefined;
+  let timerAt: number | undefined;
+  let ticks = 0;
+  const ticker = setInterval(() => ticks++, 1);
+  setImmediate(() => (immediateAt = calls));
+  setTimeout(() => (timerAt = calls), 5);
+  await new Promise<void>((resolve) => {
+    loop.dispatchAdd(LoopPriority.HIGH, listener, PollEvent.IN, () => {
+      if (++calls === CALLS) {
+        loop.dispatchDel(listener);
+        resolve();
+      }
+      return 0;
+    });
+  });
+  clearInterval(ticker);
+  native.close(client);
+  native.close(listener);
+  loop.close();
+  t.true(immediateAt !== undefined && immediateAt < 1000, `the immediate ran after ${immediateAt} dispatches`);
+  t.true(timerAt !== undefined && timerAt < CALLS, `the 5 ms timer ran after ${timerAt} of ${CALLS} dispatches`);
+  t.true(ticks > 1, `a 1 ms interval ticked ${ticks} times while the fd was served`);
+});

@@ -304,13 +304,17 @@ test('elements and optional arguments are checked too; typed arrays other than U
 });
 
 test('Poller and SemWaiter check their constructor and method arguments', (t) => {
-  t.throws(() => new native.Poller(undefined as unknown as Int32Array, () => {}), {
+  t.throws(() => new native.Poller(undefined as unknown as Int32Array, () => {}, false), {
     instanceOf: TypeError,
     code: 'ERR_INVALID_ARG_TYPE',
   } as never);
-  t.throws(() => new native.Poller(new Int32Array(1), () => {}), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' } as never);
-  t.throws(() => new native.Poller(new Int32Array(2), 'x' as unknown as () => void), { code: 'ERR_INVALID_ARG_TYPE' } as never);
-  const poller = new native.Poller(new Int32Array(2), () => {});
+  t.throws(() => new native.Poller(new Int32Array(2), () => {}, false), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' } as never);
+  t.throws(() => new native.Poller(new Int32Array(3), 'x' as unknown as () => void, false), { code: 'ERR_INVALID_ARG_TYPE' } as never);
+  t.throws(() => new native.Poller(new Int32Array(3), () => {}, 1 as unknown as boolean), {
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: /"keepThread"/,
+  } as never);
+  const poller = new native.Poller(new Int32Array(3), () => {}, false);
   try {
     for (const method of ['add', 'modify'] as const) {
       t.throws(() => poller[method](undefined as unknown as number, 1, 0), {
