@@ -8,21 +8,35 @@
 // another CPU, or is busy) costs a syscall and may hand a CPU-bound neighbour
 // the rest of our slice, so each connection stops yielding after a few misses
 // and only tries again now and then.
+//
+// Hits are capped per round: a client that always answers within the yield
+// would otherwise keep the thread for the whole round budget while the other
+// connections' requests wait (and their clients' CPU idles).
 import { native } from './native.js';
 
 /** Misses in a row before a connection stops yielding (a hit refills them). */
 export const MISSES_ALLOWED = 8;
 /** While stopped: one trial yield per this many dry rounds. */
 export const RETRY_EVERY = 64;
+/** Yields per round, at most: then the round ends and the thread's other ready connections get their turn. */
+export const YIELDS_PER_ROUND = 4;
 
 export class CpuHandoff {
   private credit = MISSES_ALLOWED;
   private idleRounds = 0;
+  private yieldsThisRound = 0;
 
   constructor(private readonly yieldCpu: () => void = native.yieldCpu) {}
 
+  /** A round begins. */
+  startRound(): void {
+    this.yieldsThisRound = 0;
+  }
+
   /** The ring ran dry after a wake: yields (true: look at the ring again) or not. */
   yieldToClient(): boolean {
+    if (this.yieldsThisRound === YIELDS_PER_ROUND) return false;
+    this.yieldsThisRound++;
     if (this.credit === 0) {
       if (++this.idleRounds < RETRY_EVERY) return false;
       this.idleRounds = 0;

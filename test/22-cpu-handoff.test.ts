@@ -5,7 +5,7 @@ import test from 'ava';
 import { Connection, type ConnectionOwner } from '../src/connection.js';
 import { Cell } from '../src/connection-cells.js';
 import { ConnectionState, LoopPriority } from '../src/constants.js';
-import { CpuHandoff, MISSES_ALLOWED, RETRY_EVERY } from '../src/cpu-handoff.js';
+import { CpuHandoff, MISSES_ALLOWED, RETRY_EVERY, YIELDS_PER_ROUND } from '../src/cpu-handoff.js';
 import { createService, IpcType } from '../src/index.js';
 import { ShmTransport } from '../src/transport/shm.js';
 import { buildCPrograms, runProgram } from './helpers/c-programs.js';
@@ -22,7 +22,12 @@ test.after.always('no connection directories left behind', (t) => {
 
 test('a connection yields while yielding finds requests, stops after 8 misses in a row, then tries once every 64 dry rounds', (t) => {
   let yields = 0;
-  const handoff = new CpuHandoff(() => yields++);
+  const inner = new CpuHandoff(() => yields++);
+  // Each look here is a round of its own (the per-round cap has a test below).
+  const handoff = {
+    yieldToClient: () => (inner.startRound(), inner.yieldToClient()),
+    found: (request: boolean) => inner.found(request),
+  };
   // Hits keep it yielding.
   for (let i = 0; i < 100; i++) {
     t.true(handoff.yieldToClient());
@@ -48,6 +53,20 @@ test('a connection yields while yielding finds requests, stops after 8 misses in
     handoff.found(false);
   }
   t.false(handoff.yieldToClient());
+});
+
+test(`a round yields ${YIELDS_PER_ROUND} times at most, hits or not: then the thread's other connections get their turn`, (t) => {
+  let yields = 0;
+  const handoff = new CpuHandoff(() => yields++);
+  handoff.startRound();
+  for (let i = 0; i < YIELDS_PER_ROUND; i++) {
+    t.true(handoff.yieldToClient());
+    handoff.found(true);
+  }
+  t.false(handoff.yieldToClient(), 'the round is over');
+  t.is(yields, YIELDS_PER_ROUND);
+  handoff.startRound();
+  t.true(handoff.yieldToClient(), 'the next round yields again');
 });
 
 /**

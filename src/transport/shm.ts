@@ -150,6 +150,7 @@ export class ShmTransport implements Transport {
     if (revents & PollEvent.OUT) this.flushDoorbells();
     if ((revents & PollEvent.IN) === 0 || this.flowControl !== 0) return 0;
     this.inRound = true;
+    this.handoff?.startRound();
     let handled: number;
     try {
       handled = this.host.serveRound();
