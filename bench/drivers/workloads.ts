@@ -101,6 +101,7 @@ export const FULL: Workload[] = [
   pingPong(16 * KIB, 1, true),
   pingPong(256 * KIB, 1, true),
   ...SWEEP.map((c) => pingPong(64, c)),
+  pingPong(16 * KIB, 8),
   pipelined(64, 4, 16),
   events(64, 8, 64),
   churn(4),
