@@ -43,6 +43,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "peer-closed.h"
+
 #define CONN_REQ_SIZE		24
 #define CONN_RESP_SIZE		12328
 #define RESP_OFF_ERROR		16
@@ -136,30 +138,6 @@ static int setup_connect(const char *name, int *err)
 		return -1;
 	}
 	return fd;
-}
-
-/* 1 when the peer has closed (EOF, reset or HUP); drains what is readable. */
-static int peer_closed(int fd, int wait_ms)
-{
-	struct pollfd p = { fd, POLLIN | POLLRDHUP, 0 };
-	char junk[512];
-
-	if (poll(&p, 1, wait_ms) <= 0) {
-		return 0;
-	}
-	if (p.revents & (POLLHUP | POLLERR | POLLNVAL | POLLRDHUP)) {
-		return 1;
-	}
-	for (;;) {
-		ssize_t n = recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
-
-		if (n == 0) {
-			return 1;
-		}
-		if (n < 0) {
-			return errno != EAGAIN && errno != EINTR;
-		}
-	}
 }
 
 static void send_bytes(int fd, const void *p, size_t n)

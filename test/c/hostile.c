@@ -72,6 +72,8 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+#include "peer-closed.h"
+
 /* wire constants (docs/wire.md §4, §6) */
 #define MSG_AUTHENTICATE	(-1)
 #define MSG_DISCONNECT		(-3)
@@ -284,30 +286,6 @@ static size_t recv_upto(void *buf, size_t len, int timeout_ms, int *eof)
 	return done;
 }
 
-/* 0 = still open, 1 = the server closed the setup socket.  Drains doorbells. */
-static int peer_closed(void)
-{
-	char junk[4096];
-	struct pollfd p = { sock, POLLIN | POLLRDHUP, 0 };
-
-	if (poll(&p, 1, 0) <= 0) {
-		return 0;
-	}
-	if (p.revents & (POLLHUP | POLLERR | POLLNVAL | POLLRDHUP)) {
-		return 1;
-	}
-	for (;;) {
-		ssize_t rc = recv(sock, junk, sizeof(junk), MSG_DONTWAIT);
-
-		if (rc == 0) {
-			return 1;
-		}
-		if (rc < 0) {
-			return (errno == EAGAIN || errno == EINTR) ? 0 : 1;
-		}
-	}
-}
-
 static int doorbell(void)
 {
 	char b = 0x15;
@@ -517,7 +495,7 @@ static enum wait_result wait_response(int timeout_ms, struct response *out)
 		if (sem_trywait(hsem(&resp_ring)) == 0) {
 			return take_response(out) == 0 ? W_RESPONSE : W_BADCHUNK;
 		}
-		if (peer_closed()) {
+		if (peer_closed(sock, 0)) {
 			return W_CLOSED;
 		}
 		if (ms_since(&t0) >= timeout_ms) {
@@ -600,7 +578,7 @@ static void round_trip_sized(struct report *rep, uint32_t plen)
 	uint32_t len = build_request(buf, ID_ECHO, (int32_t)(REQ_HDR + plen), plen, seed);
 	struct timespec t0;
 
-	if (peer_closed()) {
+	if (peer_closed(sock, 0)) {
 		rep->result = "disconnected";
 		rep->phase = "check";
 		return;

@@ -10,7 +10,7 @@
 // Nothing here sleeps to synchronise: every wait is on a child's output or
 // exit, bounded by a timer that kills the child by pid.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -58,6 +58,23 @@ async function mtimeMs(path: string): Promise<number | undefined> {
   }
 }
 
+/**
+ * When a C program's source last changed: the newest of the .c file and the
+ * headers beside it (test/c/*.h), so that a changed header rebuilds its users.
+ * Undefined when the .c file is missing.
+ */
+export async function sourceMtimeMs(source: string): Promise<number | undefined> {
+  const own = await mtimeMs(source);
+  if (own === undefined) return undefined;
+  const dir = dirname(source);
+  const headers = await Promise.all(
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.h'))
+      .map((f) => mtimeMs(join(dir, f))),
+  );
+  return Math.max(own, ...headers.map((t) => t ?? 0));
+}
+
 let building: Promise<CPrograms> | undefined;
 
 /**
@@ -100,7 +117,7 @@ async function doBuild(): Promise<CPrograms> {
       const source = join(root, 'test', 'c', `${name}.c`);
       const binary = join(outDir, name);
       result[name] = binary;
-      const srcTime = await mtimeMs(source);
+      const srcTime = await sourceMtimeMs(source);
       if (srcTime === undefined) throw new Error(`c-programs: ${source} is missing`);
       const binTime = await mtimeMs(binary);
       if (binTime !== undefined && binTime >= srcTime) return;

@@ -8,6 +8,7 @@ import { existsSync, readdirSync, rmdirSync } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sourceMtimeMs } from './c-programs.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root, from dist/test/helpers or test/helpers. */
@@ -21,15 +22,15 @@ function sh(file: string, args: string[]): Promise<{ code: number; out: string }
 
 const built = new Map<string, Promise<string>>();
 
-/** Compiles one libqb C program into build/test-c (libs after the source), only when the source is newer. */
+/** Compiles one libqb C program into build/test-c (libs after the source), only when the source (or a header beside it) is newer. */
 export function buildLibqbProgram(source: string, name: string): Promise<string> {
   let promise = built.get(name);
   if (promise === undefined) {
     promise = (async () => {
       if (!existsSync(source)) throw new Error(`${source} is missing`);
       const binary = join(ROOT, 'build', 'test-c', name);
-      const [src, bin] = await Promise.all([stat(source), stat(binary).catch(() => undefined)]);
-      if (bin !== undefined && bin.mtimeMs >= src.mtimeMs) return binary;
+      const [src, bin] = await Promise.all([sourceMtimeMs(source), stat(binary).catch(() => undefined)]);
+      if (bin !== undefined && src !== undefined && bin.mtimeMs >= src) return binary;
       const pc = await sh('pkg-config', ['--cflags', '--libs', 'libqb']);
       if (pc.code !== 0) throw new Error(`libqb-dev is missing: apt-get install -y libqb-dev (${pc.out.trim()})`);
       const flags = pc.out.trim().split(/\s+/);
