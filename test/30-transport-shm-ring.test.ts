@@ -13,6 +13,7 @@ import type { DispatchFn } from '../src/poll.js';
 import { Channel } from '../src/transport/transport.js';
 import { native } from '../src/native.js';
 import { createShmFiles, ShmTransport } from '../src/transport/shm.js';
+import { DoorbellDeferral, MISSES_ALLOWED, RETRY_EVERY, UNREAD_MAX } from '../src/transport/doorbell-deferral.js';
 import { shmEntries } from './helpers/echo-service.js';
 import { sleepsInFutex } from './helpers/futex-sleep.js';
 
@@ -311,4 +312,108 @@ test('item 27: a read pointer out of range is reported, never used', (t) => {
     Atomics.store(ring.header, HeaderWord.READ_PT, 0);
     t.is(ring.write([new Uint8Array(4)], 4, false), 4);
   });
+});
+
+test("item 19: a served request's doorbell may stay unread until a round finds the ring dry, never more than 32, and never once the thread could sleep", (t) => {
+  const dir = ConnectionDirectory.create(process.pid, 0, 0);
+  const name = `qbt-deferred-${process.pid}`;
+  const listener = native.listenStream(name, true);
+  const client = native.connectStream(name, true);
+  const server = native.acceptStream(listener);
+  const hangUps: string[] = [];
+  let served = 0;
+  const { transport, dispatch } = unitTransport(
+    dir,
+    server,
+    () => {
+      let handled = 0;
+      while (transport.peek() === 1) {
+        t.is(transport.reclaim(), 0);
+        handled++;
+      }
+      served += handled;
+      return handled;
+    },
+    hangUps,
+  );
+  const requests = (transport as unknown as { requests: ShmRing }).requests;
+  const producer = new ShmRing(requests.header.buffer as SharedArrayBuffer, requests.data, requests.dataSize);
+  const owed = () => (transport as unknown as { owedDoorbells: number }).owedDoorbells;
+  const request = new Uint8Array(16);
+  new DataView(request.buffer).setInt32(8, 16, true);
+  const send = () => {
+    t.is(producer.write([request], 16, false), 16);
+    t.is(native.send(client, new Uint8Array(1)), 1);
+  };
+  const unread = () => {
+    const into = new Uint8Array(64);
+    const n = native.recv(server, into); // takes them: only where the test ends a scenario
+    return n === -EAGAIN ? 0 : n;
+  };
+  try {
+    // Deferring: a served request leaves its byte; a dry round reads it.
+    send();
+    dispatch();
+    t.is(served, 1);
+    t.is(owed(), 1, 'the served request’s doorbell is left unread');
+    send();
+    dispatch();
+    t.is(served, 2);
+    t.is(owed(), 2, 'the next request came before a dry round: still unread');
+    dispatch();
+    t.is(owed(), 0, 'a dry round reads every doorbell owed');
+    t.is(unread(), 0, 'nothing left on the socket: the thread can sleep');
+    // A burst: read at once when UNREAD_MAX are owed.
+    for (let i = 0; i < UNREAD_MAX - 1; i++) {
+      send();
+      dispatch();
+      t.true(owed() < UNREAD_MAX);
+    }
+    t.is(owed(), UNREAD_MAX - 1);
+    send();
+    dispatch();
+    t.is(owed(), 0, `${UNREAD_MAX} owed: read at the end of that round`);
+    // A client that never has its next request ready: after MISSES_ALLOWED wasted looks, read at once.
+    for (let i = 0; i < MISSES_ALLOWED; i++) {
+      send();
+      dispatch();
+      t.is(owed(), 1, `deferral ${i + 1}`);
+      dispatch();
+      t.is(owed(), 0);
+    }
+    send();
+    dispatch();
+    t.is(owed(), 0, 'no more deferring: the round reads its doorbell');
+    t.is(unread(), 0);
+    t.deepEqual(hangUps, []);
+  } finally {
+    transport.close();
+    for (const fd of [client, server, listener]) native.close(fd);
+    dir.remove();
+  }
+});
+
+test('doorbell deferral: defers while deferring finds requests, stops after 4 misses in a row, then tries once every 64 rounds', (t) => {
+  const deferral = new DoorbellDeferral();
+  for (let i = 0; i < 100; i++) {
+    t.true(deferral.defer(1));
+    deferral.roundAfter(1);
+  }
+  t.false(deferral.defer(UNREAD_MAX), 'never with UNREAD_MAX owed');
+  deferral.roundAfter(1); // not after a deferral: counts nothing
+  for (let i = 0; i < MISSES_ALLOWED; i++) {
+    t.true(deferral.defer(1));
+    deferral.roundAfter(0);
+  }
+  for (let i = 0; i < RETRY_EVERY - 1; i++) t.false(deferral.defer(1));
+  t.true(deferral.defer(1), 'the trial');
+  deferral.roundAfter(0);
+  for (let i = 0; i < RETRY_EVERY - 1; i++) t.false(deferral.defer(1));
+  t.true(deferral.defer(1));
+  deferral.roundAfter(2);
+  for (let i = 0; i < MISSES_ALLOWED; i++) {
+    t.true(deferral.defer(1), 'a hit gives back every allowed miss');
+    deferral.roundAfter(0);
+  }
+  t.false(deferral.defer(1));
 });

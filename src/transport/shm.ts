@@ -12,6 +12,7 @@ import { mappedProbe, type MappedProbe } from '../shm/probe.js';
 import { semAddress, semValue, semWake } from '../shm/semaphore.js';
 import type { ShmRing } from '../shm/ring.js';
 import { CpuHandoff } from '../cpu-handoff.js';
+import { DoorbellDeferral } from './doorbell-deferral.js';
 import { RoomPoll } from './room-poll.js';
 import { Channel, ChannelBit, type Transport, type TransportHost } from './transport.js';
 
@@ -118,6 +119,7 @@ export class ShmTransport implements Transport {
   private stopped = false;
   private closed = false;
   private readonly handoff: CpuHandoff | undefined;
+  private readonly deferral = new DoorbellDeferral();
   /** Waits for the client to drain the rings in `roomWanted` (awaitRoom): created at the first wait. */
   private roomPoll: RoomPoll | undefined;
   private roomWanted = 0;
@@ -140,6 +142,8 @@ export class ShmTransport implements Transport {
    * The setup socket is level-triggered: a doorbell left unread brings us back.
    * So a round reads only the doorbells of the requests it handled; requests left
    * for later (budget, back-off) keep theirs, and no job has to be queued for them.
+   * Even those may stay unread a while (doorbell-deferral.ts); a round that finds
+   * the ring dry reads every one owed, so the thread never sleeps on a stale byte.
    */
   private readonly dispatch = (_fd: number, revents: number): number => {
     if (revents & DEAD) {
@@ -160,6 +164,8 @@ export class ShmTransport implements Transport {
       this.responses.wakeHeld();
     }
     if (!this.watching || handled < 0) return 0;
+    this.deferral.roundAfter(handled);
+    if (handled > 0 && this.deferral.defer(this.owedDoorbells)) return 0;
     // Nothing owed after a round that looked: the byte announced no request (libqb reads one such byte).
     this.readDoorbells(this.owedDoorbells === 0 ? 1 : 0);
     return 0;
