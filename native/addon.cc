@@ -13,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   qbipc::InitSemWait(env, exports);
   qbipc::InitBusGuard(env, exports);
   qbipc::InitSched(env, exports);
+  qbipc::InitCopy(env, exports);
   return exports;
 }
 

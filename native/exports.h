@@ -11,4 +11,5 @@ void InitDgram(Napi::Env env, Napi::Object exports);
 void InitSemWait(Napi::Env env, Napi::Object exports);
 void InitBusGuard(Napi::Env env, Napi::Object exports);
 void InitSched(Napi::Env env, Napi::Object exports);
+void InitCopy(Napi::Env env, Napi::Object exports);
 }  // namespace qbipc

@@ -71,6 +71,11 @@ export interface NativeHelper {
   futexWait(words: Int32Array, index: number, expected: number, timeoutMs: number): SyscallResult;
   /** sched_yield(2): lets another runnable thread of this CPU (a client just woken) run first. */
   yieldCpu(): void;
+  /**
+   * Copies all of `source` into `target` at byte `offset` with memmove: V8's own copy into shared memory
+   * (TypedArray.prototype.set) moves word by word with relaxed atomics, several times slower for large messages.
+   */
+  copyBytes(target: ArrayBufferView, offset: number, source: ArrayBufferView): void;
 
   /**
    * Before each onReady call, out[0] is the batch's length n and out[1 + 2i], out[2 + 2i] the i-th ready fd's

@@ -217,6 +217,14 @@ const FUNCTIONS: Array<[name: keyof NativeHelper, params: Array<[string, Kind]>]
     ],
   ],
   ['mappingFaulted', [['view', 'view']]],
+  [
+    'copyBytes',
+    [
+      ['target', 'bytes'],
+      ['offset', 'size'],
+      ['source', 'bytes'],
+    ],
+  ],
 ];
 
 /** Wrong values for a parameter of this kind: missing, a string (a number for strings), an object. */
@@ -284,6 +292,9 @@ test('numbers out of range throw RangeError ERR_OUT_OF_RANGE: negative or fracti
     ['dgramRecv', [1_000_000, new Uint8Array(8), new Int32Array(3)], 'creds'],
     ['peerCredentials', [1_000_000, new Int32Array(2)], 'out'],
     ['pollTwo', [1_000_000, 0x10000, 1_000_000, 0, 0], 'eventsA'],
+    ['copyBytes', [new Uint8Array(4), -1, new Uint8Array(1)], 'offset'],
+    ['copyBytes', [new Uint8Array(4), 2, new Uint8Array(3)], 'offset'],
+    ['copyBytes', [new Uint8Array(4), 5, new Uint8Array(0)], 'offset'],
   ];
   for (const [name, args, param] of cases) {
     const error = t.throws(() => call(name, args), { instanceOf: RangeError }, `${name}(${args.map(String).join(', ')})`);

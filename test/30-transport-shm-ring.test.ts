@@ -8,6 +8,7 @@ import { EAGAIN, EBADMSG } from '../src/errno.js';
 import { HeaderWord, Magic, ringDataSize } from '../src/shm/layout.js';
 import { createRing } from '../src/shm/ring-files.js';
 import { ShmRing } from '../src/shm/ring.js';
+import { copyBytes, copyOut, NATIVE_COPY_MIN } from '../src/shm/copy.js';
 import { LoopPriority, PollEvent } from '../src/constants.js';
 import type { DispatchFn } from '../src/poll.js';
 import { Channel } from '../src/transport/transport.js';
@@ -416,4 +417,25 @@ test('doorbell deferral: defers while deferring finds requests, stops after 4 mi
     deferral.roundAfter(0);
   }
   t.false(deferral.defer(1));
+});
+
+test('message bytes are copied the same by either route, around the native threshold, overlapping or not, out into memory of their own', (t) => {
+  const shared = new Uint8Array(new SharedArrayBuffer(1 << 19));
+  for (let i = 0; i < shared.length; i++) shared[i] = (i * 7 + 3) & 0xff;
+  for (const size of [0, 1, NATIVE_COPY_MIN - 1, NATIVE_COPY_MIN, 16384, 262144]) {
+    const source = shared.subarray(13, 13 + size);
+    const expected = new Uint8Array(size + 100);
+    expected.set(source, 50);
+    const target = new Uint8Array(new SharedArrayBuffer(size + 100));
+    copyBytes(target, 50, source);
+    t.deepEqual(new Uint8Array(target), expected, `${size} bytes`);
+    const out = copyOut(source);
+    t.false(out.buffer instanceof SharedArrayBuffer);
+    t.deepEqual(out, source.slice(), `${size} bytes out`);
+  }
+  // Overlapping views of one buffer: memmove semantics, as TypedArray.prototype.set has.
+  const expected = shared.slice();
+  expected.set(expected.slice(0, 8192), 100);
+  copyBytes(shared, 100, shared.subarray(0, 8192));
+  t.deepEqual(shared.slice(), expected);
 });

@@ -7,6 +7,7 @@ import { EAGAIN, EBADMSG, EINVAL, ENOTCONN } from '../errno.js';
 import { QbError } from '../errors.js';
 import { native } from '../native.js';
 import { DATA_PATH_OFFSET, HEADER_FILE_SIZE, HEADER_STRUCT_SIZE, HeaderWord, PATH_FIELD_SIZE, ringDataSize } from '../shm/layout.js';
+import { copyOut } from '../shm/copy.js';
 import { ShmRing } from '../shm/ring.js';
 import type { Channel } from './channel.js';
 import { mapExisting } from './map.js';
@@ -121,7 +122,7 @@ export class ShmChannel implements Channel {
     const rc = ring.nextChunk();
     if (rc === 0) return -EAGAIN;
     if (rc < 0) return rc;
-    const message = ring.bytes.slice(ring.chunkOffset, ring.chunkOffset + ring.chunkLength);
+    const message = copyOut(ring.bytes.subarray(ring.chunkOffset, ring.chunkOffset + ring.chunkLength));
     ring.reclaim();
     return message;
   }

@@ -13,6 +13,7 @@ import {
   SPACE_MARGIN_BYTES,
 } from './layout.js';
 import { native } from '../native.js';
+import { copyBytes } from './copy.js';
 import { semAddress, semInit, semPost, semRelease, semTakeUpTo, semValue, semWake } from './semaphore.js';
 
 // The magic words as int32: Atomics on an Int32Array with int32 values stay
@@ -95,7 +96,7 @@ export class ShmRing {
     let offset = (w + CHUNK_HEADER_WORDS) * 4;
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i]!;
-      this.bytes.set(part, offset);
+      copyBytes(this.bytes, offset, part);
       offset += part.byteLength;
     }
     words[w] = length;
