@@ -13,6 +13,7 @@
 // would otherwise keep the thread for the whole round budget while the other
 // connections' requests wait (and their clients' CPU idles).
 import { native } from './native.js';
+import { TrialCredit } from './trial-credit.js';
 
 /** Misses in a row before a connection stops yielding (a hit refills them). */
 export const MISSES_ALLOWED = 8;
@@ -22,8 +23,7 @@ export const RETRY_EVERY = 64;
 export const YIELDS_PER_ROUND = 4;
 
 export class CpuHandoff {
-  private credit = MISSES_ALLOWED;
-  private idleRounds = 0;
+  private readonly credit = new TrialCredit(MISSES_ALLOWED, RETRY_EVERY);
   private yieldsThisRound = 0;
 
   constructor(private readonly yieldCpu: () => void = native.yieldCpu) {}
@@ -37,18 +37,13 @@ export class CpuHandoff {
   yieldToClient(): boolean {
     if (this.yieldsThisRound === YIELDS_PER_ROUND) return false;
     this.yieldsThisRound++;
-    if (this.credit === 0) {
-      if (++this.idleRounds < RETRY_EVERY) return false;
-      this.idleRounds = 0;
-      this.credit = 1;
-    }
+    if (!this.credit.shouldTry()) return false;
     this.yieldCpu();
     return true;
   }
 
   /** What the look after the yield found. */
   found(request: boolean): void {
-    if (request) this.credit = MISSES_ALLOWED;
-    else this.credit--;
+    this.credit.result(request);
   }
 }

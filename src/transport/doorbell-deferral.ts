@@ -10,6 +10,8 @@
 // that sleeps between requests does not, so a connection whose deferrals keep
 // missing reads at once, and only tries again now and then.
 
+import { TrialCredit } from '../trial-credit.js';
+
 /** Doorbells owed before they are read whatever happens: the client's socket buffer stays small. */
 export const UNREAD_MAX = 32;
 /** Deferrals in a row that found no request before a connection stops deferring. */
@@ -18,18 +20,12 @@ export const MISSES_ALLOWED = 4;
 export const RETRY_EVERY = 64;
 
 export class DoorbellDeferral {
-  private credit = MISSES_ALLOWED;
-  private idleRounds = 0;
+  private readonly credit = new TrialCredit(MISSES_ALLOWED, RETRY_EVERY);
   private pending = false;
 
   /** A round that served requests ended with `owed` doorbells unread: true to leave them. */
   defer(owed: number): boolean {
-    if (owed >= UNREAD_MAX) return false;
-    if (this.credit === 0) {
-      if (++this.idleRounds < RETRY_EVERY) return false;
-      this.idleRounds = 0;
-      this.credit = 1;
-    }
+    if (owed >= UNREAD_MAX || !this.credit.shouldTry()) return false;
     this.pending = true;
     return true;
   }
@@ -38,7 +34,6 @@ export class DoorbellDeferral {
   roundAfter(handled: number): void {
     if (!this.pending) return;
     this.pending = false;
-    if (handled > 0) this.credit = MISSES_ALLOWED;
-    else this.credit--;
+    this.credit.result(handled > 0);
   }
 }
