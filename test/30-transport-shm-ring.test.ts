@@ -172,6 +172,21 @@ test('item 17: a post adds one token and keeps the semaphore process-shared (the
 });
 
 /** An SHM transport whose poll handlers are this test: dispatch(POLLIN) runs `round` as the connection's round. */
+/** A connection directory and a connected setup-socket pair; `release` closes the transport, the fds and the directory. */
+function socketPair(tag: string): { dir: ConnectionDirectory; client: number; server: number; release: (transport: ShmTransport) => void } {
+  const dir = ConnectionDirectory.create(process.pid, 0, 0);
+  const name = `qbt-${tag}-${process.pid}`;
+  const listener = native.listenStream(name, true);
+  const client = native.connectStream(name, true);
+  const server = native.acceptStream(listener);
+  const release = (transport: ShmTransport) => {
+    transport.close();
+    for (const fd of [client, server, listener]) native.close(fd);
+    dir.remove();
+  };
+  return { dir, client, server, release };
+}
+
 function unitTransport(
   dir: ConnectionDirectory,
   server: number,
@@ -197,11 +212,7 @@ function t0(rc: number): void {
 }
 
 test('item 18: wakes held during a round are issued when the ring fills (the client must read to make room)', async (t) => {
-  const dir = ConnectionDirectory.create(process.pid, 0, 0);
-  const name = `qbt-fullring-${process.pid}`;
-  const listener = native.listenStream(name, true);
-  const client = native.connectStream(name, true);
-  const server = native.acceptStream(listener);
+  const { dir, server, release } = socketPair('fullring');
   const hangUps: string[] = [];
   let written = 0;
   let wokenInRound = false;
@@ -255,18 +266,12 @@ test('item 18: wakes held during a round are issued when the ring fills (the cli
       await waiter.terminate();
     }
   } finally {
-    transport.close();
-    for (const fd of [client, server, listener]) native.close(fd);
-    dir.remove();
+    release(transport);
   }
 });
 
 test('item 20: event doorbells sent inside a round wait for its wake point and go out in one send; outside a round, one each at once', (t) => {
-  const dir = ConnectionDirectory.create(process.pid, 0, 0);
-  const name = `qbt-doorbells-${process.pid}`;
-  const listener = native.listenStream(name, true);
-  const client = native.connectStream(name, true);
-  const server = native.acceptStream(listener);
+  const { dir, client, server, release } = socketPair('doorbells');
   const hangUps: string[] = [];
   const received = new Uint8Array(64);
   const doorbells = () => Math.max(0, native.recv(client, received)); // -EAGAIN: none
@@ -299,9 +304,7 @@ test('item 20: event doorbells sent inside a round wait for its wake point and g
     t.is(transport.eventQueueLength, 7, 'every event is in the ring, posted');
     t.deepEqual(hangUps, []);
   } finally {
-    transport.close();
-    for (const fd of [client, server, listener]) native.close(fd);
-    dir.remove();
+    release(transport);
   }
 });
 
@@ -316,11 +319,7 @@ test('item 27: a read pointer out of range is reported, never used', (t) => {
 });
 
 test("item 19: a served request's doorbell may stay unread until a round finds the ring dry, never more than 32, and never once the thread could sleep", (t) => {
-  const dir = ConnectionDirectory.create(process.pid, 0, 0);
-  const name = `qbt-deferred-${process.pid}`;
-  const listener = native.listenStream(name, true);
-  const client = native.connectStream(name, true);
-  const server = native.acceptStream(listener);
+  const { dir, client, server, release } = socketPair('deferred');
   const hangUps: string[] = [];
   let served = 0;
   const { transport, dispatch } = unitTransport(
@@ -388,9 +387,7 @@ test("item 19: a served request's doorbell may stay unread until a round finds t
     t.is(unread(), 0);
     t.deepEqual(hangUps, []);
   } finally {
-    transport.close();
-    for (const fd of [client, server, listener]) native.close(fd);
-    dir.remove();
+    release(transport);
   }
 });
 
