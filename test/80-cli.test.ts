@@ -17,7 +17,7 @@ import { medianInterval } from '../bench/report/confidence.js';
 import { aggregate, type Measurement } from '../bench/report/stats.js';
 import { buildCPrograms, QbClient, runProgram } from './helpers/c-programs.js';
 import { shmEntries, uniqueName } from './helpers/echo-service.js';
-import { ok } from './helpers/expect.js';
+import { fails, ok } from './helpers/expect.js';
 import { connectionDirs, startCServer } from './helpers/peers.js';
 
 const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -46,6 +46,8 @@ const usageErrors: Array<[string[], RegExp]> = [
   [['bench', '--settle', 'abc'], /--settle must be a number ≥ 0, got "abc"/],
   [['bench', 'extra'], /unexpected argument "extra"/],
   [['bench', '--quick', '--docs'], /--docs: this run is a --quick run; docs\/benchmark.md shows full runs only/],
+  [['serve', 'x', '--max-connections', '0'], /--max-connections must be an integer from 1 to 2147483647, got "0"/],
+  [['serve', 'x', '--max-connections-per-uid', '1.5'], /--max-connections-per-uid must be an integer from 1 to 2147483647, got "1.5"/],
   [['ping'], /ping needs a service NAME/],
   [['ping', 'x', '--count', '0'], /--count must be an integer from 1 to \d+, got "0"/],
   [['ping', 'x', '--size', 'big'], /--size must be an integer from 0 to \d+, got "big"/],
@@ -148,6 +150,25 @@ for (const workers of [0, 1]) {
     t.deepEqual(shmEntries(serve.pid), [], 'no connection directories left behind');
   });
 }
+
+test('qbipc serve --max-connections 1: the second client is refused with EAGAIN, as the option does', async (t) => {
+  const name = uniqueName('cli-limit');
+  const serve = await startServe([name, '--max-connections', '1']);
+  const clients = [await QbClient.start(), await QbClient.start()];
+  try {
+    await ok(t, clients[0]!, `connect ${name} 12328`);
+    await ok(t, clients[0]!, 'echo 100');
+    await fails(t, clients[1]!, `connect ${name} 12328`, 11);
+    await ok(t, clients[0]!, 'echo 100');
+  } finally {
+    for (const client of clients) await client.close();
+    const kill = setTimeout(() => process.kill(serve.pid, 'SIGKILL'), 10_000);
+    process.kill(serve.pid, 'SIGTERM');
+    t.is(await serve.exited, 0, serve.stderr());
+    clearTimeout(kill);
+  }
+  t.deepEqual(shmEntries(serve.pid), [], 'no connection directories left behind');
+});
 
 test('qbipc serve on a name already served: exit 1 and says so', async (t) => {
   const name = uniqueName('cli-dup');

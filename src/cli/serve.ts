@@ -1,4 +1,5 @@
 // qbipc serve NAME [--type shm|socket] [--workers N] [--max-buffer BYTES] [--no-yield]
+//                  [--max-connections N] [--max-connections-per-uid N]
 //
 // An echo service any libqb client can use (the protocol of
 // bench/c/qb-echo-server.c: id 1 echo, id 2 events; see echo-app.ts). Prints
@@ -16,11 +17,15 @@ import { choiceFlag, intFlag, parseFlags, UsageError } from './args.js';
 import { echoHandlers } from './echo-app.js';
 
 export const SERVE_USAGE = `usage: qbipc serve NAME [--type shm|socket] [--workers N] [--max-buffer BYTES] [--no-yield]
+                   [--max-connections N] [--max-connections-per-uid N]
   NAME          the service name libqb clients pass to qb_ipcc_connect()
   --type        transport: shm (default) or socket
   --workers N   worker threads serving the connections (default 0: the main thread)
   --max-buffer  largest buffer size a client may negotiate, bytes (default 64 MiB)
-  --no-yield    never yield the CPU to a woken client (options.yieldToClients: false)`;
+  --no-yield    never yield the CPU to a woken client (options.yieldToClients: false)
+  --max-connections N          connections at once, at most; clients beyond are refused
+                               with EAGAIN (options.maxConnections; default: no limit)
+  --max-connections-per-uid N  the same per client uid (options.maxConnectionsPerUid)`;
 
 export const EXIT_UNAVAILABLE = 69;
 
@@ -35,6 +40,8 @@ export async function serve(argv: string[]): Promise<number> {
       workers: { type: 'string' },
       'max-buffer': { type: 'string' },
       'no-yield': { type: 'boolean' },
+      'max-connections': { type: 'string' },
+      'max-connections-per-uid': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     SERVE_USAGE,
@@ -55,6 +62,13 @@ export async function serve(argv: string[]): Promise<number> {
   const type = choiceFlag(values.type, '--type', ['shm', 'socket'] as const, 'shm', SERVE_USAGE);
   const workers = intFlag(values.workers, '--workers', 0, Math.max(64, 4 * availableParallelism()), 0, SERVE_USAGE);
   const maxBufferSize = intFlag(values['max-buffer'], '--max-buffer', 1, 1024 * 1024 * 1024, 64 * 1024 * 1024, SERVE_USAGE);
+  // Absent: no limit (the option left out, not 0).
+  const limit = (flag: 'max-connections' | 'max-connections-per-uid') => {
+    const value = values[flag];
+    return value === undefined ? undefined : intFlag(value, `--${flag}`, 1, 2 ** 31 - 1, 0, SERVE_USAGE);
+  };
+  const maxConnections = limit('max-connections');
+  const maxConnectionsPerUid = limit('max-connections-per-uid');
 
   let service;
   try {
@@ -62,6 +76,8 @@ export async function serve(argv: string[]): Promise<number> {
       workers,
       maxBufferSize,
       yieldToClients: values['no-yield'] !== true,
+      maxConnections,
+      maxConnectionsPerUid,
       ...(workers > 0 ? { workerModule: WORKER_MODULE } : {}),
     });
   } catch (error) {
