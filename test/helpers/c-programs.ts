@@ -63,7 +63,7 @@ async function mtimeMs(path: string): Promise<number | undefined> {
  * headers beside it (test/c/*.h), so that a changed header rebuilds its users.
  * Undefined when the .c file is missing.
  */
-export async function sourceMtimeMs(source: string): Promise<number | undefined> {
+async function sourceMtimeMs(source: string): Promise<number | undefined> {
   const own = await mtimeMs(source);
   if (own === undefined) return undefined;
   const dir = dirname(source);
@@ -117,20 +117,45 @@ async function doBuild(): Promise<CPrograms> {
       const source = join(root, 'test', 'c', `${name}.c`);
       const binary = join(outDir, name);
       result[name] = binary;
-      const srcTime = await sourceMtimeMs(source);
-      if (srcTime === undefined) throw new Error(`c-programs: ${source} is missing`);
-      const binTime = await mtimeMs(binary);
-      if (binTime !== undefined && binTime >= srcTime) return;
-      const temp = `${binary}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-      const cc = await run('cc', ['-std=c11', '-O2', '-Wall', '-Wextra', '-Werror', ...pre, '-o', temp, source, ...post]);
-      if (cc.code !== 0) {
-        await rm(temp, { force: true });
-        throw new Error(`c-programs: compiling ${source} failed:\n${cc.stderr}`);
-      }
-      await rename(temp, binary);
+      await compileIfStale(source, binary, (output) => [
+        '-std=c11',
+        '-O2',
+        '-Wall',
+        '-Wextra',
+        '-Werror',
+        ...pre,
+        '-o',
+        output,
+        source,
+        ...post,
+      ]);
     }),
   );
   return result;
+}
+
+/**
+ * Compiles `source` into `binary` with cc (`ccArgs` given the file to write) when the binary is
+ * missing or older than the source or a header beside it. It writes a temporary file and renames
+ * it, so a test file compiling the same program at the same time never runs half a binary.
+ */
+export async function compileIfStale(
+  source: string,
+  binary: string,
+  ccArgs: (output: string) => string[] | Promise<string[]>,
+): Promise<void> {
+  const srcTime = await sourceMtimeMs(source);
+  if (srcTime === undefined) throw new Error(`${source} is missing`);
+  const binTime = await mtimeMs(binary);
+  if (binTime !== undefined && binTime >= srcTime) return;
+  await mkdir(dirname(binary), { recursive: true });
+  const temp = `${binary}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const cc = await run('cc', await ccArgs(temp));
+  if (cc.code !== 0) {
+    await rm(temp, { force: true });
+    throw new Error(`compiling ${source} failed:\n${cc.stderr}`);
+  }
+  await rename(temp, binary);
 }
 
 export interface Reply {

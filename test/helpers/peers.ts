@@ -4,11 +4,10 @@
 // or a client. Every wait is on a child's output or exit,
 // bounded by a timer; every child is ended by its pid.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, rmdirSync } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { readdirSync, rmdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sourceMtimeMs } from './c-programs.js';
+import { compileIfStale } from './c-programs.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root, from dist/test/helpers or test/helpers. */
@@ -27,29 +26,21 @@ export function buildLibqbProgram(source: string, name: string): Promise<string>
   let promise = built.get(name);
   if (promise === undefined) {
     promise = (async () => {
-      if (!existsSync(source)) throw new Error(`${source} is missing`);
       const binary = join(ROOT, 'build', 'test-c', name);
-      const [src, bin] = await Promise.all([sourceMtimeMs(source), stat(binary).catch(() => undefined)]);
-      if (bin !== undefined && src !== undefined && bin.mtimeMs >= src) return binary;
-      const pc = await sh('pkg-config', ['--cflags', '--libs', 'libqb']);
-      if (pc.code !== 0) throw new Error(`libqb-dev is missing: apt-get install -y libqb-dev (${pc.out.trim()})`);
-      const flags = pc.out.trim().split(/\s+/);
-      await mkdir(dirname(binary), { recursive: true });
-      const temp = `${binary}.tmp-${process.pid}`;
-      const cc = await sh('cc', [
-        '-O2',
-        '-Wall',
-        ...flags.filter((f) => !f.startsWith('-l')),
-        '-o',
-        temp,
-        source,
-        ...flags.filter((f) => f.startsWith('-l')),
-      ]);
-      if (cc.code !== 0) {
-        await rm(temp, { force: true });
-        throw new Error(`compiling ${source} failed:\n${cc.out}`);
-      }
-      await rename(temp, binary);
+      await compileIfStale(source, binary, async (output) => {
+        const pc = await sh('pkg-config', ['--cflags', '--libs', 'libqb']);
+        if (pc.code !== 0) throw new Error(`libqb-dev is missing: apt-get install -y libqb-dev (${pc.out.trim()})`);
+        const flags = pc.out.trim().split(/\s+/);
+        return [
+          '-O2',
+          '-Wall',
+          ...flags.filter((f) => !f.startsWith('-l')),
+          '-o',
+          output,
+          source,
+          ...flags.filter((f) => f.startsWith('-l')),
+        ];
+      });
       return binary;
     })();
     promise.catch(() => built.delete(name));
