@@ -426,7 +426,7 @@ test('message bytes are copied the same by either route, around the native thres
     const target = new Uint8Array(new SharedArrayBuffer(size + 100));
     copyBytes(target, 50, source);
     t.deepEqual(new Uint8Array(target), expected, `${size} bytes`);
-    const out = copyOut(source);
+    const out = copyOut(shared, 13, 13 + size);
     t.false(out.buffer instanceof SharedArrayBuffer);
     t.deepEqual(out, source.slice(), `${size} bytes out`);
   }

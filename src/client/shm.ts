@@ -122,7 +122,7 @@ export class ShmChannel implements Channel {
     const rc = ring.nextChunk();
     if (rc === 0) return -EAGAIN;
     if (rc < 0) return rc;
-    const message = copyOut(ring.bytes.subarray(ring.chunkOffset, ring.chunkOffset + ring.chunkLength));
+    const message = copyOut(ring.bytes, ring.chunkOffset, ring.chunkOffset + ring.chunkLength);
     ring.reclaim();
     return message;
   }

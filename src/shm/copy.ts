@@ -14,10 +14,10 @@ export function copyBytes(target: Uint8Array, offset: number, source: Uint8Array
   else native.copyBytes(target, offset, source);
 }
 
-/** A copy of `source` in memory of its own (not shared). */
-export function copyOut(source: Uint8Array): Uint8Array {
-  if (source.byteLength < NATIVE_COPY_MIN) return source.slice();
-  const copy = new Uint8Array(source.byteLength);
-  native.copyBytes(copy, 0, source);
+/** A copy of bytes[start, end) in memory of its own (not shared); a small one costs one allocation, as slice() does. */
+export function copyOut(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  if (end - start < NATIVE_COPY_MIN) return bytes.slice(start, end);
+  const copy = new Uint8Array(end - start);
+  native.copyBytes(copy, 0, bytes.subarray(start, end));
   return copy;
 }
