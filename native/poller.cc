@@ -14,7 +14,10 @@
 // sees it again), libuv has work due (uv_backend_timeout: an immediate, a
 // timer), or a bounded number of batches ran. Looks that find nothing cost a
 // syscall each, so the poller stops looking after a few misses in a row and
-// tries again now and then.
+// tries again now and then. JS may ask to be called again even when a look finds
+// no fd (it writes kCallAgain over out[0]: it is polling something the poller
+// does not watch, src/ring-spin.ts); the same limits apply, and whatever libuv
+// has to do still comes first.
 #include <poll.h>
 #include <sys/epoll.h>
 #include <uv.h>
@@ -47,8 +50,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
   // new Poller(out: Int32Array, onReady: () => void, keepThread: boolean): before
   // each call of onReady, out[0] holds the batch's length n and out[1 + 2i],
   // out[2 + 2i] the i-th ready fd's token and poll(2) bits (i < n, n >= 1).
-  // out's length bounds the batch: (length - 1) / 2 pairs. keepThread: look for
-  // the next batch in libuv's epoll set before returning to the loop.
+  // out's length bounds the batch: (length - 1) / 2 pairs (n may be 0 when JS
+  // asked to be called again). keepThread: look for the next batch in libuv's
+  // epoll set before returning to the loop.
   explicit Poller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Poller>(info) {
     Napi::Env env = info.Env();
     Args args(info, "new Poller(out, onReady, keepThread)");
@@ -89,6 +93,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
   // and, while stopped, turns between trial looks.
   static constexpr int kMissesAllowed = 4;
   static constexpr int kRetryEvery = 64;
+  // What onReady leaves in out[0] to be called again at once (with keepThread).
+  static constexpr int32_t kCallAgain = -1;
+  enum class Look { kNothing, kOurs, kLibuv };
 
   // poll(2) bits -> uv_poll events. libuv polls level-triggered only; UV_DISCONNECT
   // is always asked for so that a hang-up is seen even while POLLIN is not watched.
@@ -129,9 +136,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
     pending_++;
   }
 
-  // Hands JS the batch collected so far, in one call.
-  void Deliver() {
-    if (pending_ == 0 || loop_ == nullptr) return;
+  // Hands JS the batch collected so far, in one call (an empty one only when JS asked again).
+  void Deliver(bool evenEmpty = false) {
+    if ((pending_ == 0 && !evenEmpty) || loop_ == nullptr) return;
     out_words_[0] = static_cast<int32_t>(pending_);
     pending_ = 0;
     napi_env env = Env();
@@ -159,9 +166,12 @@ class Poller : public Napi::ObjectWrap<Poller> {
   // Delivers this turn's batch, then the next ones found in libuv's epoll set (see the top).
   void ServeWhileBusy() {
     uint64_t started = 0;
+    bool again = false;
     for (int batch = 0;; batch++) {
-      Deliver();
-      if (loop_ == nullptr || !keep_thread_ || batch + 1 >= kMaxBatchesPerTurn || !LookNow()) return;
+      Deliver(again);
+      if (loop_ == nullptr || !keep_thread_ || batch + 1 >= kMaxBatchesPerTurn) return;
+      again = out_words_[0] == kCallAgain;
+      if (!again && !LookNow()) return;
       int timeout = uv_backend_timeout(loop_);
       if (timeout == 0) return;  // libuv has work now (an immediate, a closing handle, a request done)
       if (timeout > 0) {
@@ -169,7 +179,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
         if (started == 0) started = now;
         else if ((now - started) / 1000000 >= static_cast<uint64_t>(timeout)) return;  // a timer is due
       }
-      if (!CollectReady()) return;
+      Look found = CollectReady();
+      if (found == Look::kLibuv || (found == Look::kNothing && !again)) return;
     }
   }
 
@@ -182,20 +193,20 @@ class Poller : public Napi::ObjectWrap<Poller> {
     return true;
   }
 
-  // One look at libuv's epoll set: true when it held ready fds of ours and nothing else
+  // One look at libuv's epoll set: kOurs when it held ready fds of ours and nothing else
   // (they are then the pending batch).
-  bool CollectReady() {
+  Look CollectReady() {
     epoll_event events[64];
     int n = epoll_wait(uv_backend_fd(loop_), events, 64, 0);
     if (n <= 0) {
-      credit_--;
-      return false;
+      if (credit_ > 0) credit_--;
+      return Look::kNothing;
     }
     for (int i = 0; i < n; i++) {
       auto it = watchers_.find(events[i].data.fd);
       if (it == watchers_.end()) {
         pending_ = 0;  // libuv's own work: hand the thread back; our fds are still ready after it
-        return false;
+        return Look::kLibuv;
       }
       // EPOLL{IN,PRI,OUT,ERR,HUP} are the poll(2) bits. A watch changed in this batch reaches
       // the kernel at libuv's next turn: what is no longer asked for is left out.
@@ -204,9 +215,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
           static_cast<int32_t>(events[i].events & (w->events | POLLERR | POLLHUP) & (POLLIN | POLLPRI | POLLOUT | POLLERR | POLLHUP));
       if (revents != 0) Append(w->token, revents);
     }
-    if (pending_ == 0) return false;
+    if (pending_ == 0) return Look::kNothing;
     credit_ = kMissesAllowed;
-    return true;
+    return Look::kOurs;
   }
 
   int Watch(int fd, uint32_t events, int32_t token) {

@@ -40,6 +40,15 @@ export interface ServiceOptions {
    */
   yieldToClients?: boolean;
   /**
+   * After each batch of requests, the serving thread keeps looking at its SHM
+   * connections' request rings for up to this many microseconds before it
+   * sleeps: a request seen in the ring is answered before its client sleeps, so
+   * neither side pays a wake-up. A thread whose spins keep finding nothing stops
+   * spinning and tries again now and then. Default 50; 0 never spins
+   * (docs/threading.md, "Spinning on the rings").
+   */
+  spinMicros?: number;
+  /**
    * At most this many connections at once, counted from admission until each is
    * gone; a client beyond it is refused with EAGAIN (it may try again later).
    * Default: no limit, as libqb.
@@ -66,6 +75,7 @@ export interface ResolvedOptions {
   filesystemSockets: boolean;
   socketDir: string;
   yieldToClients: boolean;
+  spinMicros: number;
   maxConnections: number | undefined;
   maxConnectionsPerUid: number | undefined;
   logger: Logger | undefined;
@@ -75,6 +85,9 @@ export const FORCE_FILESYSTEM_SOCKETS = '/etc/libqb/force-filesystem-sockets';
 const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
 /** The largest size the client's u32 field and our ring arithmetic handle. */
 const MAX_BUFFER_LIMIT = 1024 * 1024 * 1024;
+export const DEFAULT_SPIN_MICROS = 50;
+/** A spin longer than this is a busy thread, not a wait for the next request. */
+const MAX_SPIN_MICROS = 100_000;
 
 export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
@@ -98,6 +111,10 @@ export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
   }
   const yieldToClients = options.yieldToClients ?? true;
   if (typeof yieldToClients !== 'boolean') throw new TypeError(`options.yieldToClients must be a boolean, got ${String(yieldToClients)}`);
+  const spinMicros = options.spinMicros ?? DEFAULT_SPIN_MICROS;
+  if (typeof spinMicros !== 'number' || !Number.isInteger(spinMicros) || spinMicros < 0 || spinMicros > MAX_SPIN_MICROS) {
+    throw new RangeError(`options.spinMicros must be an integer from 0 (never spin) to ${MAX_SPIN_MICROS}, got ${describe(spinMicros)}`);
+  }
   const maxConnections = connectionLimit(options.maxConnections, 'maxConnections');
   const maxConnectionsPerUid = connectionLimit(options.maxConnectionsPerUid, 'maxConnectionsPerUid');
   return {
@@ -110,6 +127,7 @@ export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
     filesystemSockets: options.filesystemSockets ?? existsSync(FORCE_FILESYSTEM_SOCKETS),
     socketDir,
     yieldToClients,
+    spinMicros,
     maxConnections,
     maxConnectionsPerUid,
     logger: validateLogger(options.logger),

@@ -4,6 +4,7 @@
 // ready fds; native/poller.cc).
 import { LoopPriority } from './constants.js';
 import { native, type NativePoller } from './native.js';
+import { RingSpinner, type RingSource } from './ring-spin.js';
 
 /** qb_ipcs_dispatch_fn_t: called with the fd and the poll(2) events that fired. */
 export type DispatchFn = (fd: number, revents: number) => number | void;
@@ -15,10 +16,19 @@ export interface PollHandlers {
   dispatchAdd(priority: LoopPriority, fd: number, events: number, fn: DispatchFn): number;
   dispatchMod(priority: LoopPriority, fd: number, events: number, fn: DispatchFn): number;
   dispatchDel(fd: number): number;
+  /**
+   * @internal Not part of qb_ipcs_poll_handlers: handlers that can spin on
+   * request rings (src/ring-spin.ts) take SHM connections' rings here.
+   */
+  watchRing?(source: RingSource): void;
+  /** @internal */
+  unwatchRing?(source: RingSource): void;
 }
 
 /** Ready fds handed over per call, at most. */
 const BATCH = 128;
+/** What onReady leaves in the batch's length word to be called again at once (native/poller.cc). */
+const CALL_AGAIN = -1;
 
 /** The default poll handlers: level-triggered uv_poll handles on this thread's libuv loop. */
 export class NativeLoop implements PollHandlers {
@@ -26,13 +36,17 @@ export class NativeLoop implements PollHandlers {
   private readonly ready = new Int32Array(1 + 2 * BATCH);
   private readonly dispatchers = new Map<number, DispatchFn>();
   private readonly poller: NativePoller;
+  private readonly spinner: RingSpinner | undefined;
 
   /**
    * keepThread: while traffic flows, the poller looks for the next batch itself
    * instead of returning to the loop first (a serving thread; see native/poller.cc).
+   * spinMicros (> 0, with keepThread): after each batch, look at the request
+   * rings for up to this long before sleeping (src/ring-spin.ts).
    */
-  constructor(keepThread = false) {
+  constructor(keepThread = false, spinMicros = 0) {
     this.poller = new native.Poller(this.ready, () => this.onReady(), keepThread);
+    this.spinner = keepThread && spinMicros > 0 ? new RingSpinner(spinMicros) : undefined;
   }
 
   private onReady(): void {
@@ -44,6 +58,15 @@ export class NativeLoop implements PollHandlers {
       const fn = this.dispatchers.get(fd);
       if (fn !== undefined) fn(fd, ready[i + 1]!);
     }
+    if (this.spinner?.spin() === true) ready[0] = CALL_AGAIN;
+  }
+
+  watchRing(source: RingSource): void {
+    this.spinner?.add(source);
+  }
+
+  unwatchRing(source: RingSource): void {
+    this.spinner?.remove(source);
   }
 
   jobAdd(priority: LoopPriority, fn: JobFn): number {

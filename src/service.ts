@@ -209,13 +209,14 @@ export class Service extends EventEmitter {
       );
     }
     sweepStaleDirectories(this.name); // the name is ours now: what dead servers of it left in /dev/shm goes
-    if (this.pollHandlers === undefined) this.pollHandlers = this.ownLoop = new NativeLoop(true);
+    if (this.pollHandlers === undefined) this.pollHandlers = this.ownLoop = new NativeLoop(true, this.options.spinMicros);
     const { workers } = this.options;
     if (workers > 0) {
       const pool = new WorkerPool(this.shardsHost, workers, {
         service: this,
         rate: this.rate,
         yieldToClients: this.options.yieldToClients,
+        spinMicros: this.options.spinMicros,
         counters: this.counters,
         workerModule: workerModuleUrl(this.options.workerModule!),
         workerData: this.options.workerData,

@@ -25,6 +25,7 @@ export interface PoolSettings {
   readonly service: ServiceView;
   readonly rate: RateSettings;
   readonly yieldToClients: boolean;
+  readonly spinMicros: number;
   readonly counters: ServiceCounters;
   readonly workerModule: string;
   readonly workerData: unknown;
@@ -119,6 +120,7 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
       serviceCounters: this.settings.counters.buffer,
       rate: this.rate,
       yieldToClients: this.settings.yieldToClients,
+      spinMicros: this.settings.spinMicros,
       logLevels: this.settings.logLevels,
     };
     const task = this.piscina.run(init, { transferList: [port2] }) as Promise<void>;

@@ -20,6 +20,8 @@ export interface ShardInit {
   rate: RateSettings;
   /** options.yieldToClients. */
   yieldToClients: boolean;
+  /** options.spinMicros: the worker's loop spins on its rings (src/ring-spin.ts). */
+  spinMicros: number;
   /** The levels the main thread's logger has: the shard sends only these. */
   logLevels: LogLevel[];
 }

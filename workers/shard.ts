@@ -65,7 +65,7 @@ async function loadHandlers(workerModule: string, workerData: unknown): Promise<
 export default async function runShard(init: ShardInit): Promise<void> {
   const handlers = await loadHandlers(init.workerModule, init.workerData);
   const host = new PortHost(init.port);
-  const poll = new NativeLoop(true);
+  const poll = new NativeLoop(true, init.spinMicros);
   const shard = new Shard(
     host,
     handlers,

@@ -12,17 +12,20 @@
 import { availableParallelism } from 'node:os';
 import { IpcType } from '../constants.js';
 import { QbError } from '../errors.js';
+import { DEFAULT_SPIN_MICROS } from '../options.js';
 import { createService } from '../service.js';
 import { choiceFlag, intFlag, parseFlags, UsageError } from './args.js';
 import { echoHandlers } from './echo-app.js';
 
 export const SERVE_USAGE = `usage: qbipc serve NAME [--type shm|socket] [--workers N] [--max-buffer BYTES] [--no-yield]
-                   [--max-connections N] [--max-connections-per-uid N]
+                   [--spin-us N] [--max-connections N] [--max-connections-per-uid N]
   NAME          the service name libqb clients pass to qb_ipcc_connect()
   --type        transport: shm (default) or socket
   --workers N   worker threads serving the connections (default 0: the main thread)
   --max-buffer  largest buffer size a client may negotiate, bytes (default 64 MiB)
   --no-yield    never yield the CPU to a woken client (options.yieldToClients: false)
+  --spin-us N   look at the request rings this long after each batch before sleeping
+                (options.spinMicros; default 50, 0: never)
   --max-connections N          connections at once, at most; clients beyond are refused
                                with EAGAIN (options.maxConnections; default: no limit)
   --max-connections-per-uid N  the same per client uid (options.maxConnectionsPerUid)`;
@@ -40,6 +43,7 @@ export async function serve(argv: string[]): Promise<number> {
       workers: { type: 'string' },
       'max-buffer': { type: 'string' },
       'no-yield': { type: 'boolean' },
+      'spin-us': { type: 'string' },
       'max-connections': { type: 'string' },
       'max-connections-per-uid': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -61,6 +65,7 @@ export async function serve(argv: string[]): Promise<number> {
   const name = positionals[0]!;
   const type = choiceFlag(values.type, '--type', ['shm', 'socket'] as const, 'shm', SERVE_USAGE);
   const workers = intFlag(values.workers, '--workers', 0, Math.max(64, 4 * availableParallelism()), 0, SERVE_USAGE);
+  const spinMicros = intFlag(values['spin-us'], '--spin-us', 0, 100_000, DEFAULT_SPIN_MICROS, SERVE_USAGE);
   const maxBufferSize = intFlag(values['max-buffer'], '--max-buffer', 1, 1024 * 1024 * 1024, 64 * 1024 * 1024, SERVE_USAGE);
   // Absent: no limit (the option left out, not 0).
   const limit = (flag: 'max-connections' | 'max-connections-per-uid') => {
@@ -76,6 +81,7 @@ export async function serve(argv: string[]): Promise<number> {
       workers,
       maxBufferSize,
       yieldToClients: values['no-yield'] !== true,
+      spinMicros,
       maxConnections,
       maxConnectionsPerUid,
       ...(workers > 0 ? { workerModule: WORKER_MODULE } : {}),

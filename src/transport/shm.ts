@@ -14,6 +14,7 @@ import type { ShmRing } from '../shm/ring.js';
 import { CpuHandoff } from '../cpu-handoff.js';
 import { DoorbellDeferral } from './doorbell-deferral.js';
 import { RoomPoll } from './room-poll.js';
+import type { RingSource } from '../ring-spin.js';
 import { Channel, ChannelBit, type Transport, type TransportHost } from './transport.js';
 
 const WATCH = PollEvent.IN | PollEvent.PRI | PollEvent.NVAL;
@@ -98,7 +99,7 @@ function openRings(files: [RingFiles, RingFiles, RingFiles]): [ShmRing, ShmRing,
   return rings as [ShmRing, ShmRing, ShmRing];
 }
 
-export class ShmTransport implements Transport {
+export class ShmTransport implements Transport, RingSource {
   readonly type = TransportType.SHM;
   readonly responsePaths: { request: string; response: string; event: string };
   private readonly requests: ShmRing;
@@ -152,7 +153,24 @@ export class ShmTransport implements Transport {
       return 0;
     }
     if (revents & PollEvent.OUT) this.flushDoorbells();
-    if ((revents & PollEvent.IN) === 0 || this.flowControl !== 0) return 0;
+    if ((revents & PollEvent.IN) !== 0) this.serve(true);
+    return 0;
+  };
+
+  // ---- RingSource (src/ring-spin.ts) ----
+
+  hasRequests(): boolean {
+    return this.watching && this.flowControl === 0 && this.requests.hasWork;
+  }
+
+  /** A round for requests found in the ring, not announced by a doorbell: the requests handled. */
+  serveNow(): number {
+    return this.serve(false);
+  }
+
+  /** A round, with its doorbells read or left (see dispatch): the requests handled. */
+  private serve(rung: boolean): number {
+    if (this.flowControl !== 0) return 0;
     this.inRound = true;
     this.handoff?.startRound();
     let handled: number;
@@ -165,11 +183,11 @@ export class ShmTransport implements Transport {
     }
     if (!this.watching || handled < 0) return 0;
     this.deferral.roundAfter(handled);
-    if (handled > 0 && this.deferral.defer(this.owedDoorbells)) return 0;
-    // Nothing owed after a round that looked: the byte announced no request (libqb reads one such byte).
-    this.readDoorbells(this.owedDoorbells === 0 ? 1 : 0);
-    return 0;
-  };
+    if (handled > 0 && this.deferral.defer(this.owedDoorbells)) return handled;
+    // Nothing owed after a round a doorbell started: the byte announced no request (libqb reads one such byte).
+    this.readDoorbells(rung && this.owedDoorbells === 0 ? 1 : 0);
+    return handled;
+  }
 
   /** Reads the doorbells owed, and `extra` more. */
   private readDoorbells(extra: number): void {
@@ -197,7 +215,10 @@ export class ShmTransport implements Transport {
     const rc = this.watching
       ? poll.dispatchMod(this.host.priority, this.fd, this.watchedEvents, this.dispatch)
       : poll.dispatchAdd(this.host.priority, this.fd, this.watchedEvents, this.dispatch);
-    if (rc === 0) this.watching = true;
+    if (rc === 0 && !this.watching) {
+      this.watching = true;
+      poll.watchRing?.(this);
+    }
     return rc;
   }
 
@@ -324,7 +345,10 @@ export class ShmTransport implements Transport {
 
   stop(): void {
     this.roomPoll?.cancel();
-    if (this.watching) this.host.poll.dispatchDel(this.fd);
+    if (this.watching) {
+      this.host.poll.dispatchDel(this.fd);
+      this.host.poll.unwatchRing?.(this);
+    }
     this.watching = false;
     this.stopped = true;
   }

@@ -53,6 +53,9 @@
  *                      seconds (default 5) for the server to close
  *   flood-doorbells [N] N (default 100000) doorbell bytes without chunks
  *                      (sent=N), then a round trip
+ *   silent [K]         K times (default 20): a round trip, 1 ms of pause, then
+ *                      a request whose doorbell is held back until its answer
+ *                      or for 50 ms; silent=N counts those answered first
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -108,6 +111,8 @@
 #define ID_ECHO			1
 #define MAX_MSG			12328
 #define VERDICT_MS		3000
+/* silent: how long a request waits for its answer before its doorbell goes */
+#define SILENT_HOLD_MS		50
 #define ATTACK_PAYLOAD		32
 #define MAX_CHECK_PAYLOAD	256
 
@@ -571,43 +576,30 @@ static int observe_attack(struct report *rep, int timeout_ms)
  * A valid echo round trip by hand.  Responses that do not match are
  * skipped (counted).  Sets rep->result.
  */
-static void round_trip_sized(struct report *rep, uint32_t plen)
+/*
+ * Waits up to timeout_ms for the echo of the request made with `seed` and
+ * `plen` payload bytes. Returns 1 (rep: alive) when it came, verified; 0 on
+ * timeout when `quiet` (rep untouched); otherwise -1 with rep saying why.
+ */
+static int await_echo(struct report *rep, uint32_t seed, uint32_t plen, int timeout_ms, int quiet)
 {
-	unsigned char buf[REQ_HDR + MAX_CHECK_PAYLOAD];
-	uint32_t seed = seed_counter++;
-	uint32_t len = build_request(buf, ID_ECHO, (int32_t)(REQ_HDR + plen), plen, seed);
 	struct timespec t0;
 
-	if (peer_closed(sock, 0)) {
-		rep->result = "disconnected";
-		rep->phase = "check";
-		return;
-	}
-	if (request_free_bytes() < len + 12u) {
-		rep->result = "unresponsive";
-		rep->phase = "check";
-		snprintf(rep->extra + strlen(rep->extra), sizeof(rep->extra) - strlen(rep->extra),
-			 "%snote=request-ring-full", rep->extra[0] ? " " : "");
-		return;
-	}
-	write_chunk(buf, len, len, MAGIC_VALID, UINT32_MAX);
-	if (doorbell() != 0) {
-		rep->result = "disconnected";
-		rep->phase = "check";
-		return;
-	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		struct response resp;
-		long long left = VERDICT_MS - ms_since(&t0);
+		long long left = timeout_ms - ms_since(&t0);
 		enum wait_result w = wait_response(left > 0 ? (int)left : 0, &resp);
 		uint32_t j;
 		int ok;
 
+		if (w == W_TIMEOUT && quiet) {
+			return 0;
+		}
 		if (w == W_CLOSED) {
 			rep->result = "disconnected";
 			rep->phase = "check";
-			return;
+			return -1;
 		}
 		if (w == W_TIMEOUT || w == W_BADCHUNK) {
 			rep->result = "unresponsive";
@@ -617,7 +609,7 @@ static void round_trip_sized(struct report *rep, uint32_t plen)
 					 sizeof(rep->extra) - strlen(rep->extra),
 					 "%snote=bad-response-chunk", rep->extra[0] ? " " : "");
 			}
-			return;
+			return -1;
 		}
 		ok = resp.n == RESP_HDR + plen && resp.id == ID_ECHO &&
 		     resp.size == (int32_t)(RESP_HDR + plen) && resp.error == 0;
@@ -627,10 +619,57 @@ static void round_trip_sized(struct report *rep, uint32_t plen)
 		if (ok) {
 			rep->result = "alive";
 			rep->phase = "check";
-			return;
+			return 1;
 		}
 		rep->skipped++;
 	}
+}
+
+/*
+ * One echo request of plen payload bytes. Its doorbell is sent at once when
+ * hold_ms < 0; otherwise after the answer, or after hold_ms without one (a
+ * server may count on one byte per request: it is always sent). Returns 1
+ * when the answer came before its doorbell, 0 when after, -1 when no verified
+ * answer came (rep says why).
+ */
+static int echo_trip(struct report *rep, uint32_t plen, int hold_ms)
+{
+	unsigned char buf[REQ_HDR + MAX_CHECK_PAYLOAD];
+	uint32_t seed = seed_counter++;
+	uint32_t len = build_request(buf, ID_ECHO, (int32_t)(REQ_HDR + plen), plen, seed);
+	int got;
+
+	if (peer_closed(sock, 0)) {
+		rep->result = "disconnected";
+		rep->phase = "check";
+		return -1;
+	}
+	if (request_free_bytes() < len + 12u) {
+		rep->result = "unresponsive";
+		rep->phase = "check";
+		snprintf(rep->extra + strlen(rep->extra), sizeof(rep->extra) - strlen(rep->extra),
+			 "%snote=request-ring-full", rep->extra[0] ? " " : "");
+		return -1;
+	}
+	write_chunk(buf, len, len, MAGIC_VALID, UINT32_MAX);
+	got = hold_ms >= 0 ? await_echo(rep, seed, plen, hold_ms, 1) : 0;
+	if (got < 0) {
+		return got;
+	}
+	if (doorbell() != 0) {
+		rep->result = "disconnected";
+		rep->phase = "check";
+		return -1;
+	}
+	if (got == 1) {
+		return 1;
+	}
+	return await_echo(rep, seed, plen, VERDICT_MS, 0) == 1 ? 0 : -1;
+}
+
+static void round_trip_sized(struct report *rep, uint32_t plen)
+{
+	echo_trip(rep, plen, -1);
 }
 
 static void round_trip(struct report *rep)
@@ -784,7 +823,7 @@ static void usage(void)
 		"attacks: ok [K] bad-magic huge-size size-beyond-write write-pt-oob read-pt-oob\n"
 		"         word-size [V] paths VICTIMDIR hdr-size-lies hdr-size-small zero-length\n"
 		"         disconnect-msg garbage-handshake split-handshake stall-handshake [S]\n"
-		"         flood-doorbells [N]\n");
+		"         flood-doorbells [N] silent [K]\n");
 	exit(2);
 }
 
@@ -832,7 +871,8 @@ int main(int argc, char **argv)
 	    strcmp(attack, "hdr-size-lies") != 0 && strcmp(attack, "hdr-size-small") != 0 &&
 	    strcmp(attack, "zero-length") != 0 && strcmp(attack, "disconnect-msg") != 0 &&
 	    strcmp(attack, "garbage-handshake") != 0 && strcmp(attack, "split-handshake") != 0 &&
-	    strcmp(attack, "stall-handshake") != 0 && strcmp(attack, "flood-doorbells") != 0) {
+	    strcmp(attack, "stall-handshake") != 0 && strcmp(attack, "flood-doorbells") != 0 &&
+	    strcmp(attack, "silent") != 0) {
 		usage();
 	}
 	if (strcmp(attack, "paths") == 0 && arg == NULL) {
@@ -934,6 +974,25 @@ int main(int argc, char **argv)
 		if (!observe_attack(&rep, VERDICT_MS)) {
 			round_trip(&rep);
 		}
+	} else if (strcmp(attack, "silent") == 0) {
+		long k = arg != NULL ? strtol(arg, NULL, 0) : 20, i, silent = 0;
+		struct timespec pause = { 0, 1000000 };
+
+		for (i = 0; i < k; i++) {
+			int got;
+
+			round_trip(&rep);
+			if (strcmp(rep.result, "alive") != 0) {
+				break;
+			}
+			nanosleep(&pause, NULL);
+			got = echo_trip(&rep, 48, SILENT_HOLD_MS);
+			if (got < 0) {
+				break;
+			}
+			silent += got;
+		}
+		snprintf(rep.extra, sizeof(rep.extra), "silent=%ld rounds=%ld", silent, i);
 	} else if (strcmp(attack, "flood-doorbells") == 0) {
 		long count = arg != NULL ? strtol(arg, NULL, 0) : 100000;
 		static char bells[4096];
