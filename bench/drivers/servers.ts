@@ -29,6 +29,8 @@ export interface ServerDriver {
   speaks: Protocol;
   /** The row every other row is divided by. */
   baseline?: boolean;
+  /** Measured only when named in --servers (variants that explain a default, not rows of the table). */
+  onRequest?: boolean;
   start(tag: string): Promise<RunningServer>;
 }
 
@@ -112,12 +114,17 @@ function startProcess(command: string, args: string[], address: string): Promise
 
 const cli = () => path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
-function qbipc(workers: number): ServerDriver {
+/** `qbipc serve` with `workers`; `spin: false` is the variant that never spins on the rings (--spin-us 0). */
+function qbipc(workers: number, spin = true): ServerDriver {
+  const key = workers === 0 ? 'qbipc' : `qbipc-w${workers}`;
+  const name = workers === 0 ? 'qbipc in-thread' : `qbipc workers=${workers}`;
+  const args = [cli(), 'serve', '', '--workers', String(workers), ...(spin ? [] : ['--spin-us', '0'])];
   return {
-    key: workers === 0 ? 'qbipc' : `qbipc-w${workers}`,
-    name: workers === 0 ? 'qbipc in-thread' : `qbipc workers=${workers}`,
+    key: spin ? key : `${key}-nospin`,
+    name: spin ? name : `${name}, no spinning`,
     speaks: 'libqb',
-    start: (tag) => startProcess(process.execPath, [cli(), 'serve', tag, '--workers', String(workers)], tag),
+    ...(spin ? {} : { onRequest: true }),
+    start: (tag) => startProcess(process.execPath, args.map((a, i) => (i === 2 ? tag : a)), tag),
   };
 }
 
@@ -133,7 +140,9 @@ export const SERVERS: ServerDriver[] = [
     start: (tag) => startProcess(buildC('qb-echo-server'), ['-n', tag, '-t', 'shm'], tag),
   },
   qbipc(0),
-  ...WORKER_COUNTS.map(qbipc),
+  ...WORKER_COUNTS.map((workers) => qbipc(workers)),
+  qbipc(0, false),
+  ...WORKER_COUNTS.map((workers) => qbipc(workers, false)),
   {
     key: 'net',
     name: 'node net (unix socket)',
