@@ -124,7 +124,12 @@ function qbipc(workers: number, spin = true): ServerDriver {
     name: spin ? name : `${name}, no spinning`,
     speaks: 'libqb',
     ...(spin ? {} : { onRequest: true }),
-    start: (tag) => startProcess(process.execPath, args.map((a, i) => (i === 2 ? tag : a)), tag),
+    start: (tag) =>
+      startProcess(
+        process.execPath,
+        args.map((a, i) => (i === 2 ? tag : a)),
+        tag,
+      ),
   };
 }
 
