@@ -17,7 +17,9 @@
 // tries again now and then. JS may ask to be called again even when a look finds
 // no fd (it writes kCallAgain over out[0]: it is polling something the poller
 // does not watch, src/ring-spin.ts); the same limits apply, and whatever libuv
-// has to do still comes first.
+// has to do still comes first. While it does, the poller looks at the epoll set
+// only every few calls: each call served requests already, and a look costs a
+// syscall per pass.
 #include <poll.h>
 #include <sys/epoll.h>
 #include <uv.h>
@@ -95,6 +97,9 @@ class Poller : public Napi::ObjectWrap<Poller> {
   static constexpr int kRetryEvery = 64;
   // What onReady leaves in out[0] to be called again at once (with keepThread).
   static constexpr int32_t kCallAgain = -1;
+  // While JS asks again: one look at the epoll set per this many calls (libuv's own
+  // work and our sockets wait at most that many passes; timers are checked at each).
+  static constexpr unsigned kCallsPerLookWhileAgain = 8;
   enum class Look { kNothing, kOurs, kLibuv };
 
   // poll(2) bits -> uv_poll events. libuv polls level-triggered only; UV_DISCONNECT
@@ -179,7 +184,8 @@ class Poller : public Napi::ObjectWrap<Poller> {
         if (started == 0) started = now;
         else if ((now - started) / 1000000 >= static_cast<uint64_t>(timeout)) return;  // a timer is due
       }
-      Look found = CollectReady();
+      Look found = Look::kNothing;
+      if (!again || ++calls_again_ % kCallsPerLookWhileAgain == 0) found = CollectReady();
       if (found == Look::kLibuv || (found == Look::kNothing && !again)) return;
     }
   }
@@ -338,6 +344,7 @@ class Poller : public Napi::ObjectWrap<Poller> {
   bool keep_thread_ = false;
   int credit_ = kMissesAllowed;
   int idle_turns_ = 0;
+  unsigned calls_again_ = 0;  // calls made because JS asked again (counts towards the next look)
   bool ref_ = true;
   std::unordered_map<int, Watcher*> watchers_;
   Napi::FunctionReference callback_;
