@@ -78,10 +78,11 @@ export class RingSpinner {
     }
     for (let looks = 1; ; looks++) {
       let handled = 0;
-      // Backwards: a round may end its connection, which takes it out of the list.
+      // Backwards: a round may end its connection, which takes it out of the list (a handler
+      // may even end others: then an index can pass the end, and a ring wait for the next pass).
       for (let i = sources.length - 1; i >= 0; i--) {
-        const source = sources[i]!;
-        if (!source.hasRequests() || this.declined.has(source)) continue;
+        const source = sources[i];
+        if (source === undefined || !source.hasRequests() || this.declined.has(source)) continue;
         const n = source.serveNow();
         if (n > 0) handled += n;
         else this.declined.add(source);

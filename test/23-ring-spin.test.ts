@@ -125,6 +125,22 @@ test('a ring removed by its own round (the connection ended) does not disturb th
   t.false(spin.spin());
 });
 
+test('a round that ends other connections too (a handler that disconnects several) does not break the pass', (t) => {
+  const { spin } = spinner(50);
+  const rings = [new FakeRing(1), new FakeRing(1), new FakeRing(1)];
+  const ender: RingSource = {
+    hasRequests: () => true,
+    serveNow: () => {
+      for (const r of [...rings, ender]) spin.remove(r);
+      return 1;
+    },
+  };
+  for (const r of rings) spin.add(r);
+  spin.add(ender); // looked at first: the pass walks the list backwards
+  t.true(spin.spin());
+  t.false(spin.spin(), 'nothing left to look at: the spin ends');
+});
+
 // A raw client (test/c/hostile.c, "silent") sends a request, pauses 1 ms, then
 // writes a request and posts its semaphore but holds its doorbell back 50 ms.
 // A spinning thread answers it from the ring; a sleeping one only after the doorbell.
