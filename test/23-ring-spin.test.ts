@@ -141,7 +141,7 @@ test('a round that ends other connections too (a handler that disconnects severa
   t.false(spin.spin(), 'nothing left to look at: the spin ends');
 });
 
-// A raw client (test/c/hostile.c, "silent") sends a request, pauses 1 ms, then
+// A raw client (test/c/hostile.c, "silent") sends a request, pauses 20 ms, then
 // writes a request and posts its semaphore but holds its doorbell back 50 ms.
 // A spinning thread answers it from the ring; a sleeping one only after the doorbell.
 for (const mode of MODES) {
@@ -157,8 +157,10 @@ for (const mode of MODES) {
         await echo.stop();
       }
     };
-    // A 20 ms window: the client's 1 ms pause, even stretched by this VM, falls inside it.
-    const spinning = await silentAnswers(20_000);
+    // A 100 ms window: the client's 20 ms pause, even stretched by a loaded VM, falls inside it.
+    // Without spinning, the thread has read the round trip's doorbell and sleeps long before
+    // the pause ends (a doorbell it left unread would bring it back to the ring).
+    const spinning = await silentAnswers(100_000);
     const sleeping = await silentAnswers(0);
     t.true(spinning >= 18, `spinning: ${spinning} of 20 answered before their doorbell`);
     t.true(sleeping <= 2, `not spinning: ${sleeping} of 20 answered before their doorbell`);

@@ -53,7 +53,7 @@
  *                      seconds (default 5) for the server to close
  *   flood-doorbells [N] N (default 100000) doorbell bytes without chunks
  *                      (sent=N), then a round trip
- *   silent [K]         K times (default 20): a round trip, 1 ms of pause, then
+ *   silent [K]         K times (default 20): a round trip, 20 ms of pause, then
  *                      a request whose doorbell is held back until its answer
  *                      or for 50 ms; silent=N counts those answered first
  */
@@ -113,6 +113,9 @@
 #define VERDICT_MS		3000
 /* silent: how long a request waits for its answer before its doorbell goes */
 #define SILENT_HOLD_MS		50
+/* silent: the pause after a round trip, long enough for a server that does not
+ * spin to have read that round trip's doorbell and gone back to sleep */
+#define SILENT_PAUSE_MS		20
 #define ATTACK_PAYLOAD		32
 #define MAX_CHECK_PAYLOAD	256
 
@@ -976,7 +979,7 @@ int main(int argc, char **argv)
 		}
 	} else if (strcmp(attack, "silent") == 0) {
 		long k = arg != NULL ? strtol(arg, NULL, 0) : 20, i, silent = 0;
-		struct timespec pause = { 0, 1000000 };
+		struct timespec pause = { 0, SILENT_PAUSE_MS * 1000000L };
 
 		for (i = 0; i < k; i++) {
 			int got;
