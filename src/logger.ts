@@ -18,7 +18,7 @@ export interface Logger {
 }
 
 /** What a log point is about; always the `event` field of its fields. */
-export type LogEvent = 'accept' | 'reject' | 'disconnect' | 'fault' | 'worker-exit';
+export type LogEvent = 'accept' | 'reject' | 'disconnect' | 'fault' | 'worker-exit' | 'scheduling';
 
 /**
  * The fields beside a log message: `event`, and what applies of `pid`, `uid`,

@@ -71,6 +71,14 @@ export interface NativeHelper {
   futexWait(words: Int32Array, index: number, expected: number, timeoutMs: number): SyscallResult;
   /** sched_yield(2): lets another runnable thread of this CPU (a client just woken) run first. */
   yieldCpu(): void;
+  /** The calling thread's scheduling: [policy (0 normal, 1 FIFO, 2 round robin), real-time priority (0 when normal)]. */
+  scheduling(): [number, number];
+  /**
+   * Sets the calling thread's scheduling (policy as scheduling() reports it; priority 1–99 with a real-time
+   * policy, 0 otherwise): 0, or -EPERM without CAP_SYS_NICE or a fitting RLIMIT_RTPRIO. Real-time policies
+   * are set with SCHED_RESET_ON_FORK.
+   */
+  setScheduling(policy: number, priority: number): number;
   /**
    * Copies all of `source` into `target` at byte `offset` with memmove: V8's own copy into shared memory
    * (TypedArray.prototype.set) moves word by word with relaxed atomics, several times slower for large messages.

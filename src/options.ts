@@ -49,6 +49,17 @@ export interface ServiceOptions {
    */
   spinMicros?: number;
   /**
+   * 1–99: the serving threads (this thread in-thread, each worker's thread with
+   * workers) run at SCHED_RR with this priority while the service runs, as
+   * corosync runs its loop. No client then preempts a spinning serving thread,
+   * and the kernel moves clients to other CPUs. Needs CAP_SYS_NICE or an
+   * RLIMIT_RTPRIO of at least this; without, the service logs a warning and
+   * serves at normal priority. Give it fewer serving threads than CPUs: normal
+   * threads on a serving thread's CPU wait while it spins. Default 0: the
+   * threads' scheduling is left alone (docs/threading.md, "Real-time serving threads").
+   */
+  realtimePriority?: number;
+  /**
    * At most this many connections at once, counted from admission until each is
    * gone; a client beyond it is refused with EAGAIN (it may try again later).
    * Default: no limit, as libqb.
@@ -76,6 +87,7 @@ export interface ResolvedOptions {
   socketDir: string;
   yieldToClients: boolean;
   spinMicros: number;
+  realtimePriority: number;
   maxConnections: number | undefined;
   maxConnectionsPerUid: number | undefined;
   logger: Logger | undefined;
@@ -88,6 +100,8 @@ const MAX_BUFFER_LIMIT = 1024 * 1024 * 1024;
 export const DEFAULT_SPIN_MICROS = 50;
 /** A spin longer than this is a busy thread, not a wait for the next request. */
 const MAX_SPIN_MICROS = 100_000;
+/** SCHED_RR's highest priority on Linux. */
+const MAX_REALTIME_PRIORITY = 99;
 
 export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
@@ -115,6 +129,17 @@ export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
   if (typeof spinMicros !== 'number' || !Number.isInteger(spinMicros) || spinMicros < 0 || spinMicros > MAX_SPIN_MICROS) {
     throw new RangeError(`options.spinMicros must be an integer from 0 (never spin) to ${MAX_SPIN_MICROS}, got ${describe(spinMicros)}`);
   }
+  const realtimePriority = options.realtimePriority ?? 0;
+  if (
+    typeof realtimePriority !== 'number' ||
+    !Number.isInteger(realtimePriority) ||
+    realtimePriority < 0 ||
+    realtimePriority > MAX_REALTIME_PRIORITY
+  ) {
+    throw new RangeError(
+      `options.realtimePriority must be an integer from 0 (normal scheduling) to ${MAX_REALTIME_PRIORITY} (SCHED_RR priority), got ${describe(realtimePriority)}`,
+    );
+  }
   const maxConnections = connectionLimit(options.maxConnections, 'maxConnections');
   const maxConnectionsPerUid = connectionLimit(options.maxConnectionsPerUid, 'maxConnectionsPerUid');
   return {
@@ -128,6 +153,7 @@ export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
     socketDir,
     yieldToClients,
     spinMicros,
+    realtimePriority,
     maxConnections,
     maxConnectionsPerUid,
     logger: validateLogger(options.logger),

@@ -20,6 +20,7 @@ import { loggedLevels, loggerSink, type LogLevel, type LogSink } from './logger.
 import { native } from './native.js';
 import { resolveOptions, validateServiceName, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { NativeLoop, type PollHandlers } from './poll.js';
+import { enterRealtime, realtimeRefused } from './realtime.js';
 import { ServiceCounters } from './service-counters.js';
 import type { ServiceEvents, ServiceListener as Listener } from './service-events.js';
 import type { RateSettings } from './shard.js';
@@ -95,6 +96,8 @@ export class Service extends EventEmitter {
   private refs = 1;
   private pollHandlers: PollHandlers | undefined;
   private ownLoop: NativeLoop | undefined;
+  /** In-thread with options.realtimePriority: gives the serving thread back its scheduling. */
+  private leaveRealtime: (() => void) | undefined;
   private acceptor: Acceptor | undefined;
   private socketPath: string | undefined;
   private readonly list = new ConnectionList<ServiceConnection>();
@@ -217,6 +220,7 @@ export class Service extends EventEmitter {
         rate: this.rate,
         yieldToClients: this.options.yieldToClients,
         spinMicros: this.options.spinMicros,
+        realtimePriority: this.options.realtimePriority,
         counters: this.counters,
         workerModule: workerModuleUrl(this.options.workerModule!),
         workerData: this.options.workerData,
@@ -249,8 +253,16 @@ export class Service extends EventEmitter {
       throw new QbError(rc, `the poll handlers refused the listening socket`);
     }
     deferredRemovals.hold();
+    if (workers === 0 && this.options.realtimePriority > 0) this.becomeRealtime(this.options.realtimePriority);
     this.lifecycle = 'running';
     this.emitLater('listening');
+  }
+
+  /** In-thread, this thread serves: SCHED_RR until the service ends (src/realtime.ts). */
+  private becomeRealtime(priority: number): void {
+    const entered = enterRealtime(priority);
+    if (typeof entered === 'number') this.log('warn', realtimeRefused(priority, entered), { event: 'scheduling', errno: entered });
+    else this.leaveRealtime = entered;
   }
 
   /** What the handshake response announces: NATIVE resolves to SHM, as in libqb on Linux. */
@@ -366,6 +378,8 @@ export class Service extends EventEmitter {
       deferredRemovals.release();
       this.ownLoop?.close();
       this.ownLoop = undefined;
+      this.leaveRealtime?.();
+      this.leaveRealtime = undefined;
     }
     this.unref();
     this.emitLater('close');

@@ -26,6 +26,7 @@ export interface PoolSettings {
   readonly rate: RateSettings;
   readonly yieldToClients: boolean;
   readonly spinMicros: number;
+  readonly realtimePriority: number;
   readonly counters: ServiceCounters;
   readonly workerModule: string;
   readonly workerData: unknown;
@@ -121,6 +122,7 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
       rate: this.rate,
       yieldToClients: this.settings.yieldToClients,
       spinMicros: this.settings.spinMicros,
+      realtimePriority: this.settings.realtimePriority,
       logLevels: this.settings.logLevels,
     };
     const task = this.piscina.run(init, { transferList: [port2] }) as Promise<void>;

@@ -22,6 +22,8 @@ export interface ShardInit {
   yieldToClients: boolean;
   /** options.spinMicros: the worker's loop spins on its rings (src/ring-spin.ts). */
   spinMicros: number;
+  /** options.realtimePriority: the worker's thread runs at SCHED_RR with it (0: left alone). */
+  realtimePriority: number;
   /** The levels the main thread's logger has: the shard sends only these. */
   logLevels: LogLevel[];
 }

@@ -218,6 +218,13 @@ const FUNCTIONS: Array<[name: keyof NativeHelper, params: Array<[string, Kind]>]
   ],
   ['mappingFaulted', [['view', 'view']]],
   [
+    'setScheduling',
+    [
+      ['policy', 'uint'],
+      ['priority', 'uint'],
+    ],
+  ],
+  [
     'copyBytes',
     [
       ['target', 'bytes'],
@@ -242,6 +249,7 @@ test('the table covers every function the addon exports', (t) => {
     'Poller',
     'SemWaiter',
     'yieldCpu',
+    'scheduling',
     'mappingFaults',
     'guardedMappings',
     'limitGuardedMappings',

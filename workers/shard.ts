@@ -11,6 +11,7 @@ import { EINVAL } from '../src/errno.js';
 import type { HandlerName } from '../src/errors.js';
 import type { LogSink } from '../src/logger.js';
 import { NativeLoop } from '../src/poll.js';
+import { enterRealtime, realtimeRefused } from '../src/realtime.js';
 import { ServiceCounters } from '../src/service-counters.js';
 import { Shard, type ShardHost } from '../src/shard.js';
 import { errorRecord, type ConnectionTicket, type FromShard, type ShardInit, type ToShard } from '../src/worker-protocol.js';
@@ -66,6 +67,13 @@ export default async function runShard(init: ShardInit): Promise<void> {
   const handlers = await loadHandlers(init.workerModule, init.workerData);
   const host = new PortHost(init.port);
   const poll = new NativeLoop(true, init.spinMicros);
+  const log = portLog(host, init.logLevels);
+  if (init.realtimePriority > 0) {
+    // The thread ends with the shard: nothing to give back.
+    const entered = enterRealtime(init.realtimePriority);
+    if (typeof entered === 'number')
+      log('warn', realtimeRefused(init.realtimePriority, entered), { event: 'scheduling', errno: entered, shard: init.index });
+  }
   const shard = new Shard(
     host,
     handlers,
@@ -75,7 +83,7 @@ export default async function runShard(init: ShardInit): Promise<void> {
       counters: new ServiceCounters(init.serviceCounters),
       rate: init.rate,
       yieldToClients: init.yieldToClients,
-      log: portLog(host, init.logLevels),
+      log,
     },
   );
   let stopped!: () => void;

@@ -48,6 +48,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -513,7 +514,8 @@ static void
 usage(const char *argv0)
 {
 	fprintf(stderr,
-		"usage: %s -n NAME [-t shm|socket] [-r fast|normal|slow]\n",
+		"usage: %s -n NAME [-t shm|socket] [-r fast|normal|slow] [-p PRIO]\n"
+		"  -p PRIO  run at SCHED_RR priority PRIO (1-99), as corosync runs\n",
 		argv0);
 	exit(2);
 }
@@ -539,9 +541,10 @@ main(int argc, char **argv)
 	const char *name = NULL;
 	struct rusage ru;
 	int32_t rc;
+	int rt_priority = 0;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "n:t:r:h")) != -1) {
+	while ((opt = getopt(argc, argv, "n:t:r:p:h")) != -1) {
 		switch (opt) {
 		case 'n':
 			name = optarg;
@@ -566,12 +569,27 @@ main(int argc, char **argv)
 				usage(argv[0]);
 			}
 			break;
+		case 'p':
+			rt_priority = atoi(optarg);
+			if (rt_priority < 1 || rt_priority > 99) {
+				usage(argv[0]);
+			}
+			break;
 		default:
 			usage(argv[0]);
 		}
 	}
 	if (name == NULL || optind != argc) {
 		usage(argv[0]);
+	}
+	if (rt_priority > 0) {
+		/* As corosync does: warn and go on at normal priority when refused. */
+		struct sched_param sp = { .sched_priority = rt_priority };
+
+		if (sched_setscheduler(0, SCHED_RR | SCHED_RESET_ON_FORK, &sp) != 0) {
+			fprintf(stderr, "qb-echo-server: SCHED_RR priority %d: %s\n",
+				rt_priority, strerror(errno));
+		}
 	}
 	retry_prio = rate == QB_IPCS_RATE_FAST ? QB_LOOP_HIGH :
 		     rate == QB_IPCS_RATE_SLOW ? QB_LOOP_LOW : QB_LOOP_MED;

@@ -114,16 +114,23 @@ function startProcess(command: string, args: string[], address: string): Promise
 
 const cli = () => path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
-/** `qbipc serve` with `workers`; `spin: false` is the variant that never spins on the rings (--spin-us 0). */
-function qbipc(workers: number, spin = true): ServerDriver {
+/** The SCHED_RR priority of the -rt variants (both servers): the lowest, enough to outrank every normal thread. */
+const RT_PRIORITY = '1';
+
+/**
+ * `qbipc serve` with `workers`. Variants, measured only when named: 'nospin' never spins on the rings
+ * (--spin-us 0); 'rt' runs the serving threads at SCHED_RR (--rt-priority).
+ */
+function qbipc(workers: number, variant?: 'nospin' | 'rt'): ServerDriver {
   const key = workers === 0 ? 'qbipc' : `qbipc-w${workers}`;
   const name = workers === 0 ? 'qbipc in-thread' : `qbipc workers=${workers}`;
-  const args = [cli(), 'serve', '', '--workers', String(workers), ...(spin ? [] : ['--spin-us', '0'])];
+  const flags = variant === 'nospin' ? ['--spin-us', '0'] : variant === 'rt' ? ['--rt-priority', RT_PRIORITY] : [];
+  const args = [cli(), 'serve', '', '--workers', String(workers), ...flags];
   return {
-    key: spin ? key : `${key}-nospin`,
-    name: spin ? name : `${name}, no spinning`,
+    key: variant === undefined ? key : `${key}-${variant}`,
+    name: variant === 'nospin' ? `${name}, no spinning` : variant === 'rt' ? `${name}, SCHED_RR` : name,
     speaks: 'libqb',
-    ...(spin ? {} : { onRequest: true }),
+    ...(variant === undefined ? {} : { onRequest: true }),
     start: (tag) =>
       startProcess(
         process.execPath,
@@ -146,8 +153,17 @@ export const SERVERS: ServerDriver[] = [
   },
   qbipc(0),
   ...WORKER_COUNTS.map((workers) => qbipc(workers)),
-  qbipc(0, false),
-  ...WORKER_COUNTS.map((workers) => qbipc(workers, false)),
+  qbipc(0, 'nospin'),
+  ...WORKER_COUNTS.map((workers) => qbipc(workers, 'nospin')),
+  {
+    key: 'libqb-rt',
+    name: 'libqb C (qb_loop), SCHED_RR',
+    speaks: 'libqb',
+    onRequest: true,
+    start: (tag) => startProcess(buildC('qb-echo-server'), ['-n', tag, '-t', 'shm', '-p', RT_PRIORITY], tag),
+  },
+  qbipc(0, 'rt'),
+  ...WORKER_COUNTS.map((workers) => qbipc(workers, 'rt')),
   {
     key: 'net',
     name: 'node net (unix socket)',

@@ -12,13 +12,14 @@
 import { availableParallelism } from 'node:os';
 import { IpcType } from '../constants.js';
 import { QbError } from '../errors.js';
+import type { LogFields, Logger } from '../logger.js';
 import { DEFAULT_SPIN_MICROS } from '../options.js';
 import { createService } from '../service.js';
 import { choiceFlag, intFlag, parseFlags, UsageError } from './args.js';
 import { echoHandlers } from './echo-app.js';
 
 export const SERVE_USAGE = `usage: qbipc serve NAME [--type shm|socket] [--workers N] [--max-buffer BYTES] [--no-yield]
-                   [--spin-us N] [--max-connections N] [--max-connections-per-uid N]
+                   [--spin-us N] [--rt-priority N] [--max-connections N] [--max-connections-per-uid N]
   NAME          the service name libqb clients pass to qb_ipcc_connect()
   --type        transport: shm (default) or socket
   --workers N   worker threads serving the connections (default 0: the main thread)
@@ -26,6 +27,8 @@ export const SERVE_USAGE = `usage: qbipc serve NAME [--type shm|socket] [--worke
   --no-yield    never yield the CPU to a woken client (options.yieldToClients: false)
   --spin-us N   look at the request rings this long after each batch before sleeping
                 (options.spinMicros; default 50, 0: never)
+  --rt-priority N  serving threads at SCHED_RR priority N, 1-99, as corosync runs
+                (options.realtimePriority; default 0: normal scheduling)
   --max-connections N          connections at once, at most; clients beyond are refused
                                with EAGAIN (options.maxConnections; default: no limit)
   --max-connections-per-uid N  the same per client uid (options.maxConnectionsPerUid)`;
@@ -34,6 +37,13 @@ export const EXIT_UNAVAILABLE = 69;
 
 const TYPES = { shm: IpcType.SHM, socket: IpcType.SOCKET } as const;
 const WORKER_MODULE = new URL('./echo-app.js', import.meta.url);
+
+/** Says when --rt-priority was refused; the other log points stay with NODE_DEBUG=qbipc. */
+const schedulingWarnings: Logger = {
+  warn(message, fields) {
+    if ((fields as LogFields | undefined)?.event === 'scheduling') console.error(`qbipc serve: ${message}`);
+  },
+};
 
 export async function serve(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(
@@ -44,6 +54,7 @@ export async function serve(argv: string[]): Promise<number> {
       'max-buffer': { type: 'string' },
       'no-yield': { type: 'boolean' },
       'spin-us': { type: 'string' },
+      'rt-priority': { type: 'string' },
       'max-connections': { type: 'string' },
       'max-connections-per-uid': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -66,6 +77,7 @@ export async function serve(argv: string[]): Promise<number> {
   const type = choiceFlag(values.type, '--type', ['shm', 'socket'] as const, 'shm', SERVE_USAGE);
   const workers = intFlag(values.workers, '--workers', 0, Math.max(64, 4 * availableParallelism()), 0, SERVE_USAGE);
   const spinMicros = intFlag(values['spin-us'], '--spin-us', 0, 100_000, DEFAULT_SPIN_MICROS, SERVE_USAGE);
+  const realtimePriority = intFlag(values['rt-priority'], '--rt-priority', 0, 99, 0, SERVE_USAGE);
   const maxBufferSize = intFlag(values['max-buffer'], '--max-buffer', 1, 1024 * 1024 * 1024, 64 * 1024 * 1024, SERVE_USAGE);
   // Absent: no limit (the option left out, not 0).
   const limit = (flag: 'max-connections' | 'max-connections-per-uid') => {
@@ -82,7 +94,9 @@ export async function serve(argv: string[]): Promise<number> {
       maxBufferSize,
       yieldToClients: values['no-yield'] !== true,
       spinMicros,
+      realtimePriority,
       maxConnections,
+      logger: schedulingWarnings,
       maxConnectionsPerUid,
       ...(workers > 0 ? { workerModule: WORKER_MODULE } : {}),
     });
