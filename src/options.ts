@@ -52,11 +52,12 @@ export interface ServiceOptions {
    * 1–99: the serving threads (this thread in-thread, each worker's thread with
    * workers) run at SCHED_RR with this priority while the service runs, as
    * corosync runs its loop. No client then preempts a spinning serving thread,
-   * and the kernel moves clients to other CPUs. Needs CAP_SYS_NICE or an
-   * RLIMIT_RTPRIO of at least this; without, the service logs a warning and
-   * serves at normal priority. Give it fewer serving threads than CPUs: normal
-   * threads on a serving thread's CPU wait while it spins. Default 0: the
-   * threads' scheduling is left alone (docs/threading.md, "Real-time serving threads").
+   * and the kernel moves clients to other CPUs. At most CPUs − 1 serving
+   * threads do (the first workers; none on 1 CPU), so that one CPU's worth is
+   * left to the clients. Needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least
+   * this; without, the service logs a warning and serves at normal priority.
+   * Default 0: the threads' scheduling is left alone (docs/threading.md,
+   * "Real-time serving threads").
    */
   realtimePriority?: number;
   /**

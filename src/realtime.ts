@@ -6,11 +6,23 @@
 // run, and sleep. At SCHED_RR no client preempts the serving thread, and the
 // load balancer moves clients to the other CPUs. corosync runs its own loop at
 // SCHED_RR for the same reason. The price: while the thread spins, normal
-// threads of its CPU wait (docs/threading.md, "Real-time serving threads").
+// threads of its CPU wait (docs/threading.md, "Real-time serving threads"), so
+// at most all CPUs but one get a real-time serving thread.
+import { availableParallelism } from 'node:os';
 import { errnoName } from './errno.js';
 import { native } from './native.js';
 
 const ROUND_ROBIN = 2;
+
+/**
+ * The SCHED_RR priority of serving thread `index` (0 in-thread; the shard's
+ * index with workers): `priority` for the first CPUs − 1 threads, 0 (normal
+ * scheduling) for the rest, so that one CPU's worth is left to the clients and
+ * to every other thread.
+ */
+export function realtimePriorityOf(index: number, priority: number, cpus = availableParallelism()): number {
+  return index < cpus - 1 ? priority : 0;
+}
 
 /**
  * Puts the calling thread at SCHED_RR `priority`: returns the function that
@@ -32,4 +44,9 @@ export function realtimeRefused(priority: number, errno: number): string {
     `that needs CAP_SYS_NICE or an RLIMIT_RTPRIO of at least ${priority} (systemd: LimitRTPRIO=${priority}); ` +
     `it serves at its normal priority`
   );
+}
+
+/** What the service logs when no serving thread may be real-time. */
+export function realtimeWithOneCpu(priority: number): string {
+  return `realtimePriority ${priority} is not applied on a machine with 1 CPU: a real-time serving thread would leave its clients no CPU`;
 }

@@ -20,7 +20,7 @@ import { loggedLevels, loggerSink, type LogLevel, type LogSink } from './logger.
 import { native } from './native.js';
 import { resolveOptions, validateServiceName, type ResolvedOptions, type ServiceOptions } from './options.js';
 import { NativeLoop, type PollHandlers } from './poll.js';
-import { enterRealtime, realtimeRefused } from './realtime.js';
+import { enterRealtime, realtimePriorityOf, realtimeRefused, realtimeWithOneCpu } from './realtime.js';
 import { ServiceCounters } from './service-counters.js';
 import type { ServiceEvents, ServiceListener as Listener } from './service-events.js';
 import type { RateSettings } from './shard.js';
@@ -260,6 +260,10 @@ export class Service extends EventEmitter {
 
   /** In-thread, this thread serves: SCHED_RR until the service ends (src/realtime.ts). */
   private becomeRealtime(priority: number): void {
+    if (realtimePriorityOf(0, priority) === 0) {
+      this.log('warn', realtimeWithOneCpu(priority), { event: 'scheduling' });
+      return;
+    }
     const entered = enterRealtime(priority);
     if (typeof entered === 'number') this.log('warn', realtimeRefused(priority, entered), { event: 'scheduling', errno: entered });
     else this.leaveRealtime = entered;

@@ -15,6 +15,7 @@ import type { RateSettings } from './shard.js';
 import type { Shards, ShardsHost } from './shards.js';
 import type { MappedProbe } from './shm/probe.js';
 import type { LogLevel } from './logger.js';
+import { realtimePriorityOf } from './realtime.js';
 import { eventQueueProbe, responseWaker, type TransportFiles } from './transport/files.js';
 import { errorFromRecord, type ConnectionTicket, type FromShard, type ShardInit, type ToShard } from './worker-protocol.js';
 
@@ -122,7 +123,7 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
       rate: this.rate,
       yieldToClients: this.settings.yieldToClients,
       spinMicros: this.settings.spinMicros,
-      realtimePriority: this.settings.realtimePriority,
+      realtimePriority: realtimePriorityOf(index, this.settings.realtimePriority),
       logLevels: this.settings.logLevels,
     };
     const task = this.piscina.run(init, { transferList: [port2] }) as Promise<void>;

@@ -2,9 +2,11 @@
 // runs (src/realtime.ts); refused, the service warns and serves at normal priority.
 import test from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createService, IpcType } from '../src/index.js';
 import { native } from '../src/native.js';
+import { realtimePriorityOf } from '../src/realtime.js';
 import { buildCPrograms, runProgram } from './helpers/c-programs.js';
 import { shmEntries, startEchoService, uniqueName } from './helpers/echo-service.js';
 import { MODES } from './helpers/modes.js';
@@ -55,6 +57,18 @@ test('options.realtimePriority must be an integer from 0 to 99', (t) => {
   }
 });
 
+test('all CPUs but one, at most, get a real-time serving thread: the first shards, none on 1 CPU', (t) => {
+  t.deepEqual(
+    [0, 1, 2, 3].map((index) => realtimePriorityOf(index, 5, 4)),
+    [5, 5, 5, 0],
+  );
+  t.deepEqual(
+    [0, 1].map((index) => realtimePriorityOf(index, 5, 2)),
+    [5, 0],
+  );
+  t.is(realtimePriorityOf(0, 5, 1), 0);
+});
+
 test('setScheduling takes priority 0 with the normal policy and 1 to 99 with a real-time one', (t) => {
   for (const [policy, priority] of [
     [0, 1],
@@ -67,38 +81,44 @@ test('setScheduling takes priority 0 with the normal policy and 1 to 99 with a r
 });
 
 for (const mode of MODES) {
-  test.serial(`${mode.name}: the serving threads run at SCHED_RR while the service runs, and serve`, async (t) => {
-    const permitted = mayBeRealtime();
-    const warnings: Array<{ message: string; fields?: object }> = [];
-    const echo = await startEchoService(
-      {},
-      {
-        ...mode.options,
-        realtimePriority: 7,
-        tag: 'rt',
-        logger: { warn: (message, fields) => warnings.push({ message, fields }) },
-      },
-    );
-    try {
-      if (permitted) {
-        if (mode.workers === 0) t.deepEqual(native.scheduling(), [ROUND_ROBIN, 7], 'in-thread: this thread serves');
-        // A worker reports its refusal before it serves, so once connections flow its scheduling is set.
-        await waitUntil(() => roundRobinThreads(7) === Math.max(1, mode.workers), 10_000, 'the serving threads at SCHED_RR 7');
-        t.deepEqual(warnings, []);
-      } else {
-        await waitUntil(() => warnings.length >= Math.max(1, mode.workers), 10_000, 'a warning per serving thread');
-        t.regex(warnings[0]!.message, /could not run at SCHED_RR priority 7 \(EPERM\): that needs CAP_SYS_NICE/);
-        t.like(warnings[0]!.fields, { event: 'scheduling', errno: -1 });
+  test.serial(
+    `${mode.name}: the serving threads, all CPUs but one at most, run at SCHED_RR while the service runs, and serve`,
+    async (t) => {
+      const permitted = mayBeRealtime();
+      const realtimeThreads = Math.min(Math.max(1, mode.workers), availableParallelism() - 1);
+      const warnings: Array<{ message: string; fields?: object }> = [];
+      const echo = await startEchoService(
+        {},
+        {
+          ...mode.options,
+          realtimePriority: 7,
+          tag: 'rt',
+          logger: { warn: (message, fields) => warnings.push({ message, fields }) },
+        },
+      );
+      try {
+        if (realtimeThreads === 0) {
+          t.regex(warnings[0]?.message ?? '', /realtimePriority 7 is not applied on a machine with 1 CPU/);
+        } else if (permitted) {
+          if (mode.workers === 0) t.deepEqual(native.scheduling(), [ROUND_ROBIN, 7], 'in-thread: this thread serves');
+          await waitUntil(() => roundRobinThreads(7) === realtimeThreads, 10_000, `${realtimeThreads} serving thread(s) at SCHED_RR 7`);
+          t.deepEqual(warnings, []);
+        } else {
+          await waitUntil(() => warnings.length >= realtimeThreads, 10_000, 'a warning per real-time serving thread');
+          t.regex(warnings[0]!.message, /could not run at SCHED_RR priority 7 \(EPERM\): that needs CAP_SYS_NICE/);
+          t.like(warnings[0]!.fields, { event: 'scheduling', errno: -1 });
+        }
+        const { qbclient } = await buildCPrograms();
+        const run = await runProgram(qbclient, ['-n', echo.name, '-k', '2000', '-s', '64'], { timeoutMs: 60_000 });
+        t.regex(run.stdout, /^ok count=2000 .*errors=0/m, run.stdout + run.stderr);
+        t.is(roundRobinThreads(7), permitted ? realtimeThreads : 0, 'still so after serving');
+      } finally {
+        await echo.stop();
       }
-      const { qbclient } = await buildCPrograms();
-      const run = await runProgram(qbclient, ['-n', echo.name, '-k', '2000', '-s', '64'], { timeoutMs: 60_000 });
-      t.regex(run.stdout, /^ok count=2000 .*errors=0/m, run.stdout + run.stderr);
-    } finally {
-      await echo.stop();
-    }
-    t.deepEqual(native.scheduling(), [0, 0], 'this thread is back to normal scheduling');
-    await waitUntil(() => roundRobinThreads(7) === 0, 10_000, 'no thread left at SCHED_RR 7');
-  });
+      t.deepEqual(native.scheduling(), [0, 0], 'this thread is back to normal scheduling');
+      await waitUntil(() => roundRobinThreads(7) === 0, 10_000, 'no thread left at SCHED_RR 7');
+    },
+  );
 }
 
 for (const workers of [0, 1]) {
