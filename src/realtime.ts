@@ -4,8 +4,8 @@
 // client sleeps. Under the normal policy the kernel also puts woken clients on
 // the serving thread's CPU: there they preempt it, cannot be answered while they
 // run, and sleep. At SCHED_RR no client preempts the serving thread, and the
-// load balancer moves clients to the other CPUs. corosync runs its own loop at
-// SCHED_RR for the same reason. The price: while the thread spins, normal
+// load balancer moves clients to the other CPUs (corosync runs its own loop at
+// SCHED_RR too). The price: while the thread spins, normal
 // threads of its CPU wait (docs/threading.md, "Real-time serving threads"), so
 // at most all CPUs but one get a real-time serving thread.
 import { availableParallelism } from 'node:os';

@@ -96,8 +96,8 @@ export async function serve(argv: string[]): Promise<number> {
       spinMicros,
       realtimePriority,
       maxConnections,
-      logger: schedulingWarnings,
       maxConnectionsPerUid,
+      logger: schedulingWarnings,
       ...(workers > 0 ? { workerModule: WORKER_MODULE } : {}),
     });
   } catch (error) {
