@@ -26,7 +26,8 @@ export function realtimePriorityOf(index: number, priority: number, cpus = avail
 
 /**
  * Puts the calling thread at SCHED_RR `priority`: returns the function that
- * gives it back its scheduling as it was, or a negative errno.
+ * gives it back its scheduling as it was (a SCHED_BATCH or SCHED_IDLE thread
+ * comes back as SCHED_OTHER), or a negative errno.
  */
 export function enterRealtime(priority: number): (() => void) | number {
   const [policy, before] = native.scheduling();
