@@ -68,11 +68,13 @@ export default async function runShard(init: ShardInit): Promise<void> {
   const host = new PortHost(init.port);
   const poll = new NativeLoop(true, init.spinMicros);
   const log = portLog(host, init.logLevels);
+  // piscina may run another task on this thread after this one: it gets the thread's scheduling back.
+  let leaveRealtime: (() => void) | undefined;
   if (init.realtimePriority > 0) {
-    // The thread ends with the shard: nothing to give back.
     const entered = enterRealtime(init.realtimePriority);
     if (typeof entered === 'number')
       log('warn', realtimeRefused(init.realtimePriority, entered), { event: 'scheduling', errno: entered, shard: init.index });
+    else leaveRealtime = entered;
   }
   const shard = new Shard(
     host,
@@ -111,5 +113,9 @@ export default async function runShard(init: ShardInit): Promise<void> {
     }
   });
   host.send({ type: 'ready' });
-  await finished;
+  try {
+    await finished;
+  } finally {
+    leaveRealtime?.();
+  }
 }
