@@ -1,5 +1,6 @@
-// The calling thread's CPU: giving it away (sched_yield) and its scheduling
-// policy (a serving thread may run SCHED_RR, as corosync runs its own loop).
+// The calling thread's CPU: giving it away (sched_yield), its scheduling
+// policy (a serving thread may run SCHED_RR, as corosync runs its own loop) and
+// the CPUs it may run on (a worker keeps to one CPU, with its clients).
 #include <errno.h>
 #include <sched.h>
 
@@ -57,12 +58,48 @@ Napi::Value SetScheduling(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), rc == 0 ? 0 : -errno);
 }
 
+// cpuAffinity() -> the CPUs the calling thread may run on, ascending.
+Napi::Value CpuAffinity(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  Napi::Array result = Napi::Array::New(env);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return result;
+  uint32_t n = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+    if (CPU_ISSET(cpu, &set)) result.Set(n++, Napi::Number::New(env, cpu));
+  }
+  return result;
+}
+
+// setCpuAffinity(cpus: Int32Array) -> 0 or -errno (-EINVAL when none of them is
+// allowed to this process). Only the calling thread changes.
+Napi::Value SetCpuAffinity(const Napi::CallbackInfo& info) {
+  Args args(info, "setCpuAffinity(cpus)");
+  int32_t* cpus;
+  size_t length;
+  if (!args.Int32s(0, "cpus", 1, &cpus, &length)) return args.Thrown();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (size_t i = 0; i < length; i++) {
+    if (cpus[i] < 0 || cpus[i] >= CPU_SETSIZE) {
+      args.RangeError(args.At(0), "cpus", "CPU numbers from 0 to 1023");
+      return args.Thrown();
+    }
+    CPU_SET(cpus[i], &set);
+  }
+  int rc = sched_setaffinity(0, sizeof(set), &set);
+  return Napi::Number::New(info.Env(), rc == 0 ? 0 : -errno);
+}
+
 }  // namespace
 
 void InitSched(Napi::Env env, Napi::Object exports) {
   exports.Set("yieldCpu", Napi::Function::New(env, YieldCpu));
   exports.Set("scheduling", Napi::Function::New(env, Scheduling));
   exports.Set("setScheduling", Napi::Function::New(env, SetScheduling));
+  exports.Set("cpuAffinity", Napi::Function::New(env, CpuAffinity));
+  exports.Set("setCpuAffinity", Napi::Function::New(env, SetCpuAffinity));
 }
 
 }  // namespace qbipc

@@ -79,6 +79,10 @@ export interface NativeHelper {
    * are set with SCHED_RESET_ON_FORK.
    */
   setScheduling(policy: number, priority: number): number;
+  /** The CPUs the calling thread may run on, ascending (sched_getaffinity). */
+  cpuAffinity(): number[];
+  /** Keeps the calling thread to these CPUs: 0, or -EINVAL when the process may run on none of them. */
+  setCpuAffinity(cpus: Int32Array): number;
   /**
    * Copies all of `source` into `target` at byte `offset` with memmove: V8's own copy into shared memory
    * (TypedArray.prototype.set) moves word by word with relaxed atomics, several times slower for large messages.

@@ -224,6 +224,7 @@ const FUNCTIONS: Array<[name: keyof NativeHelper, params: Array<[string, Kind]>]
       ['priority', 'uint'],
     ],
   ],
+  ['setCpuAffinity', [['cpus', 'int32s']]],
   [
     'copyBytes',
     [
@@ -250,6 +251,7 @@ test('the table covers every function the addon exports', (t) => {
     'SemWaiter',
     'yieldCpu',
     'scheduling',
+    'cpuAffinity',
     'mappingFaults',
     'guardedMappings',
     'limitGuardedMappings',
