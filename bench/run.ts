@@ -29,7 +29,7 @@ import { LEGEND, markdownTable, terminalTable, type Names } from './report/table
 export const BENCH_USAGE = `usage: qbipc bench [--quick] [--servers KEYS] [--clients KEYS] [--workloads KEYS]
                    [--rounds N] [--seconds S] [--settle S] [--docs] [--from FILE.json[,FILE.json…]]
   --quick        under a minute: 5 workloads, 1 round of 0.4 s per cell (a smoke run, not numbers)
-  --servers      comma-separated, default all but the -nospin and -rt variants: ${SERVERS.map((s) => s.key).join(', ')}
+  --servers      comma-separated, default all but the -nospin, -rt and -least variants: ${SERVERS.map((s) => s.key).join(', ')}
                  (libqb runs whenever a qbipc server does: it is the ratio's base)
   --clients      comma-separated, default all (--quick: ${CLIENTS.filter((c) => c.quick)
     .map((c) => c.key)

@@ -13,6 +13,7 @@ export { RemoteConnection } from './remote-connection.js';
 export { Connection, type ConnectionHandlers } from './connection.js';
 export { IpcType, RateLimit, LoopPriority, ConnectionState, PollEvent } from './constants.js';
 export type { ServiceOptions } from './options.js';
+export type { Placement } from './cpu-placement.js';
 export type { PollHandlers, DispatchFn, JobFn } from './poll.js';
 export type { ServiceStats, ConnectionStats, ConnectionStats2 } from './stats.js';
 export {

@@ -1,5 +1,6 @@
 // Every option of createService, validated in one place.
 import { existsSync } from 'node:fs';
+import { defaultPlacement, type Placement } from './cpu-placement.js';
 import { describe } from './errors.js';
 import { validateLogger, type Logger } from './logger.js';
 
@@ -15,8 +16,14 @@ export interface ServiceOptions {
   workerModule?: string | URL;
   /** Passed to a workerModule that exports a function (structured-cloned). */
   workerData?: unknown;
-  /** How new connections are spread over workers. Default 'least-loaded'. */
-  placement?: 'least-loaded' | 'round-robin';
+  /**
+   * How new connections are spread over workers: 'least-loaded' (fewest connections),
+   * 'round-robin', or 'client-cpu' (each worker keeps to one CPU; a connection goes to
+   * the worker of the CPU its client runs on, else to the least loaded). Default:
+   * 'client-cpu' when workers >= the CPUs the process may use and realtimePriority
+   * is 0, else 'least-loaded'.
+   */
+  placement?: Placement;
   /**
    * Upper bound of the negotiated buffer size. libqb has none, so a client could
    * make it allocate three rings of any size; larger requests are clamped to this.
@@ -81,7 +88,7 @@ export interface ResolvedOptions {
   workers: number;
   workerModule: string | URL | undefined;
   workerData: unknown;
-  placement: 'least-loaded' | 'round-robin';
+  placement: Placement;
   maxBufferSize: number;
   handshakeTimeoutMs: number;
   filesystemSockets: boolean;
@@ -120,9 +127,9 @@ export function resolveOptions(options: ServiceOptions = {}): ResolvedOptions {
   const socketDir = options.socketDir ?? '/tmp';
   if (typeof socketDir !== 'string' || !socketDir.startsWith('/'))
     throw new TypeError(`options.socketDir must be an absolute path, got ${socketDir}`);
-  const placement = options.placement ?? 'least-loaded';
-  if (placement !== 'least-loaded' && placement !== 'round-robin') {
-    throw new TypeError(`options.placement must be 'least-loaded' or 'round-robin', got ${String(placement)}`);
+  const placement = options.placement ?? defaultPlacement(workers, options.realtimePriority ?? 0);
+  if (placement !== 'least-loaded' && placement !== 'round-robin' && placement !== 'client-cpu') {
+    throw new TypeError(`options.placement must be 'least-loaded', 'round-robin' or 'client-cpu', got ${String(placement)}`);
   }
   const yieldToClients = options.yieldToClients ?? true;
   if (typeof yieldToClients !== 'boolean') throw new TypeError(`options.yieldToClients must be a boolean, got ${String(yieldToClients)}`);

@@ -15,11 +15,10 @@ import type { RateSettings } from './shard.js';
 import type { Shards, ShardsHost } from './shards.js';
 import type { MappedProbe } from './shm/probe.js';
 import type { LogLevel } from './logger.js';
+import { allowedCpus, clientCpu, workerCpuOf, type Placement } from './cpu-placement.js';
 import { realtimePriorityOf } from './realtime.js';
 import { eventQueueProbe, responseWaker, type TransportFiles } from './transport/files.js';
 import { errorFromRecord, type ConnectionTicket, type FromShard, type ShardInit, type ToShard } from './worker-protocol.js';
-
-export type Placement = 'least-loaded' | 'round-robin';
 
 /** What the pool needs to start its shards. */
 export interface PoolSettings {
@@ -37,6 +36,8 @@ export interface PoolSettings {
 
 interface Shard {
   index: number;
+  /** The CPU its worker keeps to ('client-cpu' placement), or -1. */
+  cpu: number;
   isReady: boolean;
   port: MessagePort;
   connections: Map<number, RemoteConnection>;
@@ -55,6 +56,8 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
   private nextSeq = 1;
   private nextShard = 0;
   private destroying = false;
+  /** The CPUs the workers divide ('client-cpu' placement), read once at construction. */
+  private readonly cpus: readonly number[];
 
   constructor(
     private readonly host: ShardsHost<RemoteConnection>,
@@ -62,6 +65,7 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
     private readonly settings: PoolSettings,
   ) {
     this.rate = settings.rate;
+    this.cpus = settings.placement === 'client-cpu' ? allowedCpus() : [];
     this.piscina = new Piscina({
       filename: new URL('../workers/shard.js', import.meta.url).href,
       minThreads: size,
@@ -100,6 +104,7 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
     let markReady!: () => void;
     const shard: Shard = {
       index,
+      cpu: workerCpuOf(index, this.cpus),
       isReady: false,
       port: port1,
       connections: new Map(),
@@ -124,6 +129,7 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
       yieldToClients: this.settings.yieldToClients,
       spinMicros: this.settings.spinMicros,
       realtimePriority: realtimePriorityOf(index, this.settings.realtimePriority),
+      cpu: shard.cpu,
       logLevels: this.settings.logLevels,
     };
     const task = this.piscina.run(init, { transferList: [port2] }) as Promise<void>;
@@ -211,7 +217,7 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
 
   /** Hands an accepted connection to a shard, which answers the client and serves it. */
   place(conn: RemoteConnection, files: TransportFiles, bufferSize: number): void {
-    const shard = this.pick();
+    const shard = this.pick(conn.pid);
     let eventQueue: MappedProbe<number> | undefined;
     let wakeResponses: MappedProbe<void> | undefined;
     try {
@@ -238,9 +244,16 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
     shard.port.postMessage({ type: 'rejected', ...ticket(conn) } satisfies ToShard);
   }
 
-  private pick(): Shard {
+  /** The shard for a new connection of process `pid` (0: not known). */
+  private pick(pid = 0): Shard {
     if (this.settings.placement === 'round-robin') return this.shards[this.nextShard++ % this.shards.length]!;
-    let best = this.shards[0]!;
+    const cpu = this.settings.placement === 'client-cpu' ? clientCpu(pid) : -1;
+    let best: Shard | undefined;
+    // On the client's CPU when a worker keeps to it, even if that worker has more connections: a client
+    // placed elsewhere stays elsewhere (measured: balancing the counts cost more than it gained).
+    for (const s of this.shards) if (s.cpu === cpu && (best === undefined || s.connections.size < best.connections.size)) best = s;
+    if (best !== undefined) return best;
+    best = this.shards[0]!;
     for (const s of this.shards) if (s.connections.size < best.connections.size) best = s;
     return best;
   }

@@ -24,6 +24,8 @@ export interface ShardInit {
   spinMicros: number;
   /** options.realtimePriority: the worker's thread runs at SCHED_RR with it (0: left alone). */
   realtimePriority: number;
+  /** The CPU the worker's thread keeps to ('client-cpu' placement), or -1: left alone. */
+  cpu: number;
   /** The levels the main thread's logger has: the shard sends only these. */
   logLevels: LogLevel[];
 }

@@ -1,13 +1,16 @@
 // Worker mode's own promises: placement, and faults that cost only the
 // connections they touch. (The conformance suite itself runs in every mode.)
 import test from 'ava';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
+import { clientCpu, defaultPlacement, processorField, workerCpuOf } from '../src/cpu-placement.js';
 import { ENOTCONN, HandlerError, RemoteConnection } from '../src/index.js';
+import { native } from '../src/native.js';
 import { buildCPrograms, QbClient } from './helpers/c-programs.js';
 import { shmEntries, startEchoService } from './helpers/echo-service.js';
 import { fails, ok } from './helpers/expect.js';
 import { sleepsInFutex } from './helpers/futex-sleep.js';
+import { waitUntil } from './helpers/wait-until.js';
 
 test.before(async () => {
   await buildCPrograms();
@@ -29,7 +32,7 @@ async function connected(name: string, count: number): Promise<QbClient[]> {
 }
 
 test.serial('least-loaded placement spreads connections evenly over the workers', async (t) => {
-  const echo = await startEchoService({}, { workers: 2 });
+  const echo = await startEchoService({}, { workers: 2, placement: 'least-loaded' });
   const clients = await connected(echo.name, 4);
   try {
     const shards = [...echo.service.connections()].map((c) => (c as RemoteConnection).shard);
@@ -39,6 +42,90 @@ test.serial('least-loaded placement spreads connections evenly over the workers'
     for (const c of clients) await c.close();
     await echo.stop();
   }
+});
+
+/** How many threads of this process may run on one CPU only (/proc/self/task/N/status). */
+function threadsKeptToOneCpu(): number {
+  let count = 0;
+  for (const tid of readdirSync('/proc/self/task')) {
+    let status: string;
+    try {
+      status = readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    if (/^Cpus_allowed_list:\s*\d+\s*$/m.test(status)) count++;
+  }
+  return count;
+}
+
+test.serial("client-cpu placement: each worker keeps to a CPU, and a client is served by its CPU's worker", async (t) => {
+  const cpus = native.cpuAffinity().slice(0, 4);
+  const before = threadsKeptToOneCpu();
+  const echo = await startEchoService({}, { workers: cpus.length, placement: 'client-cpu' });
+  const clients: QbClient[] = [];
+  try {
+    if (cpus.length > 1) t.is(threadsKeptToOneCpu() - before, cpus.length, 'one thread per worker keeps to one CPU');
+    // Two rounds over the CPUs, in turn: least-loaded placement would spread them the same way only by chance of order.
+    for (const cpu of [...cpus].reverse().concat(cpus)) {
+      const c = await QbClient.start({ cpu });
+      clients.push(c);
+      t.regex(await c.cmd(`connect ${echo.name} 12328`), /^ok/);
+    }
+    const shardOf = new Map([...echo.service.connections()].map((c) => [c.pid, (c as RemoteConnection).shard]));
+    t.deepEqual(
+      clients.map((c) => shardOf.get(c.pid)),
+      [...cpus]
+        .reverse()
+        .concat(cpus)
+        .map((cpu) => cpus.indexOf(cpu)),
+      'worker i keeps to the i-th CPU and serves the clients that run there',
+    );
+    for (const c of clients) await ok(t, c, 'rounds 200 64');
+  } finally {
+    for (const c of clients) await c.close();
+    await echo.stop();
+  }
+  await waitUntil(() => threadsKeptToOneCpu() === before, 10_000, 'the workers ended');
+});
+
+test('client-cpu placement is the default with a worker per CPU, unless the workers run real-time', (t) => {
+  t.is(defaultPlacement(2, 0, 2), 'client-cpu');
+  t.is(defaultPlacement(4, 0, 2), 'client-cpu');
+  t.is(defaultPlacement(1, 0, 2), 'least-loaded');
+  t.is(defaultPlacement(2, 1, 2), 'least-loaded');
+  t.is(defaultPlacement(0, 0, 1), 'least-loaded');
+});
+
+test('client-cpu placement reads the CPU a process last ran on, or -1', (t) => {
+  t.true(native.cpuAffinity().includes(clientCpu(process.pid)));
+  for (const pid of [0, -1, 1.5, 2 ** 31]) t.is(clientCpu(pid), -1);
+  // The command name may hold spaces and parentheses; field 39 counts from the last ')'.
+  const fields = Array.from({ length: 50 }, (_, i) => String(i + 3));
+  fields[39 - 3] = '7';
+  t.is(processorField(`42 (a) b (c)) ${fields.join(' ')}`), 7);
+  t.is(processorField('42 (truncated'), -1);
+  t.is(processorField('42 (short) S 1 2'), -1);
+  t.deepEqual(
+    [0, 1, 2, 3, 4].map((i) => workerCpuOf(i, [2, 5])),
+    [2, 5, 2, 5, 2],
+  );
+  t.is(workerCpuOf(0, []), -1);
+});
+
+test('setCpuAffinity keeps this thread to the CPUs given, and refuses CPUs it may not use', (t) => {
+  const cpus = native.cpuAffinity();
+  try {
+    t.is(native.setCpuAffinity(Int32Array.of(cpus[0]!)), 0);
+    t.deepEqual(native.cpuAffinity(), [cpus[0]]);
+    const absent = [...Array(1024).keys()].find((cpu) => !cpus.includes(cpu))!;
+    t.is(native.setCpuAffinity(Int32Array.of(absent)), -22, 'EINVAL: no CPU of the set is allowed');
+  } finally {
+    t.is(native.setCpuAffinity(Int32Array.from(cpus)), 0);
+  }
+  t.deepEqual(native.cpuAffinity(), cpus);
+  t.throws(() => native.setCpuAffinity(Int32Array.of(1024)), { instanceOf: RangeError, message: /CPU numbers from 0 to 1023/ });
+  t.throws(() => native.setCpuAffinity(new Int32Array(0)), { instanceOf: RangeError });
 });
 
 test.serial('a worker that dies costs only its own connections; new clients are served', async (t) => {

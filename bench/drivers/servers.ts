@@ -119,16 +119,26 @@ const RT_PRIORITY = '1';
 
 /**
  * `qbipc serve` with `workers`. Variants, measured only when named: 'nospin' never spins on the rings
- * (--spin-us 0); 'rt' runs the serving threads at SCHED_RR (--rt-priority).
+ * (--spin-us 0); 'rt' runs the serving threads at SCHED_RR (--rt-priority); 'least' places connections
+ * on the worker with the fewest, on any CPU (--placement least-loaded; with a worker per CPU the default
+ * is client-cpu).
  */
-function qbipc(workers: number, variant?: 'nospin' | 'rt'): ServerDriver {
+type Variant = 'nospin' | 'rt' | 'least';
+const VARIANT_FLAGS: Record<Variant, string[]> = {
+  nospin: ['--spin-us', '0'],
+  rt: ['--rt-priority', RT_PRIORITY],
+  least: ['--placement', 'least-loaded'],
+};
+const VARIANT_NAMES: Record<Variant, string> = { nospin: 'no spinning', rt: 'SCHED_RR', least: 'least-loaded placement' };
+
+function qbipc(workers: number, variant?: Variant): ServerDriver {
   const key = workers === 0 ? 'qbipc' : `qbipc-w${workers}`;
   const name = workers === 0 ? 'qbipc in-thread' : `qbipc workers=${workers}`;
-  const flags = variant === 'nospin' ? ['--spin-us', '0'] : variant === 'rt' ? ['--rt-priority', RT_PRIORITY] : [];
+  const flags = variant === undefined ? [] : VARIANT_FLAGS[variant];
   const args = [cli(), 'serve', '', '--workers', String(workers), ...flags];
   return {
     key: variant === undefined ? key : `${key}-${variant}`,
-    name: variant === 'nospin' ? `${name}, no spinning` : variant === 'rt' ? `${name}, SCHED_RR` : name,
+    name: variant === undefined ? name : `${name}, ${VARIANT_NAMES[variant]}`,
     speaks: 'libqb',
     ...(variant === undefined ? {} : { onRequest: true }),
     start: (tag) =>
@@ -164,6 +174,7 @@ export const SERVERS: ServerDriver[] = [
   },
   qbipc(0, 'rt'),
   ...WORKER_COUNTS.map((workers) => qbipc(workers, 'rt')),
+  ...WORKER_COUNTS.map((workers) => qbipc(workers, 'least')),
   {
     key: 'net',
     name: 'node net (unix socket)',

@@ -19,7 +19,8 @@ import { choiceFlag, intFlag, parseFlags, UsageError } from './args.js';
 import { echoHandlers } from './echo-app.js';
 
 export const SERVE_USAGE = `usage: qbipc serve NAME [--type shm|socket] [--workers N] [--max-buffer BYTES] [--no-yield]
-                   [--spin-us N] [--rt-priority N] [--max-connections N] [--max-connections-per-uid N]
+                   [--spin-us N] [--rt-priority N] [--placement P] [--max-connections N]
+                   [--max-connections-per-uid N]
   NAME          the service name libqb clients pass to qb_ipcc_connect()
   --type        transport: shm (default) or socket
   --workers N   worker threads serving the connections (default 0: the main thread)
@@ -29,6 +30,9 @@ export const SERVE_USAGE = `usage: qbipc serve NAME [--type shm|socket] [--worke
                 (options.spinMicros; default 50, 0: never)
   --rt-priority N  serving threads at SCHED_RR priority N, 1-99, as corosync runs
                 (options.realtimePriority; default 0: normal scheduling)
+  --placement P how connections are spread over the workers: least-loaded, round-robin,
+                or client-cpu (options.placement; default client-cpu when there is a
+                worker per CPU and no --rt-priority, else least-loaded)
   --max-connections N          connections at once, at most; clients beyond are refused
                                with EAGAIN (options.maxConnections; default: no limit)
   --max-connections-per-uid N  the same per client uid (options.maxConnectionsPerUid)`;
@@ -55,6 +59,7 @@ export async function serve(argv: string[]): Promise<number> {
       'no-yield': { type: 'boolean' },
       'spin-us': { type: 'string' },
       'rt-priority': { type: 'string' },
+      placement: { type: 'string' },
       'max-connections': { type: 'string' },
       'max-connections-per-uid': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -78,6 +83,10 @@ export async function serve(argv: string[]): Promise<number> {
   const workers = intFlag(values.workers, '--workers', 0, Math.max(64, 4 * availableParallelism()), 0, SERVE_USAGE);
   const spinMicros = intFlag(values['spin-us'], '--spin-us', 0, 100_000, DEFAULT_SPIN_MICROS, SERVE_USAGE);
   const realtimePriority = intFlag(values['rt-priority'], '--rt-priority', 0, 99, 0, SERVE_USAGE);
+  const placement =
+    values.placement === undefined
+      ? undefined // the service's default, which depends on the workers and the CPUs
+      : choiceFlag(values.placement, '--placement', ['least-loaded', 'round-robin', 'client-cpu'] as const, 'least-loaded', SERVE_USAGE);
   const maxBufferSize = intFlag(values['max-buffer'], '--max-buffer', 1, 1024 * 1024 * 1024, 64 * 1024 * 1024, SERVE_USAGE);
   // Absent: no limit (the option left out, not 0).
   const limit = (flag: 'max-connections' | 'max-connections-per-uid') => {
@@ -95,6 +104,7 @@ export async function serve(argv: string[]): Promise<number> {
       yieldToClients: values['no-yield'] !== true,
       spinMicros,
       realtimePriority,
+      ...(placement === undefined ? {} : { placement }),
       maxConnections,
       maxConnectionsPerUid,
       logger: schedulingWarnings,

@@ -189,16 +189,22 @@ export function parseKeyValues(text: string): Record<string, string> {
 export interface RunAs {
   uid?: number;
   gid?: number;
+  /** The one CPU the program may run on (taskset). */
+  cpu?: number;
 }
 
-/** argv to run `file` as uid/gid via setpriv (which execs, so the pid is the program's). */
+/** argv to run `file` as uid/gid via setpriv, on one CPU via taskset (both exec, so the pid is the program's). */
 function commandFor(file: string, args: string[], as: RunAs): [string, string[]] {
-  if (as.uid === undefined && as.gid === undefined) return [file, args];
-  const priv: string[] = [];
-  if (as.uid !== undefined) priv.push(`--reuid=${as.uid}`);
-  if (as.gid !== undefined) priv.push(`--regid=${as.gid}`);
-  priv.push('--clear-groups', '--', file, ...args);
-  return ['setpriv', priv];
+  let command: [string, string[]] = [file, args];
+  if (as.uid !== undefined || as.gid !== undefined) {
+    const priv: string[] = [];
+    if (as.uid !== undefined) priv.push(`--reuid=${as.uid}`);
+    if (as.gid !== undefined) priv.push(`--regid=${as.gid}`);
+    priv.push('--clear-groups', '--', file, ...args);
+    command = ['setpriv', priv];
+  }
+  if (as.cpu !== undefined) command = ['taskset', ['-c', String(as.cpu), command[0], ...command[1]]];
+  return command;
 }
 
 function exitCode(code: number | null, signal: NodeJS.Signals | null): number {
