@@ -250,8 +250,9 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
     const cpu = this.settings.placement === 'client-cpu' ? clientCpu(pid) : -1;
     let best: Shard | undefined;
     // On the client's CPU when a worker keeps to it, even if that worker has more connections: a client
-    // placed elsewhere stays elsewhere (measured: balancing the counts cost more than it gained).
-    for (const s of this.shards) if (s.cpu === cpu && (best === undefined || s.connections.size < best.connections.size)) best = s;
+    // placed elsewhere stays elsewhere (keeping the counts even put clients on the wrong CPU, for no gain).
+    if (cpu >= 0)
+      for (const s of this.shards) if (s.cpu === cpu && (best === undefined || s.connections.size < best.connections.size)) best = s;
     if (best !== undefined) return best;
     best = this.shards[0]!;
     for (const s of this.shards) if (s.connections.size < best.connections.size) best = s;
