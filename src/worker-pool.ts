@@ -15,7 +15,8 @@ import type { RateSettings } from './shard.js';
 import type { Shards, ShardsHost } from './shards.js';
 import type { MappedProbe } from './shm/probe.js';
 import type { LogLevel } from './logger.js';
-import { allowedCpus, clientCpu, workerCpuOf, type Placement } from './cpu-placement.js';
+import { clientCpu, workerCpuOf, type Placement } from './cpu-placement.js';
+import { native } from './native.js';
 import { realtimePriorityOf } from './realtime.js';
 import { eventQueueProbe, responseWaker, type TransportFiles } from './transport/files.js';
 import { errorFromRecord, type ConnectionTicket, type FromShard, type ShardInit, type ToShard } from './worker-protocol.js';
@@ -65,7 +66,7 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
     private readonly settings: PoolSettings,
   ) {
     this.rate = settings.rate;
-    this.cpus = settings.placement === 'client-cpu' ? allowedCpus() : [];
+    this.cpus = settings.placement === 'client-cpu' ? native.cpuAffinity() : [];
     this.piscina = new Piscina({
       filename: new URL('../workers/shard.js', import.meta.url).href,
       minThreads: size,

@@ -7,8 +7,8 @@ import { pathToFileURL } from 'node:url';
 import type { MessagePort } from 'node:worker_threads';
 import type { Connection, ConnectionHandlers } from '../src/connection.js';
 import { ConnectionDirectory, type DirectoryState } from '../src/connection-dir.js';
-import { keepToCpu } from '../src/cpu-placement.js';
-import { EINVAL, errnoName } from '../src/errno.js';
+import { cpuRefused, keepToCpu } from '../src/cpu-placement.js';
+import { EINVAL } from '../src/errno.js';
 import type { HandlerName } from '../src/errors.js';
 import type { LogSink } from '../src/logger.js';
 import { NativeLoop } from '../src/poll.js';
@@ -81,11 +81,7 @@ export default async function runShard(init: ShardInit): Promise<void> {
   if (init.cpu >= 0) {
     const kept = keepToCpu(init.cpu);
     if (typeof kept === 'number')
-      log('warn', `worker shard ${init.index} could not keep to CPU ${init.cpu} (${errnoName(kept)}); it runs where the kernel puts it`, {
-        event: 'scheduling',
-        errno: kept,
-        shard: init.index,
-      });
+      log('warn', cpuRefused(init.index, init.cpu, kept), { event: 'scheduling', errno: kept, shard: init.index });
     else leaveCpu = kept;
   }
   const shard = new Shard(
