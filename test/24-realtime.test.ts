@@ -1,7 +1,6 @@
 // options.realtimePriority: the serving threads run at SCHED_RR while the service
 // runs (src/realtime.ts); refused, the service warns and serves at normal priority.
 import test from 'ava';
-import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { createService, IpcType } from '../src/index.js';
@@ -11,6 +10,7 @@ import { buildCPrograms, runProgram } from './helpers/c-programs.js';
 import { shmEntries, startEchoService, uniqueName } from './helpers/echo-service.js';
 import { MODES } from './helpers/modes.js';
 import { LineChild } from './helpers/peers.js';
+import { countThreads } from './helpers/threads.js';
 import { waitUntil } from './helpers/wait-until.js';
 
 const ROUND_ROBIN = 2;
@@ -34,18 +34,10 @@ function mayBeRealtime(): boolean {
 
 /** Threads of this process at SCHED_RR with `priority` (/proc/self/task/N/stat: rt_priority is field 40, policy 41). */
 function roundRobinThreads(priority: number): number {
-  let count = 0;
-  for (const tid of readdirSync('/proc/self/task')) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    } catch {
-      continue; // the thread ended meanwhile
-    }
+  return countThreads('stat', (stat) => {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3 on
-    if (Number(fields[40 - 3]) === priority && Number(fields[41 - 3]) === ROUND_ROBIN) count++;
-  }
-  return count;
+    return Number(fields[40 - 3]) === priority && Number(fields[41 - 3]) === ROUND_ROBIN;
+  });
 }
 
 test('options.realtimePriority must be an integer from 0 to 99', (t) => {

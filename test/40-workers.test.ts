@@ -1,7 +1,7 @@
 // Worker mode's own promises: placement, and faults that cost only the
 // connections they touch. (The conformance suite itself runs in every mode.)
 import test from 'ava';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import { clientCpu, defaultPlacement, processorField, workerCpuOf } from '../src/cpu-placement.js';
 import { ENOTCONN, HandlerError, RemoteConnection } from '../src/index.js';
@@ -10,6 +10,7 @@ import { buildCPrograms, QbClient } from './helpers/c-programs.js';
 import { shmEntries, startEchoService } from './helpers/echo-service.js';
 import { fails, ok } from './helpers/expect.js';
 import { sleepsInFutex } from './helpers/futex-sleep.js';
+import { countThreads } from './helpers/threads.js';
 import { waitUntil } from './helpers/wait-until.js';
 
 test.before(async () => {
@@ -46,17 +47,7 @@ test.serial('least-loaded placement spreads connections evenly over the workers'
 
 /** How many threads of this process may run on one CPU only (/proc/self/task/N/status). */
 function threadsKeptToOneCpu(): number {
-  let count = 0;
-  for (const tid of readdirSync('/proc/self/task')) {
-    let status: string;
-    try {
-      status = readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
-    } catch {
-      continue; // the thread ended meanwhile
-    }
-    if (/^Cpus_allowed_list:\s*\d+\s*$/m.test(status)) count++;
-  }
-  return count;
+  return countThreads('status', (status) => /^Cpus_allowed_list:\s*\d+\s*$/m.test(status));
 }
 
 test.serial("client-cpu placement: each worker keeps to a CPU, and a client is served by its CPU's worker", async (t) => {
