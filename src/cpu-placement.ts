@@ -26,6 +26,23 @@ export function defaultPlacement(workers: number, realtimePriority: number, cpus
   return workers > 0 && workers >= cpus && realtimePriority === 0 ? 'client-cpu' : 'least-loaded';
 }
 
+/**
+ * The worker for a client on `cpu` (-1: not known), given each worker's CPU and
+ * connection count: the least loaded worker of that CPU, unless it already has 2
+ * connections more than the least loaded worker of all — then that one. A client
+ * placed away from its CPU stays away (the kernel keeps it where it runs), so the
+ * client's CPU wins over small differences in counts; but clients that all
+ * connect from one CPU would otherwise pile onto one worker (docs/threading.md,
+ * "Placement").
+ */
+export function workerFor(cpu: number, workerCpus: readonly number[], counts: readonly number[]): number {
+  let least = 0;
+  for (let i = 1; i < counts.length; i++) if (counts[i]! < counts[least]!) least = i;
+  let best = -1;
+  if (cpu >= 0) for (let i = 0; i < counts.length; i++) if (workerCpus[i] === cpu && (best < 0 || counts[i]! < counts[best]!)) best = i;
+  return best >= 0 && counts[best]! < counts[least]! + 2 ? best : least;
+}
+
 /** The CPU worker `index` keeps to: the process's allowed CPUs in turn. */
 export function workerCpuOf(index: number, cpus: readonly number[]): number {
   return cpus.length === 0 ? -1 : cpus[index % cpus.length]!;

@@ -15,7 +15,7 @@ import type { RateSettings } from './shard.js';
 import type { Shards, ShardsHost } from './shards.js';
 import type { MappedProbe } from './shm/probe.js';
 import type { LogLevel } from './logger.js';
-import { clientCpu, workerCpuOf, type Placement } from './cpu-placement.js';
+import { clientCpu, workerCpuOf, workerFor, type Placement } from './cpu-placement.js';
 import { native } from './native.js';
 import { realtimePriorityOf } from './realtime.js';
 import { eventQueueProbe, responseWaker, type TransportFiles } from './transport/files.js';
@@ -249,15 +249,12 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
   private pick(pid = 0): Shard {
     if (this.settings.placement === 'round-robin') return this.shards[this.nextShard++ % this.shards.length]!;
     const cpu = this.settings.placement === 'client-cpu' ? clientCpu(pid) : -1;
-    let best: Shard | undefined;
-    // On the client's CPU when a worker keeps to it, even if that worker has more connections: a client
-    // placed elsewhere stays elsewhere (keeping the counts even put clients on the wrong CPU, for no gain).
-    if (cpu >= 0)
-      for (const s of this.shards) if (s.cpu === cpu && (best === undefined || s.connections.size < best.connections.size)) best = s;
-    if (best !== undefined) return best;
-    best = this.shards[0]!;
-    for (const s of this.shards) if (s.connections.size < best.connections.size) best = s;
-    return best;
+    const index = workerFor(
+      cpu,
+      this.shards.map((s) => s.cpu),
+      this.shards.map((s) => s.connections.size),
+    );
+    return this.shards[index]!;
   }
 
   disconnect(conn: RemoteConnection): void {

@@ -3,7 +3,7 @@
 import test from 'ava';
 import { existsSync } from 'node:fs';
 import { once } from 'node:events';
-import { clientCpu, defaultPlacement, processorField, workerCpuOf } from '../src/cpu-placement.js';
+import { clientCpu, defaultPlacement, processorField, workerCpuOf, workerFor } from '../src/cpu-placement.js';
 import { ENOTCONN, HandlerError, RemoteConnection } from '../src/index.js';
 import { native } from '../src/native.js';
 import { buildCPrograms, QbClient } from './helpers/c-programs.js';
@@ -86,6 +86,17 @@ test('client-cpu placement is the default with a worker per CPU, unless the work
   t.is(defaultPlacement(1, 0, 2), 'least-loaded');
   t.is(defaultPlacement(2, 1, 2), 'least-loaded');
   t.is(defaultPlacement(0, 0, 1), 'least-loaded');
+});
+
+test("client-cpu placement: the worker of the client's CPU, unless it has 2 connections more than the least loaded", (t) => {
+  const cpus = [0, 1, 0, 1]; // 4 workers on 2 CPUs
+  t.is(workerFor(1, cpus, [0, 0, 0, 0]), 1, 'the first worker of CPU 1');
+  t.is(workerFor(1, cpus, [1, 3, 1, 2]), 3, 'the least loaded worker of CPU 1');
+  t.is(workerFor(1, cpus, [1, 2, 1, 2]), 1, 'one more than the least loaded: still its CPU');
+  t.is(workerFor(1, cpus, [1, 3, 2, 3]), 0, 'two more: the least loaded of all');
+  t.is(workerFor(-1, cpus, [2, 1, 1, 3]), 1, 'CPU not known: the least loaded (the first of equals)');
+  t.is(workerFor(5, cpus, [2, 2, 1, 3]), 2, 'no worker on that CPU: the least loaded');
+  t.is(workerFor(-1, [-1, -1], [4, 4]), 0, 'least-loaded placement: workers keep to no CPU');
 });
 
 test('client-cpu placement reads the CPU a process last ran on, or -1', (t) => {
