@@ -409,9 +409,11 @@ async function measure(
   if (!server.alive()) return { error: `the server is gone: ${server.stderrTail() || 'no message'}` };
   const cpusList = w.sameCpu ? PIN_CPU : ALL_CPUS;
   let settling = false;
+  let unpin: (() => void) | undefined;
   try {
     const [command, pre] = client.command();
-    pin(server.pid, cpusList);
+    // Only a same-CPU cell confines the server; other cells leave its threads where it put them.
+    if (w.sameCpu) unpin = pin(server.pid, cpusList);
     settling = settle > 0;
     const argsFor = (s: number) => [...pre, ...loadArgs(server.address, w, s)];
     const settled = settling ? await settleCell(command, argsFor(settle), cpusList, settle) : undefined;
@@ -427,6 +429,8 @@ async function measure(
   } catch (error) {
     const tail = server.alive() ? '' : ` (the server exited: ${server.stderrTail() || 'no message'})`;
     return { error: `${settling ? 'settling: ' : ''}${(error as Error).message}${tail}` };
+  } finally {
+    if (server.alive()) unpin?.();
   }
 }
 

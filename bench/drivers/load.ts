@@ -1,6 +1,7 @@
 // Running a load program (qbload or the node load client) and reading its
 // JSON line; CPU placement with taskset.
 import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 
 /** qbload's JSON line (bench/c/qbload.c); node-load prints the same fields. */
@@ -31,8 +32,26 @@ export const ALL_CPUS = `0-${availableParallelism() - 1}`;
 export const PIN_CPU = '0';
 
 /** Moves every thread of `pid` onto `cpus`. */
-export function pin(pid: number, cpus: string): void {
+/**
+ * Confines every thread of process `pid` to `cpus`; returns what gives each thread back the CPUs
+ * it had, since a server may keep its own threads to CPUs (qbipc's client-cpu placement does).
+ */
+export function pin(pid: number, cpus: string): () => void {
+  const before = new Map<string, string>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const allowed = /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'));
+    if (allowed !== null) before.set(tid, allowed[1]!);
+  }
   execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+  return () => {
+    for (const [tid, allowed] of before) {
+      try {
+        execFileSync('taskset', ['-p', '-c', allowed, tid], { stdio: 'ignore' });
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  };
 }
 
 /** Load programs running now (the warm-up runs several): an interrupted run stops them. */
