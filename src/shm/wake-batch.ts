@@ -38,9 +38,6 @@ const nativeWaker: Waker = {
   wakeMany: (addresses, counts, n) => void native.futexWakeMany(addresses, counts, n),
 };
 
-/** Wakes held at most: then they go out, and holding starts again. */
-export const MAX_HELD = 32;
-
 /** Whether any ring of the thread other than `except`'s holds requests now. */
 export type OthersReady = (except: unknown) => boolean;
 
@@ -128,8 +125,7 @@ export class WakeBatch {
     // Slots are overwritten, never truncated: writing an array's length calls into V8's runtime.
     if (this.held === this.rings.length) this.rings.push(ring);
     else this.rings[this.held] = ring;
-    // A thread with many busy connections wakes every MAX_HELD: no client waits on more rounds than that.
-    if (++this.held === MAX_HELD) this.flush();
+    this.held++;
   }
 
   private grow(): void {
