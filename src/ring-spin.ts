@@ -35,8 +35,6 @@ export const MISSES_ALLOWED = 4;
 export const RETRY_EVERY = 64;
 /** Empty looks between two checks of the clock (and two yields of the CPU). */
 export const LOOKS_PER_CHECK = 16;
-/** Rings anyReady() looks at, at most. */
-export const READY_LOOKS = 64;
 
 export class RingSpinner {
   private readonly sources: RingSource[] = [];
@@ -46,8 +44,6 @@ export class RingSpinner {
   private lastFound = -1;
   /** Whether this spin served anything (a spin that did not was a miss). */
   private served = false;
-  /** Where anyReady() looks next. */
-  private readyCursor = 0;
   /** Rings that held requests this spin but whose round handled none (the handler backs off, say): not served again this spin. */
   private readonly declined = new Set<RingSource>();
 
@@ -102,25 +98,13 @@ export class RingSpinner {
     }
   }
 
-  /**
-   * Whether a ring other than `except` holds requests it may serve now: one load
-   * per ring, at most READY_LOOKS of them (taking up where the last look ended),
-   * so a thread with thousands of quiet connections pays a bounded look per round.
-   */
+  /** Whether a ring other than `except` holds requests it may serve now (one load per ring). */
   anyReady(except: unknown): boolean {
     const sources = this.sources;
-    const n = sources.length;
-    const looks = n < READY_LOOKS ? n : READY_LOOKS;
-    let i = this.readyCursor < n ? this.readyCursor : 0;
-    for (let k = 0; k < looks; k++) {
+    for (let i = 0; i < sources.length; i++) {
       const source = sources[i]!;
-      if (++i === n) i = 0;
-      if (source !== except && source.hasRequests() && !this.declined.has(source)) {
-        this.readyCursor = i;
-        return true;
-      }
+      if (source !== except && source.hasRequests() && !this.declined.has(source)) return true;
     }
-    this.readyCursor = i;
     return false;
   }
 

@@ -2,7 +2,7 @@
 // for a while before it sleeps, and answers requests whose doorbells have not
 // arrived (src/ring-spin.ts, docs/threading.md "Spinning on the rings").
 import test from 'ava';
-import { LOOKS_PER_CHECK, MISSES_ALLOWED, READY_LOOKS, RETRY_EVERY, RingSpinner, type RingSource } from '../src/ring-spin.js';
+import { LOOKS_PER_CHECK, MISSES_ALLOWED, RETRY_EVERY, RingSpinner, type RingSource } from '../src/ring-spin.js';
 import { buildCPrograms, runProgram } from './helpers/c-programs.js';
 import { shmEntries, startEchoService } from './helpers/echo-service.js';
 import { MODES } from './helpers/modes.js';
@@ -66,35 +66,6 @@ test('a spin serves the rings that hold requests and asks to be called again; it
   t.is(clock.yields, 5, 'a 50 µs window at 10 µs per yield');
   // One look per ring per pass; the clock is read every LOOKS_PER_CHECK passes, and the sixth reading finds 50 µs gone.
   t.is(a.looks, 2 + 6 * LOOKS_PER_CHECK);
-});
-
-test('anyReady: another ring holding requests, not the asking one nor one declined this spin', (t) => {
-  const { spin } = spinner(50);
-  const asking = new FakeRing(3);
-  const other = new FakeRing(0);
-  spin.add(asking);
-  spin.add(other);
-  t.false(spin.anyReady(asking), 'only the asking ring has requests');
-  other.queued = 1;
-  t.true(spin.anyReady(asking));
-  t.true(spin.anyReady(other), 'asked by the other ring: the first one');
-});
-
-test(`anyReady looks at ${READY_LOOKS} rings at most, and the next call goes on from there`, (t) => {
-  const { spin } = spinner(50);
-  const rings = Array.from({ length: READY_LOOKS * 2 }, () => new FakeRing(0));
-  for (const ring of rings) spin.add(ring);
-  rings[READY_LOOKS + 5]!.queued = 1; // beyond the first look's reach
-  t.false(spin.anyReady(undefined));
-  t.is(
-    rings.reduce((n, ring) => n + ring.looks, 0),
-    READY_LOOKS,
-  );
-  t.true(spin.anyReady(undefined), 'the second look reaches it');
-  t.true(
-    rings.every((ring) => ring.looks <= 1),
-    'no ring looked at twice before the others',
-  );
 });
 
 test('without rings, or with the window 0 µs, a spin looks at most once', (t) => {
