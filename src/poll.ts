@@ -5,7 +5,6 @@
 import { LoopPriority } from './constants.js';
 import { native, type NativePoller } from './native.js';
 import { RingSpinner, type RingSource } from './ring-spin.js';
-import { wakeBatch } from './shm/wake-batch.js';
 
 /** qb_ipcs_dispatch_fn_t: called with the fd and the poll(2) events that fired. */
 export type DispatchFn = (fd: number, revents: number) => number | void;
@@ -48,27 +47,18 @@ export class NativeLoop implements PollHandlers {
   constructor(keepThread = false, spinMicros = 0) {
     this.poller = new native.Poller(this.ready, () => this.onReady(), keepThread);
     this.spinner = keepThread && spinMicros > 0 ? new RingSpinner(spinMicros) : undefined;
-    const spinner = this.spinner;
-    if (spinner !== undefined) wakeBatch.setOthersReady((except) => spinner.anyReady(except));
   }
 
   private onReady(): void {
     const ready = this.ready;
     const n = ready[0]!;
-    // Clients' wakes are held over the batch and go out together (src/shm/wake-batch.ts).
-    wakeBatch.begin();
-    try {
-      for (let i = 1; i < 2 * n; i += 2) {
-        // A handler earlier in the batch may have removed this fd: its event is dropped.
-        const fd = ready[i]!;
-        const fn = this.dispatchers.get(fd);
-        if (fn !== undefined) fn(fd, ready[i + 1]!);
-      }
-      wakeBatch.flush(); // before a spin that may find nothing for a while
-      if (this.spinner?.spin() === true) ready[0] = CALL_AGAIN;
-    } finally {
-      wakeBatch.end();
+    for (let i = 1; i < 2 * n; i += 2) {
+      // A handler earlier in the batch may have removed this fd: its event is dropped.
+      const fd = ready[i]!;
+      const fn = this.dispatchers.get(fd);
+      if (fn !== undefined) fn(fd, ready[i + 1]!);
     }
+    if (this.spinner?.spin() === true) ready[0] = CALL_AGAIN;
   }
 
   watchRing(source: RingSource): void {

@@ -98,16 +98,6 @@ export class RingSpinner {
     }
   }
 
-  /** Whether a ring other than `except` holds requests it may serve now (one load per ring). */
-  anyReady(except: unknown): boolean {
-    const sources = this.sources;
-    for (let i = 0; i < sources.length; i++) {
-      const source = sources[i]!;
-      if (source !== except && source.hasRequests() && !this.declined.has(source)) return true;
-    }
-    return false;
-  }
-
   private end(): false {
     this.credit.result(this.served);
     this.served = false;

@@ -219,7 +219,6 @@ export class Service extends EventEmitter {
         service: this,
         rate: this.rate,
         yieldToClients: this.options.yieldToClients,
-        batchWakes: this.transportType === TransportType.SHM,
         spinMicros: this.options.spinMicros,
         realtimePriority: this.options.realtimePriority,
         counters: this.counters,
@@ -243,8 +242,6 @@ export class Service extends EventEmitter {
         counters: this.counters,
         rate: this.rate,
         yieldToClients: this.options.yieldToClients,
-        // Custom poll handlers run the rounds outside our loop: no batch ever opens there.
-        batchWakes: this.transportType === TransportType.SHM && this.ownLoop !== undefined,
         log: this.log,
       });
     }

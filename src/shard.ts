@@ -12,7 +12,6 @@ import type { LogSink } from './logger.js';
 import type { PollHandlers } from './poll.js';
 import type { ServiceCounters } from './service-counters.js';
 import type { TransportFiles } from './transport/files.js';
-import { wakeBatch } from './shm/wake-batch.js';
 
 /** qb_ipcs_request_rate_limit's effect: the loop priority, requests per round, the flow-control value. */
 export interface RateSettings {
@@ -34,8 +33,6 @@ export interface ShardSettings {
   counters: ServiceCounters;
   rate: RateSettings;
   yieldToClients: boolean;
-  /** SHM on our own loop: clients' wakes go out in batches (src/shm/wake-batch.ts). */
-  batchWakes: boolean;
   log: LogSink;
 }
 
@@ -59,8 +56,6 @@ export class Shard implements ConnectionOwner {
     this.rate = settings.rate;
     this.yieldToClients = settings.yieldToClients;
     this.log = settings.log;
-    // Now, not at the first client: the thread's io_uring is an fd it keeps for its lifetime.
-    if (settings.batchWakes) wakeBatch.prepare();
   }
 
   get serviceId(): number {

@@ -26,7 +26,6 @@ export interface PoolSettings {
   readonly service: ServiceView;
   readonly rate: RateSettings;
   readonly yieldToClients: boolean;
-  readonly batchWakes: boolean;
   readonly spinMicros: number;
   readonly realtimePriority: number;
   readonly counters: ServiceCounters;
@@ -129,7 +128,6 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
       serviceCounters: this.settings.counters.buffer,
       rate: this.rate,
       yieldToClients: this.settings.yieldToClients,
-      batchWakes: this.settings.batchWakes,
       spinMicros: this.settings.spinMicros,
       realtimePriority: realtimePriorityOf(index, this.settings.realtimePriority),
       cpu: shard.cpu,

@@ -20,8 +20,6 @@ export interface ShardInit {
   rate: RateSettings;
   /** options.yieldToClients. */
   yieldToClients: boolean;
-  /** An SHM service: the worker's clients are woken in batches (src/shm/wake-batch.ts). */
-  batchWakes: boolean;
   /** options.spinMicros: the worker's loop spins on its rings (src/ring-spin.ts). */
   spinMicros: number;
   /** options.realtimePriority: the worker's thread runs at SCHED_RR with it (0: left alone). */

@@ -104,7 +104,7 @@ function roundWith(yieldToClients: boolean, script: number[]): { log: string[]; 
       log.push(`next=${rc}`);
       return rc;
     },
-    wakeAtDryPoint: () => (log.push('wake'), true),
+    wakeHeldSoFar: () => (log.push('wake'), true),
     requestView: () => new Uint8Array(16),
     reclaim: () => 0,
   });

@@ -93,7 +93,6 @@ export default async function runShard(init: ShardInit): Promise<void> {
       counters: new ServiceCounters(init.serviceCounters),
       rate: init.rate,
       yieldToClients: init.yieldToClients,
-      batchWakes: init.batchWakes,
       log,
     },
   );

@@ -14,7 +14,7 @@ import {
 } from './layout.js';
 import { native } from '../native.js';
 import { copyBytes } from './copy.js';
-import { semAddress, semInit, semPost, semRelease, semTakeUpTo, semValue, semWaiting, semWake } from './semaphore.js';
+import { semAddress, semInit, semPost, semRelease, semTakeUpTo, semValue, semWake } from './semaphore.js';
 
 // The magic words as int32: Atomics on an Int32Array with int32 values stay
 // Smis, where Uint32Array values >= 2^31 box a HeapNumber per call.
@@ -117,27 +117,6 @@ export class ShmRing {
     this.heldWakes = 0;
     semWake(this.header, this.semAddress, posts);
     return true;
-  }
-
-  /** Whether posts made by write(…, holdWake) have not woken the client yet. */
-  get hasHeldWakes(): boolean {
-    return this.heldWakes > 0;
-  }
-
-  /**
-   * Takes the held posts for a wake the caller issues (wake-batch.ts): how many
-   * waiters to wake at wakeAddress, 0 when none is owed or none registered.
-   */
-  takeHeldWakes(): number {
-    const posts = this.heldWakes;
-    if (posts === 0) return 0;
-    this.heldWakes = 0;
-    return semWaiting(this.header) ? posts : 0;
-  }
-
-  /** The address of the semaphore's futex word. */
-  get wakeAddress(): number {
-    return this.semAddress;
   }
 
   /** True when the client has taken every chunk we wrote: its read_pt has reached our write_pt. */

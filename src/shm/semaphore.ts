@@ -45,12 +45,7 @@ export function semRelease(header: Int32Array): number {
  * and does not sleep.
  */
 export function semWake(header: Int32Array, address: number, posts: number): void {
-  if (semWaiting(header)) native.futexWakeAt(address, posts);
-}
-
-/** Whether a waiter has registered (the high half of glibc's word): a post must then wake. */
-export function semWaiting(header: Int32Array): boolean {
-  return Atomics.load(header, HeaderWord.SEM_WAITERS) !== 0;
+  if (Atomics.load(header, HeaderWord.SEM_WAITERS) !== 0) native.futexWakeAt(address, posts);
 }
 
 /**

@@ -12,7 +12,6 @@ import { mappedProbe, type MappedProbe } from '../shm/probe.js';
 import { semAddress, semValue, semWake } from '../shm/semaphore.js';
 import type { ShmRing } from '../shm/ring.js';
 import { CpuHandoff } from '../cpu-handoff.js';
-import { wakeBatch } from '../shm/wake-batch.js';
 import { DoorbellDeferral } from './doorbell-deferral.js';
 import { RoomPoll } from './room-poll.js';
 import type { RingSource } from '../ring-spin.js';
@@ -180,7 +179,7 @@ export class ShmTransport implements Transport, RingSource {
     } finally {
       this.inRound = false;
       this.ringHeldDoorbells();
-      wakeBatch.holdOrWake(this.responses);
+      this.responses.wakeHeld();
     }
     if (!this.watching || handled < 0) return 0;
     this.deferral.roundAfter(handled);
@@ -230,7 +229,7 @@ export class ShmTransport implements Transport, RingSource {
    */
   peek(): number {
     let rc = this.nextRequest();
-    if (rc !== 0 || !this.inRound || !this.wakeAtDryPoint()) return rc;
+    if (rc !== 0 || !this.inRound || !this.wakeHeldSoFar()) return rc;
     rc = this.nextRequest();
     if (rc === 0 && this.handoff !== undefined && this.handoff.yieldToClient()) {
       rc = this.nextRequest();
@@ -282,18 +281,6 @@ export class ShmTransport implements Transport, RingSource {
     if (this.inRound) return rc;
     const flushed = this.flushDoorbells();
     return flushed < 0 ? flushed : rc;
-  }
-
-  /**
-   * The request ring ran dry in a round: rings the event doorbells held, and
-   * wakes the client for its responses unless other rings of the thread hold
-   * requests (then the wake joins the batch's, wake-batch.ts). True when
-   * something went out that the client may answer.
-   */
-  private wakeAtDryPoint(): boolean {
-    const rang = this.ringHeldDoorbells();
-    if (!this.responses.hasHeldWakes) return rang;
-    return !wakeBatch.holdAtDryPoint(this.responses, this) || rang;
   }
 
   /** Wakes the client for every response and event held so far: true when there were any. */
