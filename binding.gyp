@@ -14,8 +14,7 @@
         "native/semwait.cc",
         "native/busguard.cc",
         "native/sched.cc",
-        "native/copy.cc",
-        "native/wake-batch.cc"
+        "native/copy.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -14,7 +14,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   qbipc::InitBusGuard(env, exports);
   qbipc::InitSched(env, exports);
   qbipc::InitCopy(env, exports);
-  qbipc::InitWakeBatch(env, exports);
   return exports;
 }
 

@@ -216,22 +216,6 @@ bool Args::Int32s(size_t i, const char* name, size_t minLength, int32_t** data, 
   return true;
 }
 
-bool Args::Float64s(size_t i, const char* name, size_t minLength, double** data, size_t* length) const {
-  napi_value value = At(i);
-  napi_typedarray_type type;
-  void* numbers = nullptr;
-  if (napi_get_typedarray_info(info_.Env(), value, &type, length, &numbers, nullptr, nullptr) != napi_ok || type != napi_float64_array) {
-    return TypeError(value, name, "a Float64Array");
-  }
-  if (*length < minLength) {
-    char expected[64];
-    snprintf(expected, sizeof(expected), "a Float64Array of at least %zu elements", minLength);
-    return RangeError(value, name, expected);
-  }
-  *data = static_cast<double*>(numbers);
-  return true;
-}
-
 bool Args::Function(size_t i, const char* name) const {
   napi_value value = At(i);
   napi_valuetype type = napi_undefined;

@@ -39,8 +39,6 @@ class Args {
   bool BytesOf(napi_value value, const char* name, uint8_t** data, size_t* length) const;  // the same, for a value
   // An Int32Array of at least minLength elements.
   bool Int32s(size_t i, const char* name, size_t minLength, int32_t** data, size_t* length) const;
-  // A Float64Array of at least minLength elements.
-  bool Float64s(size_t i, const char* name, size_t minLength, double** data, size_t* length) const;
   bool Function(size_t i, const char* name) const;
   bool Array(size_t i, const char* name) const;
   // Whether argument i is absent or undefined (optional arguments).

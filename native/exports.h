@@ -12,5 +12,4 @@ void InitSemWait(Napi::Env env, Napi::Object exports);
 void InitBusGuard(Napi::Env env, Napi::Object exports);
 void InitSched(Napi::Env env, Napi::Object exports);
 void InitCopy(Napi::Env env, Napi::Object exports);
-void InitWakeBatch(Napi::Env env, Napi::Object exports);
 }  // namespace qbipc

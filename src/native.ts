@@ -68,13 +68,6 @@ export interface NativeHelper {
   wordAddress(words: Int32Array, index: number): number;
   /** FUTEX_WAKE by address: no typed array to unwrap on the hot path. */
   futexWakeAt(address: number, count: number): SyscallResult;
-  /**
-   * FUTEX_WAKE of counts[i] waiters at addresses[i], i < n, in one system call where the kernel has io_uring's
-   * futex wake (Linux 6.7), else one call each. Returns how many went through io_uring.
-   */
-  futexWakeMany(addresses: Float64Array, counts: Int32Array, n: number): number;
-  /** Whether futexWakeMany wakes in one system call on the calling thread. */
-  futexWakeManyBatches(): boolean;
   futexWait(words: Int32Array, index: number, expected: number, timeoutMs: number): SyscallResult;
   /** sched_yield(2): lets another runnable thread of this CPU (a client just woken) run first. */
   yieldCpu(): void;

@@ -6,22 +6,7 @@ import test from 'ava';
 import { fstatSync } from 'node:fs';
 import { native, type NativeHelper } from '../src/native.js';
 
-type Kind =
-  | 'fd'
-  | 'dirFd'
-  | 'int'
-  | 'uint'
-  | 'id'
-  | 'size'
-  | 'number'
-  | 'bool'
-  | 'string'
-  | 'bytes'
-  | 'int32s'
-  | 'float64s'
-  | 'array'
-  | 'sab'
-  | 'view';
+type Kind = 'fd' | 'dirFd' | 'int' | 'uint' | 'id' | 'size' | 'number' | 'bool' | 'string' | 'bytes' | 'int32s' | 'array' | 'sab' | 'view';
 
 /** A value of the right type for each kind: never acted on, since another argument is always wrong. */
 const VALID: Record<Kind, () => unknown> = {
@@ -36,7 +21,6 @@ const VALID: Record<Kind, () => unknown> = {
   string: () => '/nonexistent-qbipc-test',
   bytes: () => new Uint8Array(8),
   int32s: () => new Int32Array(8),
-  float64s: () => new Float64Array(8),
   array: () => [],
   sab: () => new SharedArrayBuffer(8),
   view: () => new Uint8Array(8),
@@ -155,14 +139,6 @@ const FUNCTIONS: Array<[name: keyof NativeHelper, params: Array<[string, Kind]>]
     ],
   ],
   [
-    'futexWakeMany',
-    [
-      ['addresses', 'float64s'],
-      ['counts', 'int32s'],
-      ['n', 'uint'],
-    ],
-  ],
-  [
     'futexWait',
     [
       ['words', 'int32s'],
@@ -276,7 +252,6 @@ test('the table covers every function the addon exports', (t) => {
     'yieldCpu',
     'scheduling',
     'cpuAffinity',
-    'futexWakeManyBatches',
     'mappingFaults',
     'guardedMappings',
     'limitGuardedMappings',
@@ -323,7 +298,6 @@ test('numbers out of range throw RangeError ERR_OUT_OF_RANGE: negative or fracti
     ['mapRing', [1_000_000, 2 ** 53], 'size'],
     ['fchown', [1_000_000, -2, 0], 'uid'],
     ['wordAddress', [new Int32Array(2), 2], 'index'],
-    ['futexWakeMany', [new Float64Array(2), new Int32Array(2), 3], 'n'],
     ['semWait', [new Int32Array(2), 1, 0], 'index'],
     ['dgramRecv', [1_000_000, new Uint8Array(8), new Int32Array(3)], 'creds'],
     ['peerCredentials', [1_000_000, new Int32Array(2)], 'out'],
