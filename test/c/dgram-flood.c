@@ -32,6 +32,7 @@
 
 #define MAX_TARGETS	4096
 #define SENDS_PER_SCAN	64
+#define MAX_SECONDS	300
 
 struct target {
 	struct sockaddr_un addr;
@@ -114,6 +115,7 @@ int main(int argc, char **argv)
 {
 	unsigned char msg[24];
 	int sock, i, j;
+	pid_t parent;
 
 	if (argc < 2 || argc > 3) {
 		fprintf(stderr, "usage: dgram-flood SUBSTRING [valid]\n");
@@ -129,6 +131,9 @@ int main(int argc, char **argv)
 	}
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
+	signal(SIGALRM, on_signal);
+	alarm(MAX_SECONDS);
+	parent = getppid();
 	sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (sock < 0) {
 		perror("socket");
@@ -137,6 +142,9 @@ int main(int argc, char **argv)
 	printf("ready\n");
 	fflush(stdout);
 	while (!stop) {
+		if (getppid() != parent) {
+			break; /* orphaned: whoever would stop us is gone */
+		}
 		scan(argv[1]);
 		for (j = 0; j < SENDS_PER_SCAN && !stop; j++) {
 			for (i = 0; i < ntargets; i++) {
