@@ -9,6 +9,10 @@
 // The stranger is test/c/dgram-flood.c running as uid 65534; the client here
 // is made by hand so that the test decides when it attaches.
 import test from 'ava';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { handshake } from '../src/client/handshake.js';
@@ -21,6 +25,7 @@ import { shmEntries, startEchoService } from './helpers/echo-service.js';
 import { ok } from './helpers/expect.js';
 import { MODES } from './helpers/modes.js';
 import { buildLibqbProgram, LineChild } from './helpers/peers.js';
+import { waitUntil } from './helpers/wait-until.js';
 
 const NOBODY = 65534;
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
@@ -150,3 +155,35 @@ for (const mode of MODES.filter((m) => m.workers !== 1)) {
     },
   );
 }
+
+test('the stranger stops by itself once the process that started it is gone (a test runner killed mid-test)', async (t) => {
+  // A shell starts it, waits until it is running, and exits when told: the flood is then
+  // orphaned as it would be if this test's process died.
+  const shell = spawn('sh', ['-c', `"${flood}" qbt-orphan-no-such-service & echo "pid $!"; read _`], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const lines = createInterface({ input: shell.stdout! });
+  let pid = 0;
+  let ready = false;
+  await new Promise<void>((resolve) =>
+    lines.on('line', (line) => {
+      if (line.startsWith('pid ')) pid = Number(line.slice(4));
+      if (line === 'ready') ready = true;
+      if (pid > 0 && ready) resolve();
+    }),
+  );
+  const running = () => {
+    try {
+      return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); // a zombie has exited
+    } catch {
+      return false; // gone
+    }
+  };
+  try {
+    shell.stdin!.end(); // the shell's read returns: it exits
+    await once(shell, 'exit');
+    await waitUntil(() => !running(), 10_000, `the orphaned dgram-flood (pid ${pid}) to exit`);
+    t.pass();
+  } finally {
+    lines.close();
+    if (running()) process.kill(pid, 'SIGKILL');
+  }
+});
