@@ -160,7 +160,7 @@ test('the stranger stops by itself once the process that started it is gone (a t
   // A shell starts it, waits until it is running, and exits when told: the flood is then
   // orphaned as it would be if this test's process died.
   const shell = spawn('sh', ['-c', `"${flood}" qbt-orphan-no-such-service & echo "pid $!"; read _`], { stdio: ['pipe', 'pipe', 'ignore'] });
-  const lines = createInterface({ input: shell.stdout! });
+  const lines = createInterface({ input: shell.stdout });
   let pid = 0;
   let ready = false;
   await new Promise<void>((resolve) =>
@@ -178,7 +178,7 @@ test('the stranger stops by itself once the process that started it is gone (a t
     }
   };
   try {
-    shell.stdin!.end(); // the shell's read returns: it exits
+    shell.stdin.end(); // the shell's read returns: it exits
     await once(shell, 'exit');
     await waitUntil(() => !running(), 10_000, `the orphaned dgram-flood (pid ${pid}) to exit`);
     t.pass();
