@@ -31,7 +31,6 @@ export const ALL_CPUS = `0-${availableParallelism() - 1}`;
 /** The CPU of the same-CPU cells and of the machine check. */
 export const PIN_CPU = '0';
 
-/** Moves every thread of `pid` onto `cpus`. */
 /**
  * Confines every thread of process `pid` to `cpus`; returns what gives each thread back the CPUs
  * it had, since a server may keep its own threads to CPUs (qbipc's client-cpu placement does).
