@@ -38,7 +38,11 @@ struct GuardSlot {
   std::atomic<uintptr_t> base{0};     // 0: free
   std::atomic<size_t> length{0};
   std::atomic<int32_t> state{kLive};
-  GuardSlot* nextFree = nullptr;  // writers only, under the lock
+  // Writers only, under the lock. The range released with this mapping: its own, or the
+  // reservation it shares with the other files of a connection (all released in one call).
+  GuardSlot* nextFree = nullptr;
+  uintptr_t groupBase = 0;
+  size_t groupLength = 0;
 };
 
 namespace {
@@ -196,7 +200,7 @@ Napi::Value LimitGuardedMappings(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-GuardSlot* GuardMapping(void* base, size_t length) {
+GuardSlot* GuardMapping(void* base, size_t length, void* groupBase, size_t groupLength) {
   Install();
   std::lock_guard<std::mutex> guard(lock);
   if (liveMappings >= liveLimit) return nullptr;
@@ -214,25 +218,31 @@ GuardSlot* GuardMapping(void* base, size_t length) {
     s = &tailBlock->slots[tailUsed++];
   }
   byBase[reinterpret_cast<uintptr_t>(base)] = s;
+  s->groupBase = reinterpret_cast<uintptr_t>(groupBase != nullptr ? groupBase : base);
+  s->groupLength = groupBase != nullptr ? groupLength : length;
   Write(s, reinterpret_cast<uintptr_t>(base), length, kLive);
   liveMappings++;
   return s;
 }
 
-int ReleaseMapping(void* base) {
+int ReleaseMapping(void* address) {
   std::lock_guard<std::mutex> guard(lock);
-  auto it = byBase.find(reinterpret_cast<uintptr_t>(base));
-  if (it == byBase.end()) return -ENOENT;
-  GuardSlot* s = it->second;
+  GuardSlot* s = FindLocked(reinterpret_cast<uintptr_t>(address));
+  if (s == nullptr) return -ENOENT;
   if (s->state.load(std::memory_order_acquire) == kReleased) return -ENOENT;
-  // Replaced in place: the range stays reserved for the buffer, and stays registered until it is
+  // Replaced in place: the range stays reserved for the buffers, and stays registered until it is
   // unmapped, so a fault racing this call on another thread still finds it (and finds it released).
-  if (mmap(base, s->length.load(std::memory_order_relaxed), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
-      MAP_FAILED) {
+  // One call for the whole group: unmapping shared pages costs a TLB shootdown per call.
+  const uintptr_t from = s->groupBase;
+  const size_t length = s->groupLength;
+  if (mmap(reinterpret_cast<void*>(from), length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
     return -errno;
   }
-  s->state.store(kReleased, std::memory_order_release);
-  liveMappings--;
+  for (auto it = byBase.lower_bound(from); it != byBase.end() && it->first - from < length; ++it) {
+    if (it->second->state.load(std::memory_order_relaxed) == kReleased) continue;
+    it->second->state.store(kReleased, std::memory_order_release);
+    liveMappings--;
+  }
   return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <v8.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -192,8 +193,115 @@ Napi::Value MapRing(const Napi::CallbackInfo& info) {
   return WrapMapping(env, base, 2 * size, 2 * size);
 }
 
-// releaseMapping(buffer: SharedArrayBuffer from mapShared/mapRing) -> true when
-// released now, false when it was released already (or is not such a mapping).
+constexpr size_t kMaxParts = 32;
+
+// One reservation for a connection's files. Each part's buffer holds a reference
+// and the last one collected (on any thread) unmaps the whole range; releasing
+// any part releases it all, in one call: one TLB shootdown per connection
+// instead of one per file. Each part is guarded on its own: a file the peer
+// truncates faults only its own part, and the others still reach the peer.
+struct Region {
+  void* base;
+  size_t length;
+  size_t parts;
+  GuardSlot* guards[kMaxParts];
+  std::atomic<size_t> buffers;
+};
+
+void UnguardRegion(Region* r, size_t parts) {
+  for (size_t i = 0; i < parts; i++) UnguardMapping(r->guards[i]);
+}
+
+// mapFiles(fds: Int32Array, sizes: Int32Array, doubled: bit i = part i mapped
+// twice back to back, as mapRing) -> one SharedArrayBuffer per part, all in one
+// reserved range guarded as one mapping. The parts start on page boundaries.
+Napi::Value MapFiles(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Args args(info, "mapFiles(fds, sizes, doubled)");
+  int32_t* fds;
+  int32_t* sizes;
+  size_t count, sizeCount;
+  uint32_t doubled;
+  if (!args.Int32s(0, "fds", 1, &fds, &count) || !args.Int32s(1, "sizes", count, &sizes, &sizeCount) ||
+      !args.Uint32(2, "doubled", UINT32_MAX, &doubled)) {
+    return args.Thrown();
+  }
+  if (count > kMaxParts) {
+    args.RangeError(args.At(0), "fds", "at most 32 files");
+    return args.Thrown();
+  }
+  if (sizeCount != count) {
+    args.RangeError(args.At(1), "sizes", "one size per fd");
+    return args.Thrown();
+  }
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t offsets[kMaxParts];
+  size_t total = 0;
+  for (size_t i = 0; i < count; i++) {
+    bool twice = ((doubled >> i) & 1) != 0;
+    if (fds[i] < 0) {
+      args.RangeError(args.At(0), "fds", "descriptors (integers >= 0)");
+      return args.Thrown();
+    }
+    size_t size = static_cast<size_t>(sizes[i]);
+    if (sizes[i] <= 0 || (twice && size % page != 0)) {
+      args.RangeError(args.At(1), "sizes", "sizes >= 1, page multiples where mapped twice");
+      return args.Thrown();
+    }
+    offsets[i] = total;
+    total += twice ? 2 * size : (size + page - 1) / page * page;
+  }
+  void* base = mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) return ThrowErrno(env, errno, "mmap", "");
+  char* at = static_cast<char*>(base);
+  for (size_t i = 0; i < count; i++) {
+    size_t size = static_cast<size_t>(sizes[i]);
+    bool ok = mmap(at + offsets[i], size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fds[i], 0) != MAP_FAILED;
+    if (ok && ((doubled >> i) & 1) != 0) {
+      ok = mmap(at + offsets[i] + size, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fds[i], 0) != MAP_FAILED;
+    }
+    if (!ok) {
+      int err = errno;
+      munmap(base, total);
+      return ThrowErrno(env, err, "mmap", "");
+    }
+  }
+  auto* region = new Region{base, total, count, {}, {count}};
+  for (size_t i = 0; i < count; i++) {
+    size_t size = static_cast<size_t>(sizes[i]);
+    region->guards[i] = GuardMapping(at + offsets[i], ((doubled >> i) & 1) != 0 ? 2 * size : size, base, total);
+    if (region->guards[i] == nullptr) {
+      UnguardRegion(region, i);
+      munmap(base, total);
+      delete region;
+      return ThrowErrnoMessage(env, ENOMEM, "mmap",
+                               "cannot register the mapping with the SIGBUS guard (out of memory); it was unmapped, not used unguarded");
+    }
+  }
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  Napi::Array buffers = Napi::Array::New(env, count);
+  for (size_t i = 0; i < count; i++) {
+    size_t size = static_cast<size_t>(sizes[i]);
+    size_t visible = ((doubled >> i) & 1) != 0 ? 2 * size : size;
+    std::unique_ptr<v8::BackingStore> store = v8::SharedArrayBuffer::NewBackingStore(
+        at + offsets[i], visible,
+        [](void*, size_t, void* data) {
+          auto* r = static_cast<Region*>(data);
+          if (r->buffers.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+          UnguardRegion(r, r->parts);
+          munmap(r->base, r->length);
+          delete r;
+        },
+        region);
+    v8::Local<v8::SharedArrayBuffer> sab = v8::SharedArrayBuffer::New(isolate, std::move(store));
+    buffers.Set(static_cast<uint32_t>(i), Napi::Value(env, ToNapi(sab)));
+  }
+  return buffers;
+}
+
+// releaseMapping(buffer: SharedArrayBuffer from mapShared/mapRing/mapFiles) -> true
+// when released now, false when it was released already (or is not such a
+// mapping). A buffer of mapFiles releases its whole range, every part.
 // The pages become private zero pages at once: the file's memory goes back to
 // the system when its last mapping goes, without waiting for V8 to collect
 // `buffer`, and views still over it read zeros instead of faulting.
@@ -222,6 +330,7 @@ void InitShm(Napi::Env env, Napi::Object exports) {
   exports.Set("unlinkAt", Napi::Function::New(env, UnlinkAt));
   exports.Set("mapShared", Napi::Function::New(env, MapShared));
   exports.Set("mapRing", Napi::Function::New(env, MapRing));
+  exports.Set("mapFiles", Napi::Function::New(env, MapFiles));
   exports.Set("releaseMapping", Napi::Function::New(env, ReleaseMappingCall));
 }
 

@@ -58,9 +58,15 @@ export interface NativeHelper {
   /** 2 × size bytes: the file mapped twice back to back (size a multiple of the page size); guarded as mapShared. */
   mapRing(fd: number, size: number): SharedArrayBuffer;
   /**
+   * Several files in one reserved range, guarded as one mapping: a buffer per file, each starting on a page
+   * boundary; bit i of `doubled` maps file i twice back to back, as mapRing. Releasing any of the buffers
+   * releases them all, in one call (one TLB shootdown for a connection's files instead of one per file).
+   */
+  mapFiles(fds: Int32Array, sizes: Int32Array, doubled: number): SharedArrayBuffer[];
+  /**
    * Gives a mapping's memory back now instead of when V8 collects the buffer: its pages become private zero
    * pages (views over it read zeros from then on, never fault). True when released now; false when it was
-   * released already or is not a buffer of mapShared/mapRing.
+   * released already or is not a buffer of mapShared/mapRing/mapFiles (a buffer of mapFiles releases every part).
    */
   releaseMapping(buffer: SharedArrayBuffer): boolean;
 

@@ -18,7 +18,7 @@ import type { LogLevel } from './logger.js';
 import { clientCpu, workerCpuOf, workerFor, type Placement } from './cpu-placement.js';
 import { native } from './native.js';
 import { realtimePriorityOf } from './realtime.js';
-import { eventQueueProbe, responseWaker, type TransportFiles } from './transport/files.js';
+import { mainThreadProbes, type TransportFiles } from './transport/files.js';
 import { errorFromRecord, type ConnectionTicket, type FromShard, type ShardInit, type ToShard } from './worker-protocol.js';
 
 /** What the pool needs to start its shards. */
@@ -222,8 +222,7 @@ export class WorkerPool implements Shards<RemoteConnection>, RemoteOwner {
     let eventQueue: MappedProbe<number> | undefined;
     let wakeResponses: MappedProbe<void> | undefined;
     try {
-      eventQueue = eventQueueProbe(files);
-      wakeResponses = responseWaker(files);
+      ({ eventQueue, responseWaker: wakeResponses } = mainThreadProbes(files));
     } catch {
       // eventQLength then reads 0, and a dying shard's held wakes are left to the client's own timeout
     }

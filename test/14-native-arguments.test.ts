@@ -123,6 +123,14 @@ const FUNCTIONS: Array<[name: keyof NativeHelper, params: Array<[string, Kind]>]
       ['size', 'size'],
     ],
   ],
+  [
+    'mapFiles',
+    [
+      ['fds', 'int32s'],
+      ['sizes', 'int32s'],
+      ['doubled', 'uint'],
+    ],
+  ],
   ['releaseMapping', [['buffer', 'sab']]],
   [
     'wordAddress',

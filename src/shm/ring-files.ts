@@ -52,6 +52,39 @@ export function openRing(files: RingFiles): ShmRing {
   }
 }
 
+/**
+ * Maps the rings of one connection in one reserved range (native.mapFiles: the
+ * data files twice, back to back), closes the fds, writes fresh rings. They share
+ * the mapping: closeRings gives it back in one call.
+ */
+export function openRings(files: readonly RingFiles[]): ShmRing[] {
+  try {
+    const fds = new Int32Array(files.flatMap((f) => [f.headerFd, f.dataFd]));
+    const sizes = new Int32Array(files.flatMap((f) => [HEADER_FILE_SIZE, f.dataSize]));
+    let doubled = 0;
+    for (let i = 0; i < files.length; i++) doubled |= 2 << (2 * i); // each data file, the odd parts
+    const buffers = native.mapFiles(fds, sizes, doubled);
+    try {
+      return files.map((f, i) => {
+        const ring = new ShmRing(buffers[2 * i]!, buffers[2 * i + 1]!, f.dataSize);
+        ring.initialise(f.headerPath, f.dataPath);
+        return ring;
+      });
+    } catch (error) {
+      releaseMappings(buffers[0]!);
+      throw error;
+    }
+  } finally {
+    files.forEach(closeRingFiles);
+  }
+}
+
+/** Closes rings opened together by openRings: each is marked closed (and its held wakes go) before their memory goes back. */
+export function closeRings(rings: readonly ShmRing[]): void {
+  for (const ring of rings) ring.markClosed();
+  if (rings.length > 0) releaseMappings(rings[0]!.header.buffer as SharedArrayBuffer);
+}
+
 /** Create and open in one step (the in-thread path and the tests). */
 export function createRing(dir: ConnectionDirectory, base: string, maxMsgSize: number, owner: FileOwner): ShmRing {
   return openRing(createRingFiles(dir, base, maxMsgSize, owner));

@@ -182,16 +182,25 @@ export class ShmRing {
   }
 
   /**
-   * Marks the ring closed from our side (ref_count 1, then atomically 0), wakes
-   * the client for messages whose wake was held (a round that ends in a
-   * disconnect would otherwise wake it through zero pages), and gives the
-   * memory back at once, not when V8 collects the buffers: the views read
-   * zeros from then on (a closed ring looks empty, with ref_count 0).
+   * Marks the ring closed from our side (ref_count 1, then atomically 0) and
+   * wakes the client for messages whose wake was held (a round that ends in a
+   * disconnect would otherwise wake it through zero pages). Before the memory
+   * is released, for every ring that shares its mapping.
    */
-  close(): void {
+  markClosed(): void {
     Atomics.store(this.header, HeaderWord.REF_COUNT, 1);
     Atomics.sub(this.header, HeaderWord.REF_COUNT, 1);
     this.wakeHeld();
+  }
+
+  /**
+   * markClosed(), then gives the memory back at once, not when V8 collects the
+   * buffers: the views read zeros from then on (a closed ring looks empty, with
+   * ref_count 0). Rings opened together by openRings share one mapping: close
+   * them with closeRings instead.
+   */
+  close(): void {
+    this.markClosed();
     releaseMappings(this.header.buffer as SharedArrayBuffer, this.data);
   }
 }

@@ -3,7 +3,7 @@
 // connection is served, perhaps another thread. Only numbers and strings cross.
 import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { TransportType } from '../handshake.js';
-import { createShmFiles, discardShmFiles, shmEventQueueProbe, shmResponseWaker, ShmTransport, type ShmFiles } from './shm.js';
+import { createShmFiles, discardShmFiles, shmMainThreadProbes, ShmTransport, type ShmFiles } from './shm.js';
 import { createSocketFiles, discardSocketFiles, socketEventQueueProbe, SocketTransport, type SocketFiles } from './socket.js';
 import type { MappedProbe } from '../shm/probe.js';
 import type { Transport, TransportHost } from './transport.js';
@@ -31,12 +31,13 @@ export function discardTransportFiles(files: TransportFiles): void {
   else discardShmFiles(files);
 }
 
-/** event_q_length of a connection served by another thread, read here from shared memory; release() when it is gone. */
-export function eventQueueProbe(files: TransportFiles): MappedProbe<number> {
-  return files.kind === 'socket' ? socketEventQueueProbe(files) : shmEventQueueProbe(files);
-}
-
-/** Wakes the clients waiting on responses of a connection whose serving thread died (SHM; datagrams need none). */
-export function responseWaker(files: TransportFiles): MappedProbe<void> {
-  return files.kind === 'socket' ? Object.assign(() => {}, { release: () => {} }) : shmResponseWaker(files);
+/**
+ * For worker mode's main thread, through its own mapping: eventQueue reads
+ * event_q_length of a connection another thread serves; responseWaker wakes the
+ * clients waiting on responses if that thread dies (SHM; datagrams need none).
+ * release() both when the connection is gone.
+ */
+export function mainThreadProbes(files: TransportFiles): { eventQueue: MappedProbe<number>; responseWaker: MappedProbe<void> } {
+  if (files.kind === 'shm') return shmMainThreadProbes(files);
+  return { eventQueue: socketEventQueueProbe(files), responseWaker: Object.assign(() => {}, { release: () => {} }) };
 }

@@ -7,7 +7,7 @@ import { EAGAIN, ENOTCONN, errnoName } from '../errno.js';
 import { TransportType } from '../handshake.js';
 import { native } from '../native.js';
 import { HEADER_FILE_SIZE } from '../shm/layout.js';
-import { closeRingFiles, createRingFiles, openRing, type RingFiles } from '../shm/ring-files.js';
+import { closeRingFiles, closeRings, createRingFiles, openRings, type RingFiles } from '../shm/ring-files.js';
 import { mappedProbe, type MappedProbe } from '../shm/probe.js';
 import { semAddress, semValue, semWake } from '../shm/semaphore.js';
 import type { ShmRing } from '../shm/ring.js';
@@ -59,44 +59,32 @@ export function createShmFiles(dir: ConnectionDirectory, serviceName: string, ma
   };
 }
 
-/** event_q_length read from another thread (worker mode's main thread): its own mapping of the event ring's header. */
-export function shmEventQueueProbe(files: ShmFiles): MappedProbe<number> {
-  const buffer = native.mapShared(files.event.headerFd, HEADER_FILE_SIZE);
-  const header = new Int32Array(buffer);
-  return mappedProbe(buffer, () => semValue(header));
-}
-
 /**
- * For the main thread in worker mode: wakes whoever waits on the response ring's
- * semaphore. A worker that dies inside a round leaves responses posted but not
- * yet woken (wakes are held until the round ends); its clients must still get them.
+ * What worker mode's main thread reads and does in a connection it does not
+ * serve, through its own mapping of two ring headers (one range, released in
+ * one call): event_q_length from the event ring, and waking whoever waits on the
+ * response ring's semaphore — a worker that dies inside a round leaves responses
+ * posted but not yet woken (wakes are held until the round ends); its clients
+ * must still get them.
  */
-export function shmResponseWaker(files: ShmFiles): MappedProbe<void> {
-  const buffer = native.mapShared(files.response.headerFd, HEADER_FILE_SIZE);
-  const header = new Int32Array(buffer);
-  const address = semAddress(header);
-  return mappedProbe(buffer, () => semWake(header, address, 0x7fffffff));
+export function shmMainThreadProbes(files: ShmFiles): { eventQueue: MappedProbe<number>; responseWaker: MappedProbe<void> } {
+  const [eventBuffer, responseBuffer] = native.mapFiles(
+    Int32Array.of(files.event.headerFd, files.response.headerFd),
+    Int32Array.of(HEADER_FILE_SIZE, HEADER_FILE_SIZE),
+    0,
+  ) as [SharedArrayBuffer, SharedArrayBuffer];
+  const eventHeader = new Int32Array(eventBuffer);
+  const responseHeader = new Int32Array(responseBuffer);
+  const address = semAddress(responseHeader);
+  return {
+    eventQueue: mappedProbe(eventBuffer, () => semValue(eventHeader)),
+    responseWaker: mappedProbe(responseBuffer, () => semWake(responseHeader, address, 0x7fffffff)),
+  };
 }
 
 /** For a connection that ends before its transport was opened. */
 export function discardShmFiles(files: ShmFiles): void {
   for (const ring of [files.request, files.response, files.event]) closeRingFiles(ring);
-}
-
-/**
- * Opens the three rings, or none: when one cannot be mapped (ENOMEM, a guard
- * that is full), those opened are closed and the fds of those not reached too.
- */
-function openRings(files: [RingFiles, RingFiles, RingFiles]): [ShmRing, ShmRing, ShmRing] {
-  const rings: ShmRing[] = [];
-  try {
-    for (const ring of files) rings.push(openRing(ring)); // openRing closes the fds it was given, opened or not
-  } catch (error) {
-    for (const ring of rings) ring.close(); // nothing was served from them: their memory goes back now
-    for (const ring of files.slice(rings.length + 1)) closeRingFiles(ring);
-    throw error;
-  }
-  return rings as [ShmRing, ShmRing, ShmRing];
 }
 
 export class ShmTransport implements Transport, RingSource {
@@ -133,7 +121,8 @@ export class ShmTransport implements Transport, RingSource {
     private readonly fd: number,
     files: ShmFiles,
   ) {
-    [this.requests, this.responses, this.events] = openRings([files.request, files.response, files.event]);
+    // One mapping for the three (or none: openRings closes every fd either way).
+    [this.requests, this.responses, this.events] = openRings([files.request, files.response, files.event]) as [ShmRing, ShmRing, ShmRing];
     this.requestWords = new Int32Array(this.requests.bytes.buffer, 0, this.requests.bytes.byteLength / 4);
     this.responsePaths = files.responsePaths;
     this.handoff = host.yieldToClients ? new CpuHandoff() : undefined;
@@ -357,6 +346,6 @@ export class ShmTransport implements Transport, RingSource {
     this.stop();
     if (this.closed) return;
     this.closed = true;
-    for (const ring of [this.responses, this.events, this.requests]) ring.close();
+    closeRings([this.responses, this.events, this.requests]);
   }
 }
