@@ -35,23 +35,6 @@ export function closeRingFiles(files: RingFiles): void {
   native.close(files.dataFd);
 }
 
-/** Maps the files (the data twice, back to back), closes the fds, writes a fresh ring. */
-export function openRing(files: RingFiles): ShmRing {
-  const mapped: SharedArrayBuffer[] = [];
-  try {
-    mapped.push(native.mapShared(files.headerFd, HEADER_FILE_SIZE));
-    mapped.push(native.mapRing(files.dataFd, files.dataSize));
-    const ring = new ShmRing(mapped[0]!, mapped[1]!, files.dataSize);
-    ring.initialise(files.headerPath, files.dataPath);
-    return ring;
-  } catch (error) {
-    releaseMappings(...mapped);
-    throw error;
-  } finally {
-    closeRingFiles(files);
-  }
-}
-
 /**
  * Maps the rings of one connection in one reserved range (native.mapFiles: the
  * data files twice, back to back), closes the fds, writes fresh rings. They share
@@ -85,7 +68,7 @@ export function closeRings(rings: readonly ShmRing[]): void {
   if (rings.length > 0) releaseMappings(rings[0]!.header.buffer as SharedArrayBuffer);
 }
 
-/** Create and open in one step (the in-thread path and the tests). */
+/** Creates and opens one ring on its own (the tests). */
 export function createRing(dir: ConnectionDirectory, base: string, maxMsgSize: number, owner: FileOwner): ShmRing {
-  return openRing(createRingFiles(dir, base, maxMsgSize, owner));
+  return openRings([createRingFiles(dir, base, maxMsgSize, owner)])[0]!;
 }
