@@ -58,7 +58,7 @@ export class ShmRing {
     this.maxChunks = Math.floor(this.wordSize / CHUNK_HEADER_WORDS);
   }
 
-  /** Makes a fresh ring what libqb's server makes it (docs/wire.md §6.3). */
+  /** Writes a fresh ring exactly as libqb's server does (docs/wire.md §6.3). */
   initialise(headerPath: string, dataPath: string): void {
     const h = this.header;
     h[HeaderWord.WRITE_PT] = 0;
@@ -68,8 +68,7 @@ export class ShmRing {
     writePath(headerBytes, HDR_PATH_OFFSET, headerPath);
     writePath(headerBytes, DATA_PATH_OFFSET, dataPath);
     semInit(h);
-    // The data file is new (O_EXCL, ftruncate, posix_fallocate): it reads as zeros already.
-    // libqb zeroes it once more; the bytes are the same, and writing them would fault in every page.
+    this.bytes.fill(0, 0, this.dataSize);
     this.words[this.wordSize] = FRESH_DATA_WORD; // lands on word 0 through the double mapping
     Atomics.store(h, HeaderWord.REF_COUNT, 1);
   }
