@@ -197,9 +197,9 @@ constexpr size_t kMaxParts = 32;
 
 // One reservation for a connection's files. Each part's buffer holds a reference
 // and the last one collected (on any thread) unmaps the whole range; releasing
-// any part releases it all, in one call: one TLB shootdown per connection
-// instead of one per file. Each part is guarded on its own: a file the peer
-// truncates faults only its own part, and the others still reach the peer.
+// any part releases it all, in one call instead of one per file (the kernel still
+// flushes the TLB once per file mapping). Each part is guarded on its own: a file
+// the peer truncates faults only its own part, and the others still reach the peer.
 struct Region {
   void* base;
   size_t length;

@@ -58,9 +58,9 @@ export interface NativeHelper {
   /** 2 × size bytes: the file mapped twice back to back (size a multiple of the page size); guarded as mapShared. */
   mapRing(fd: number, size: number): SharedArrayBuffer;
   /**
-   * Several files in one reserved range, guarded as one mapping: a buffer per file, each starting on a page
-   * boundary; bit i of `doubled` maps file i twice back to back, as mapRing. Releasing any of the buffers
-   * releases them all, in one call (one TLB shootdown for a connection's files instead of one per file).
+   * Several files in one reserved range: a buffer per file, each starting on a page boundary and guarded on
+   * its own as mapShared; bit i of `doubled` maps file i twice back to back, as mapRing. Releasing any of the
+   * buffers releases them all, in one call instead of one per file.
    */
   mapFiles(fds: Int32Array, sizes: Int32Array, doubled: number): SharedArrayBuffer[];
   /**
