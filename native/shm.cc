@@ -36,39 +36,6 @@ v8::Local<v8::Value> FromNapi(napi_value value) {
   return result;
 }
 
-struct Mapping {
-  void* base;
-  size_t length;
-  GuardSlot* guard;
-};
-
-// The buffer owns the mapping: it is unmapped when the last SharedArrayBuffer
-// over it (in any thread) is collected, so JS can never touch unmapped memory.
-// releaseMapping() may give the pages back earlier; the range stays reserved.
-Napi::Value WrapMapping(Napi::Env env, void* base, size_t visible, size_t mapped) {
-  // The peer may truncate the file: SIGBUS must become a fault JS can see. A mapping
-  // the guard cannot take is never handed out: unguarded, it could kill the process.
-  GuardSlot* guard = GuardMapping(base, mapped);
-  if (guard == nullptr) {
-    munmap(base, mapped);
-    return ThrowErrnoMessage(env, ENOMEM, "mmap",
-                             "cannot register the mapping with the SIGBUS guard (out of memory); it was unmapped, not used unguarded");
-  }
-  v8::Isolate* isolate = v8::Isolate::GetCurrent();
-  auto* mapping = new Mapping{base, mapped, guard};
-  std::unique_ptr<v8::BackingStore> store = v8::SharedArrayBuffer::NewBackingStore(
-      base, visible,
-      [](void*, size_t, void* data) {
-        auto* m = static_cast<Mapping*>(data);
-        UnguardMapping(m->guard);
-        munmap(m->base, m->length);
-        delete m;
-      },
-      mapping);
-  v8::Local<v8::SharedArrayBuffer> sab = v8::SharedArrayBuffer::New(isolate, std::move(store));
-  return Napi::Value(env, ToNapi(sab));
-}
-
 // makeTempDir(template ending in XXXXXX) -> path. Created 0700 by mkdtemp.
 Napi::Value MakeTempDir(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -161,45 +128,16 @@ Napi::Value UnlinkAt(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), rc < 0 ? -errno : 0);
 }
 
-// mapShared(fd, size) -> SharedArrayBuffer over a MAP_SHARED mapping of the file.
-Napi::Value MapShared(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Args args(info, "mapShared(fd, size)");
-  int fd;
-  size_t size;
-  if (!args.Fd(0, "fd", &fd) || !args.Size(1, "size", 1, &size)) return args.Thrown();
-  void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (base == MAP_FAILED) return ThrowErrno(env, errno, "mmap", "");
-  return WrapMapping(env, base, size, size);
-}
-
-// mapRing(fd, size) -> SharedArrayBuffer of 2*size bytes: the file mapped twice
-// back to back, so a chunk that wraps past the end reads as one contiguous span.
-Napi::Value MapRing(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Args args(info, "mapRing(fd, size)");
-  int fd;
-  size_t size;
-  if (!args.Fd(0, "fd", &fd) || !args.Size(1, "size", 1, &size)) return args.Thrown();
-  void* base = mmap(nullptr, 2 * size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (base == MAP_FAILED) return ThrowErrno(env, errno, "mmap", "");
-  char* low = static_cast<char*>(base);
-  if (mmap(low, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED ||
-      mmap(low + size, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
-    int err = errno;
-    munmap(base, 2 * size);
-    return ThrowErrno(env, err, "mmap", "");
-  }
-  return WrapMapping(env, base, 2 * size, 2 * size);
-}
-
 constexpr size_t kMaxParts = 32;
 
-// One reservation for a connection's files. Each part's buffer holds a reference
-// and the last one collected (on any thread) unmaps the whole range; releasing
-// any part releases it all, in one call instead of one per file (the kernel still
-// flushes the TLB once per file mapping). Each part is guarded on its own: a file
-// the peer truncates faults only its own part, and the others still reach the peer.
+// One reservation for one or more files (a connection's: one call to map them,
+// one to release them, instead of one per file; the kernel still flushes the TLB
+// once per file mapping). Each part's buffer holds a reference and the last one
+// collected (on any thread) unmaps the whole range, so JS can never touch
+// unmapped memory; releaseMapping() may give the pages back earlier, the range
+// staying reserved. Each part is guarded on its own: the peer may truncate a file
+// at any time, and a SIGBUS then faults only its part, so the others still reach
+// the peer. A mapping the guard cannot take is never handed out.
 struct Region {
   void* base;
   size_t length;
@@ -212,11 +150,93 @@ void UnguardRegion(Region* r, size_t parts) {
   for (size_t i = 0; i < parts; i++) UnguardMapping(r->guards[i]);
 }
 
+// The files fds[i] of sizes[i] bytes (bit i of `doubled`: mapped twice back to
+// back, sizes[i] then a page multiple), each part on a page boundary. Arguments
+// are checked by the callers. Returns an array of SharedArrayBuffers.
+Napi::Value MapParts(Napi::Env env, const int* fds, const size_t* sizes, size_t count, uint32_t doubled) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  size_t offsets[kMaxParts];
+  size_t visible[kMaxParts];
+  size_t total = 0;
+  for (size_t i = 0; i < count; i++) {
+    visible[i] = ((doubled >> i) & 1) != 0 ? 2 * sizes[i] : sizes[i];
+    offsets[i] = total;
+    total += (visible[i] + page - 1) / page * page;
+  }
+  void* base = mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) return ThrowErrno(env, errno, "mmap", "");
+  char* at = static_cast<char*>(base);
+  for (size_t i = 0; i < count; i++) {
+    bool ok = mmap(at + offsets[i], sizes[i], PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fds[i], 0) != MAP_FAILED;
+    if (ok && visible[i] != sizes[i]) {
+      ok = mmap(at + offsets[i] + sizes[i], sizes[i], PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fds[i], 0) != MAP_FAILED;
+    }
+    if (!ok) {
+      int err = errno;
+      munmap(base, total);
+      return ThrowErrno(env, err, "mmap", "");
+    }
+  }
+  auto* region = new Region{base, total, count, {}, {count}};
+  for (size_t i = 0; i < count; i++) {
+    region->guards[i] = GuardMapping(at + offsets[i], visible[i], base, total);
+    if (region->guards[i] == nullptr) {
+      UnguardRegion(region, i);
+      munmap(base, total);
+      delete region;
+      return ThrowErrnoMessage(env, ENOMEM, "mmap",
+                               "cannot register the mapping with the SIGBUS guard (out of memory); it was unmapped, not used unguarded");
+    }
+  }
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  Napi::Array buffers = Napi::Array::New(env, count);
+  for (size_t i = 0; i < count; i++) {
+    std::unique_ptr<v8::BackingStore> store = v8::SharedArrayBuffer::NewBackingStore(
+        at + offsets[i], visible[i],
+        [](void*, size_t, void* data) {
+          auto* r = static_cast<Region*>(data);
+          if (r->buffers.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+          UnguardRegion(r, r->parts);
+          munmap(r->base, r->length);
+          delete r;
+        },
+        region);
+    v8::Local<v8::SharedArrayBuffer> sab = v8::SharedArrayBuffer::New(isolate, std::move(store));
+    buffers.Set(static_cast<uint32_t>(i), Napi::Value(env, ToNapi(sab)));
+  }
+  return buffers;
+}
+
+// One file in a range of its own: the buffer, or undefined with an exception pending.
+Napi::Value MapOne(Napi::Env env, int fd, size_t size, bool twice) {
+  Napi::Value buffers = MapParts(env, &fd, &size, 1, twice ? 1 : 0);
+  if (env.IsExceptionPending()) return env.Undefined();
+  return buffers.As<Napi::Array>().Get(0u);
+}
+
+// mapShared(fd, size) -> SharedArrayBuffer over a MAP_SHARED mapping of the file.
+Napi::Value MapShared(const Napi::CallbackInfo& info) {
+  Args args(info, "mapShared(fd, size)");
+  int fd;
+  size_t size;
+  if (!args.Fd(0, "fd", &fd) || !args.Size(1, "size", 1, &size)) return args.Thrown();
+  return MapOne(info.Env(), fd, size, false);
+}
+
+// mapRing(fd, size) -> SharedArrayBuffer of 2*size bytes: the file mapped twice
+// back to back, so a chunk that wraps past the end reads as one contiguous span.
+Napi::Value MapRing(const Napi::CallbackInfo& info) {
+  Args args(info, "mapRing(fd, size)");
+  int fd;
+  size_t size;
+  if (!args.Fd(0, "fd", &fd) || !args.Size(1, "size", 1, &size)) return args.Thrown();
+  return MapOne(info.Env(), fd, size, true);
+}
+
 // mapFiles(fds: Int32Array, sizes: Int32Array, doubled: bit i = part i mapped
 // twice back to back, as mapRing) -> one SharedArrayBuffer per part, all in one
-// reserved range guarded as one mapping. The parts start on page boundaries.
+// reserved range (MapParts).
 Napi::Value MapFiles(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   Args args(info, "mapFiles(fds, sizes, doubled)");
   int32_t* fds;
   int32_t* sizes;
@@ -235,68 +255,22 @@ Napi::Value MapFiles(const Napi::CallbackInfo& info) {
     return args.Thrown();
   }
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  size_t offsets[kMaxParts];
-  size_t total = 0;
+  int partFds[kMaxParts];
+  size_t partSizes[kMaxParts];
   for (size_t i = 0; i < count; i++) {
-    bool twice = ((doubled >> i) & 1) != 0;
     if (fds[i] < 0) {
       args.RangeError(args.At(0), "fds", "descriptors (integers >= 0)");
       return args.Thrown();
     }
-    size_t size = static_cast<size_t>(sizes[i]);
-    if (sizes[i] <= 0 || (twice && size % page != 0)) {
+    bool twice = ((doubled >> i) & 1) != 0;
+    if (sizes[i] <= 0 || (twice && static_cast<size_t>(sizes[i]) % page != 0)) {
       args.RangeError(args.At(1), "sizes", "sizes >= 1, page multiples where mapped twice");
       return args.Thrown();
     }
-    offsets[i] = total;
-    total += twice ? 2 * size : (size + page - 1) / page * page;
+    partFds[i] = fds[i];
+    partSizes[i] = static_cast<size_t>(sizes[i]);
   }
-  void* base = mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (base == MAP_FAILED) return ThrowErrno(env, errno, "mmap", "");
-  char* at = static_cast<char*>(base);
-  for (size_t i = 0; i < count; i++) {
-    size_t size = static_cast<size_t>(sizes[i]);
-    bool ok = mmap(at + offsets[i], size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fds[i], 0) != MAP_FAILED;
-    if (ok && ((doubled >> i) & 1) != 0) {
-      ok = mmap(at + offsets[i] + size, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fds[i], 0) != MAP_FAILED;
-    }
-    if (!ok) {
-      int err = errno;
-      munmap(base, total);
-      return ThrowErrno(env, err, "mmap", "");
-    }
-  }
-  auto* region = new Region{base, total, count, {}, {count}};
-  for (size_t i = 0; i < count; i++) {
-    size_t size = static_cast<size_t>(sizes[i]);
-    region->guards[i] = GuardMapping(at + offsets[i], ((doubled >> i) & 1) != 0 ? 2 * size : size, base, total);
-    if (region->guards[i] == nullptr) {
-      UnguardRegion(region, i);
-      munmap(base, total);
-      delete region;
-      return ThrowErrnoMessage(env, ENOMEM, "mmap",
-                               "cannot register the mapping with the SIGBUS guard (out of memory); it was unmapped, not used unguarded");
-    }
-  }
-  v8::Isolate* isolate = v8::Isolate::GetCurrent();
-  Napi::Array buffers = Napi::Array::New(env, count);
-  for (size_t i = 0; i < count; i++) {
-    size_t size = static_cast<size_t>(sizes[i]);
-    size_t visible = ((doubled >> i) & 1) != 0 ? 2 * size : size;
-    std::unique_ptr<v8::BackingStore> store = v8::SharedArrayBuffer::NewBackingStore(
-        at + offsets[i], visible,
-        [](void*, size_t, void* data) {
-          auto* r = static_cast<Region*>(data);
-          if (r->buffers.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-          UnguardRegion(r, r->parts);
-          munmap(r->base, r->length);
-          delete r;
-        },
-        region);
-    v8::Local<v8::SharedArrayBuffer> sab = v8::SharedArrayBuffer::New(isolate, std::move(store));
-    buffers.Set(static_cast<uint32_t>(i), Napi::Value(env, ToNapi(sab)));
-  }
-  return buffers;
+  return MapParts(info.Env(), partFds, partSizes, count, doubled);
 }
 
 // releaseMapping(buffer: SharedArrayBuffer from mapShared/mapRing/mapFiles) -> true
