@@ -38,8 +38,8 @@ struct GuardSlot {
   std::atomic<uintptr_t> base{0};     // 0: free
   std::atomic<size_t> length{0};
   std::atomic<int32_t> state{kLive};
-  // Writers only, under the lock. The range released with this mapping: its own, or the
-  // reservation it shares with the other files of a connection (all released in one call).
+  // Writers only, under the lock. The range released with this mapping: the reservation
+  // it shares with the other files mapped in the same call (all released in one call).
   GuardSlot* nextFree = nullptr;
   uintptr_t groupBase = 0;
   size_t groupLength = 0;
@@ -218,8 +218,8 @@ GuardSlot* GuardMapping(void* base, size_t length, void* groupBase, size_t group
     s = &tailBlock->slots[tailUsed++];
   }
   byBase[reinterpret_cast<uintptr_t>(base)] = s;
-  s->groupBase = reinterpret_cast<uintptr_t>(groupBase != nullptr ? groupBase : base);
-  s->groupLength = groupBase != nullptr ? groupLength : length;
+  s->groupBase = reinterpret_cast<uintptr_t>(groupBase);
+  s->groupLength = groupLength;
   Write(s, reinterpret_cast<uintptr_t>(base), length, kLive);
   liveMappings++;
   return s;
@@ -232,7 +232,7 @@ int ReleaseMapping(void* address) {
   if (s->state.load(std::memory_order_acquire) == kReleased) return -ENOENT;
   // Replaced in place: the range stays reserved for the buffers, and stays registered until it is
   // unmapped, so a fault racing this call on another thread still finds it (and finds it released).
-  // One call for the whole group: unmapping shared pages costs a TLB shootdown per call.
+  // One call for the whole group, instead of one per file.
   const uintptr_t from = s->groupBase;
   const size_t length = s->groupLength;
   if (mmap(reinterpret_cast<void*>(from), length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {

@@ -10,12 +10,12 @@ struct GuardSlot;
 // pages instead of killing the process. nullptr when it cannot be registered
 // (no memory for the registry, or the test limit reached): the caller must
 // unmap and refuse it, never hand it out unguarded.
-// With a group, the mapping is part of that reserved range, and releasing any
-// mapping of the group releases the whole range (ReleaseMapping).
-GuardSlot* GuardMapping(void* base, size_t length, void* groupBase = nullptr, size_t groupLength = 0);
+// The mapping is part of the reserved range [groupBase, groupBase + groupLength),
+// and releasing any mapping of that range releases all of it (ReleaseMapping).
+GuardSlot* GuardMapping(void* base, size_t length, void* groupBase, size_t groupLength);
 
 // Replaces the pages of the registered mapping that contains `address` (of its
-// whole group, if it has one) with private zero pages now, so its memory (and
+// whole group) with private zero pages now, so its memory (and
 // the file behind it) goes back to the system while JS views may still exist:
 // they read zeros from then on.
 // 0, -ENOENT (not a registered mapping, or already released) or -errno of mmap.

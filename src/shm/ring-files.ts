@@ -5,7 +5,7 @@
 import type { ConnectionDirectory, FileOwner } from '../connection-dir.js';
 import { native } from '../native.js';
 import { HEADER_FILE_SIZE, ringDataSize } from './layout.js';
-import { releaseMappings, ShmRing } from './ring.js';
+import { ShmRing } from './ring.js';
 
 /** Plain numbers and strings: it crosses to worker threads as it is. */
 export interface RingFiles {
@@ -54,7 +54,7 @@ export function openRings(files: readonly RingFiles[]): ShmRing[] {
         return ring;
       });
     } catch (error) {
-      releaseMappings(buffers[0]!);
+      native.releaseMapping(buffers[0]!);
       throw error;
     }
   } finally {
@@ -65,7 +65,7 @@ export function openRings(files: readonly RingFiles[]): ShmRing[] {
 /** Closes rings opened together by openRings: each is marked closed (and its held wakes go) before their memory goes back. */
 export function closeRings(rings: readonly ShmRing[]): void {
   for (const ring of rings) ring.markClosed();
-  if (rings.length > 0) releaseMappings(rings[0]!.header.buffer as SharedArrayBuffer);
+  if (rings.length > 0) native.releaseMapping(rings[0]!.header.buffer as SharedArrayBuffer);
 }
 
 /** Creates and opens one ring on its own (the tests). */

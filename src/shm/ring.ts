@@ -195,18 +195,15 @@ export class ShmRing {
   /**
    * markClosed(), then gives the memory back at once, not when V8 collects the
    * buffers: the views read zeros from then on (a closed ring looks empty, with
-   * ref_count 0). Rings opened together by openRings share one mapping: close
-   * them with closeRings instead.
+   * ref_count 0). Header and data may be mapped apart (the client's) or in one
+   * range (then the second release finds it released). Rings opened together by
+   * openRings share one range: close them with closeRings instead.
    */
   close(): void {
     this.markClosed();
-    releaseMappings(this.header.buffer as SharedArrayBuffer, this.data);
+    native.releaseMapping(this.header.buffer as SharedArrayBuffer);
+    native.releaseMapping(this.data);
   }
-}
-
-/** Our pages of these mappings back to the system now (see native.releaseMapping); released ones are skipped. */
-export function releaseMappings(...buffers: SharedArrayBuffer[]): void {
-  for (const buffer of buffers) native.releaseMapping(buffer);
 }
 
 function writePath(into: Uint8Array, offset: number, path: string): void {
