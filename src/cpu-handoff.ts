@@ -9,6 +9,10 @@
 // the rest of our slice, so each connection stops yielding after a few misses
 // and only tries again now and then.
 //
+// The transport asks only when no other connection of the thread is active
+// (RingSpinner.othersActive): serving those beats handing the CPU away, and
+// under EEVDF a yielding thread waits behind every runnable client of its CPU.
+//
 // Hits are capped per round: a client that always answers within the yield
 // would otherwise keep the thread for the whole round budget while the other
 // connections' requests wait (and their clients' CPU idles).

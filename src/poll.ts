@@ -23,6 +23,10 @@ export interface PollHandlers {
   watchRing?(source: RingSource): void;
   /** @internal */
   unwatchRing?(source: RingSource): void;
+  /** @internal `source` had requests served. */
+  ringServed?(source: RingSource): void;
+  /** @internal Whether a watched ring other than `source` holds requests, or had some served lately. */
+  othersActive?(source: RingSource): boolean;
 }
 
 /** Ready fds handed over per call, at most. */
@@ -46,12 +50,13 @@ export class NativeLoop implements PollHandlers {
    */
   constructor(keepThread = false, spinMicros = 0) {
     this.poller = new native.Poller(this.ready, () => this.onReady(), keepThread);
-    this.spinner = keepThread && spinMicros > 0 ? new RingSpinner(spinMicros) : undefined;
+    this.spinner = keepThread ? new RingSpinner(spinMicros) : undefined;
   }
 
   private onReady(): void {
     const ready = this.ready;
     const n = ready[0]!;
+    this.spinner?.nextTurn();
     for (let i = 1; i < 2 * n; i += 2) {
       // A handler earlier in the batch may have removed this fd: its event is dropped.
       const fd = ready[i]!;
@@ -67,6 +72,14 @@ export class NativeLoop implements PollHandlers {
 
   unwatchRing(source: RingSource): void {
     this.spinner?.remove(source);
+  }
+
+  ringServed(source: RingSource): void {
+    this.spinner?.markServed(source);
+  }
+
+  othersActive(source: RingSource): boolean {
+    return this.spinner?.othersActive(source) === true;
   }
 
   jobAdd(priority: LoopPriority, fn: JobFn): number {

@@ -18,6 +18,10 @@
 // spent for nothing, so after a few in a row the spinner stops spinning and
 // tries once every so many batches. While it spins it yields the CPU now and
 // then: a client that shares this CPU must run to send its next request.
+//
+// The spinner also knows which of the thread's rings are active (served in the
+// last few turns, or holding requests): a round whose own ring runs dry hands
+// the CPU to its client only when none of the others is (src/cpu-handoff.ts).
 import { native } from './native.js';
 import { TrialCredit } from './trial-credit.js';
 
@@ -27,7 +31,12 @@ export interface RingSource {
   hasRequests(): boolean;
   /** One round now, as for a doorbell: the requests handled. */
   serveNow(): number;
+  /** The thread's turn (RingSpinner.nextTurn) in which this ring last had requests served. */
+  lastServedTurn: number;
 }
+
+/** A ring served within this many turns counts as active. */
+export const ACTIVE_TURNS = 16;
 
 /** Spins in a row that found nothing before the spinner stops spinning. */
 export const MISSES_ALLOWED = 4;
@@ -73,7 +82,7 @@ export class RingSpinner {
   spin(): boolean {
     const sources = this.sources;
     if (this.lastFound < 0) {
-      if (sources.length === 0 || !this.credit.shouldTry()) return false;
+      if (this.windowMs === 0 || sources.length === 0 || !this.credit.shouldTry()) return false;
       this.lastFound = this.clock();
     }
     for (let looks = 1; ; looks++) {
@@ -96,6 +105,29 @@ export class RingSpinner {
       if (sources.length === 0 || this.clock() - this.lastFound >= this.windowMs) return this.end();
       this.yieldCpu();
     }
+  }
+
+  private turn = 0;
+
+  /** A batch (or a spin pass) is handed to JS. */
+  nextTurn(): void {
+    this.turn++;
+  }
+
+  /** `source` had requests served in this turn. */
+  markServed(source: RingSource): void {
+    source.lastServedTurn = this.turn;
+  }
+
+  /** Whether a ring other than `source` holds requests now, or had some served lately. */
+  othersActive(source: RingSource): boolean {
+    const sources = this.sources;
+    const recent = this.turn - ACTIVE_TURNS;
+    for (let i = 0; i < sources.length; i++) {
+      const other = sources[i]!;
+      if (other !== source && (other.lastServedTurn >= recent || other.hasRequests())) return true;
+    }
+    return false;
   }
 
   private end(): false {

@@ -74,7 +74,7 @@ test(`a round yields ${YIELDS_PER_ROUND} times at most, hits or not: then the th
  * 0: dry): enough to watch a dispatch round decide when to wake, yield and look
  * again. The connection serves the round; the ring, wake and yield are stubs.
  */
-function roundWith(yieldToClients: boolean, script: number[]): { log: string[]; handled: number } {
+function roundWith(yieldToClients: boolean, script: number[], othersActive = false): { log: string[]; handled: number } {
   const log: string[] = [];
   const owner = {
     serviceId: 0,
@@ -94,6 +94,7 @@ function roundWith(yieldToClients: boolean, script: number[]): { log: string[]; 
   const conn = new Connection(owner, -1, 1, { pid: 1, uid: 0, gid: 0 });
   const transport = Object.create(ShmTransport.prototype) as ShmTransport;
   Object.assign(transport, {
+    host: { poll: { othersActive: () => (log.push('others?'), othersActive) } },
     inRound: true,
     handoff: yieldToClients ? new CpuHandoff(() => log.push('yield')) : undefined,
     requestId: 1,
@@ -117,8 +118,28 @@ function roundWith(yieldToClients: boolean, script: number[]): { log: string[]; 
 test('a dry ring after a wake: the round yields and looks once more; a request found then is served in the same round', (t) => {
   // request, dry → wake, still dry → yield, a request (hit) → serve, dry → wake, dry → yield, dry (miss) → end.
   const { log, handled } = roundWith(true, [1, 0, 0, 1, 0, 0, 0]);
-  t.deepEqual(log, ['next=1', 'next=0', 'wake', 'next=0', 'yield', 'next=1', 'next=0', 'wake', 'next=0', 'yield', 'next=0']);
+  t.deepEqual(log, [
+    'next=1',
+    'next=0',
+    'wake',
+    'next=0',
+    'others?',
+    'yield',
+    'next=1',
+    'next=0',
+    'wake',
+    'next=0',
+    'others?',
+    'yield',
+    'next=0',
+  ]);
   t.is(handled, 2);
+});
+
+test("while another of the thread's connections is active the round does not yield: it ends, and the others are served", (t) => {
+  const { log, handled } = roundWith(true, [1, 0, 0, 1], true);
+  t.deepEqual(log, ['next=1', 'next=0', 'wake', 'next=0', 'others?']);
+  t.is(handled, 1);
 });
 
 test('with yieldToClients off the round never yields: it ends at the look after the wake', (t) => {

@@ -2,7 +2,7 @@
 // for a while before it sleeps, and answers requests whose doorbells have not
 // arrived (src/ring-spin.ts, docs/threading.md "Spinning on the rings").
 import test from 'ava';
-import { LOOKS_PER_CHECK, MISSES_ALLOWED, RETRY_EVERY, RingSpinner, type RingSource } from '../src/ring-spin.js';
+import { ACTIVE_TURNS, LOOKS_PER_CHECK, MISSES_ALLOWED, RETRY_EVERY, RingSpinner, type RingSource } from '../src/ring-spin.js';
 import { buildCPrograms, runProgram } from './helpers/c-programs.js';
 import { shmEntries, startEchoService } from './helpers/echo-service.js';
 import { MODES } from './helpers/modes.js';
@@ -19,6 +19,7 @@ test.after.always('no connection directories left behind', (t) => {
 class FakeRing implements RingSource {
   rounds = 0;
   looks = 0;
+  lastServedTurn = -Infinity;
   constructor(
     public queued = 0,
     private readonly perRound = Infinity,
@@ -68,14 +69,39 @@ test('a spin serves the rings that hold requests and asks to be called again; it
   t.is(a.looks, 2 + 6 * LOOKS_PER_CHECK);
 });
 
-test('without rings, or with the window 0 µs, a spin looks at most once', (t) => {
+test('without rings, or with the window 0 µs (spinMicros: 0), a spin does not look', (t) => {
   const { spin, clock } = spinner(0);
   t.false(spin.spin());
-  const a = new FakeRing(0);
+  const a = new FakeRing(1);
   spin.add(a);
   t.false(spin.spin());
-  t.is(a.looks, LOOKS_PER_CHECK);
+  t.is(a.looks, 0);
+  t.is(a.rounds, 0);
   t.is(clock.yields, 0);
+});
+
+test(`another ring is active while it holds requests and for ${ACTIVE_TURNS} turns after it was served`, (t) => {
+  const { spin } = spinner(0); // activity is tracked whether or not the thread spins
+  const a = new FakeRing(0);
+  const b = new FakeRing(0);
+  spin.add(a);
+  spin.add(b);
+  t.false(spin.othersActive(a), 'neither ring has had requests');
+  b.queued = 1;
+  t.true(spin.othersActive(a), 'b holds a request');
+  t.false(spin.othersActive(b), 'a ring is not its own other');
+  b.queued = 0;
+  spin.nextTurn();
+  spin.markServed(b);
+  for (let i = 0; i < ACTIVE_TURNS; i++) {
+    spin.nextTurn();
+    t.true(spin.othersActive(a), `served ${i + 1} turns ago`);
+  }
+  spin.nextTurn();
+  t.false(spin.othersActive(a), `served ${ACTIVE_TURNS + 1} turns ago: idle`);
+  spin.remove(b);
+  spin.markServed(b);
+  t.false(spin.othersActive(a), 'a removed ring does not count');
 });
 
 test(`spins that find nothing stop after ${MISSES_ALLOWED} in a row; one trial every ${RETRY_EVERY} batches; a hit restores them`, (t) => {
@@ -114,6 +140,7 @@ test('a ring removed by its own round (the connection ended) does not disturb th
   const a = new FakeRing(1);
   const b = new FakeRing(1);
   const ending: RingSource = {
+    lastServedTurn: 0,
     hasRequests: () => true,
     serveNow: () => (spin.remove(ending), 1),
   };
@@ -129,6 +156,7 @@ test('a round that ends other connections too (a handler that disconnects severa
   const { spin } = spinner(50);
   const rings = [new FakeRing(1), new FakeRing(1), new FakeRing(1)];
   const ender: RingSource = {
+    lastServedTurn: 0,
     hasRequests: () => true,
     serveNow: () => {
       for (const r of [...rings, ender]) spin.remove(r);

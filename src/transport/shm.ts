@@ -14,7 +14,7 @@ import type { ShmRing } from '../shm/ring.js';
 import { CpuHandoff } from '../cpu-handoff.js';
 import { DoorbellDeferral } from './doorbell-deferral.js';
 import { RoomPoll } from './room-poll.js';
-import type { RingSource } from '../ring-spin.js';
+import { ACTIVE_TURNS, type RingSource } from '../ring-spin.js';
 import { Channel, ChannelBit, type Transport, type TransportHost } from './transport.js';
 
 const WATCH = PollEvent.IN | PollEvent.PRI | PollEvent.NVAL;
@@ -112,6 +112,7 @@ export class ShmTransport implements Transport, RingSource {
   /** Waits for the client to drain the rings in `roomWanted` (awaitRoom): created at the first wait. */
   private roomPoll: RoomPoll | undefined;
   private roomWanted = 0;
+  lastServedTurn = -ACTIVE_TURNS - 1;
   requestId = 0;
   requestSize = 0;
   requestCapacity = 0;
@@ -171,6 +172,7 @@ export class ShmTransport implements Transport, RingSource {
       this.responses.wakeHeld();
     }
     if (!this.watching || handled < 0) return 0;
+    if (handled > 0) this.host.poll.ringServed?.(this);
     this.deferral.roundAfter(handled);
     if (handled > 0 && this.deferral.defer(this.owedDoorbells)) return handled;
     // Nothing owed after a round a doorbell started: the byte announced no request (libqb reads one such byte).
@@ -220,11 +222,16 @@ export class ShmTransport implements Transport, RingSource {
     let rc = this.nextRequest();
     if (rc !== 0 || !this.inRound || !this.wakeHeldSoFar()) return rc;
     rc = this.nextRequest();
-    if (rc === 0 && this.handoff !== undefined && this.handoff.yieldToClient()) {
+    if (rc === 0 && this.handoff !== undefined && !this.othersWaiting() && this.handoff.yieldToClient()) {
       rc = this.nextRequest();
       this.handoff.found(rc !== 0);
     }
     return rc;
+  }
+
+  /** Other connections of this thread hold requests: serving them beats handing the CPU away. */
+  private othersWaiting(): boolean {
+    return this.host.poll.othersActive?.(this) === true;
   }
 
   private nextRequest(): number {
