@@ -1,8 +1,8 @@
 // Copying message bytes into and out of the rings. V8 copies to or from a
 // SharedArrayBuffer with relaxed atomic moves, word by word; from about 2 KiB on,
 // a call into the native memmove is cheaper (16 KiB: 0.59 → 0.22 µs, 256 KiB:
-// 9.3 → 2.3 µs here). The ring's readers synchronise on the chunk's magic word,
-// written after the copy, so nothing needs the atomic moves.
+// 9.3 → 2.3 µs here). The ring's readers synchronise on the semaphore post that
+// follows the copy, so nothing needs the atomic moves.
 import { native } from '../native.js';
 
 /** Parts at least this long go through native.copyBytes. */

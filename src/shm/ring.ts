@@ -90,9 +90,12 @@ export class ShmRing {
     if (r >= n) return -EBADMSG;
     const freeWords = w > r ? r - w + n - 1 : w < r ? r - w - 1 : n;
     if (freeWords * 4 < length + SPACE_MARGIN_BYTES) return -EAGAIN;
+    // Plain stores below: the client reads this chunk, its magic and write_pt only after it
+    // takes the semaphore token, and the Atomics.add that posts the token orders every store
+    // before it (a release). An Atomics.store is a builtin call and a locked instruction each.
     const words = this.words;
     words[w] = 0;
-    Atomics.store(words, w + 1, ALLOCATED);
+    words[w + 1] = ALLOCATED;
     let offset = (w + CHUNK_HEADER_WORDS) * 4;
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i]!;
@@ -103,8 +106,8 @@ export class ShmRing {
     let next = w + CHUNK_HEADER_WORDS + ((length + 3) >>> 2);
     if (next >= n) next -= n;
     this.writePt = next;
-    Atomics.store(this.header, HeaderWord.WRITE_PT, next);
-    Atomics.store(words, w + 1, VALID); // release: the chunk is complete before this
+    this.header[HeaderWord.WRITE_PT] = next;
+    words[w + 1] = VALID;
     if (!holdWake) semPost(this.header, this.semAddress);
     else if (semRelease(this.header) === 0) this.heldWakes++;
     return length;
@@ -141,11 +144,13 @@ export class ShmRing {
       this.heldTokens = semTakeUpTo(this.header, this.maxChunks);
       if (this.heldTokens === 0) return 0;
     }
+    // Plain loads: the token's compare-exchange (an acquire) ordered the client's writes of
+    // this chunk before them; and any value read here is validated.
     const n = this.wordSize;
     const r = this.readPt;
-    if (Atomics.load(this.words, r + 1) !== VALID) return -EBADMSG;
+    if (this.words[r + 1] !== VALID) return -EBADMSG;
     const length = this.words[r]! >>> 0;
-    const w = Atomics.load(this.header, HeaderWord.WRITE_PT) >>> 0;
+    const w = this.header[HeaderWord.WRITE_PT]! >>> 0;
     if (w >= n) return -EBADMSG;
     const usedWords = w >= r ? w - r : w - r + n;
     if (length > this.dataSize - SPACE_MARGIN_BYTES || CHUNK_HEADER_WORDS + Math.ceil(length / 4) > usedWords) return -EBADMSG;
@@ -158,12 +163,13 @@ export class ShmRing {
   /** Releases the chunk nextChunk() returned: size 0, DEAD, then read_pt. */
   reclaim(): number {
     const r = this.readPt;
-    if (Atomics.load(this.words, r + 1) !== VALID) return -EINVAL;
+    if (this.words[r + 1] !== VALID) return -EINVAL;
     let next = r + CHUNK_HEADER_WORDS + ((this.chunkLength + 3) >>> 2);
     if (next >= this.wordSize) next -= this.wordSize;
     this.words[r] = 0;
-    Atomics.store(this.words, r + 1, DEAD);
+    this.words[r + 1] = DEAD;
     this.readPt = next;
+    // A release: the client may reuse the chunk's space once it sees read_pt move.
     Atomics.store(this.header, HeaderWord.READ_PT, next);
     return 0;
   }
