@@ -25,7 +25,7 @@ export interface PollHandlers {
   unwatchRing?(source: RingSource): void;
   /** @internal `source` had requests served. */
   ringServed?(source: RingSource): void;
-  /** @internal Whether a watched ring other than `source` had requests served lately. */
+  /** @internal Whether a watched ring other than `source` holds requests, or had some served lately. */
   othersActive?(source: RingSource): boolean;
 }
 

@@ -19,9 +19,9 @@
 // tries once every so many batches. While it spins it yields the CPU now and
 // then: a client that shares this CPU must run to send its next request.
 //
-// The spinner also knows whether other rings of the thread are active (served in
-// the last few turns): a round whose own ring runs dry hands the CPU to its
-// client only when none is (src/cpu-handoff.ts).
+// The spinner also knows which of the thread's rings are active (served in the
+// last few turns, or holding requests): a round whose own ring runs dry hands
+// the CPU to its client only when none of the others is (src/cpu-handoff.ts).
 import { native } from './native.js';
 import { TrialCredit } from './trial-credit.js';
 
@@ -31,6 +31,8 @@ export interface RingSource {
   hasRequests(): boolean;
   /** One round now, as for a doorbell: the requests handled. */
   serveNow(): number;
+  /** The thread's turn (RingSpinner.nextTurn) in which this ring last had requests served. */
+  lastServedTurn: number;
 }
 
 /** A ring served within this many turns counts as active. */
@@ -70,12 +72,6 @@ export class RingSpinner {
     const i = this.sources.indexOf(source);
     if (i >= 0) this.sources.splice(i, 1);
     this.declined.delete(source);
-    if (this.otherServed === source) this.otherServed = undefined;
-    if (this.lastServed === source) {
-      this.lastServed = this.otherServed;
-      this.lastServedTurn = this.otherServedTurn;
-      this.otherServed = undefined;
-    }
   }
 
   /**
@@ -112,11 +108,6 @@ export class RingSpinner {
   }
 
   private turn = 0;
-  /** The ring served last, and the last other one before it, with their turns: enough to answer othersActive in O(1). */
-  private lastServed: RingSource | undefined;
-  private lastServedTurn = 0;
-  private otherServed: RingSource | undefined;
-  private otherServedTurn = 0;
 
   /** A batch (or a spin pass) is handed to JS. */
   nextTurn(): void {
@@ -125,23 +116,18 @@ export class RingSpinner {
 
   /** `source` had requests served in this turn. */
   markServed(source: RingSource): void {
-    if (source !== this.lastServed) {
-      this.otherServed = this.lastServed;
-      this.otherServedTurn = this.lastServedTurn;
-      this.lastServed = source;
-    }
-    this.lastServedTurn = this.turn;
+    source.lastServedTurn = this.turn;
   }
 
-  /**
-   * Whether a ring other than `source` had requests served in the last
-   * ACTIVE_TURNS turns. Asked once per round: it must not cost a look at every
-   * ring (a thread may hold thousands of idle connections).
-   */
+  /** Whether a ring other than `source` holds requests now, or had some served lately. */
   othersActive(source: RingSource): boolean {
+    const sources = this.sources;
     const recent = this.turn - ACTIVE_TURNS;
-    if (this.lastServed !== undefined && this.lastServed !== source) return this.lastServedTurn >= recent;
-    return this.otherServed !== undefined && this.otherServedTurn >= recent;
+    for (let i = 0; i < sources.length; i++) {
+      const other = sources[i]!;
+      if (other !== source && (other.lastServedTurn >= recent || other.hasRequests())) return true;
+    }
+    return false;
   }
 
   private end(): false {

@@ -14,7 +14,7 @@ import type { ShmRing } from '../shm/ring.js';
 import { CpuHandoff } from '../cpu-handoff.js';
 import { DoorbellDeferral } from './doorbell-deferral.js';
 import { RoomPoll } from './room-poll.js';
-import type { RingSource } from '../ring-spin.js';
+import { ACTIVE_TURNS, type RingSource } from '../ring-spin.js';
 import { Channel, ChannelBit, type Transport, type TransportHost } from './transport.js';
 
 const WATCH = PollEvent.IN | PollEvent.PRI | PollEvent.NVAL;
@@ -112,6 +112,7 @@ export class ShmTransport implements Transport, RingSource {
   /** Waits for the client to drain the rings in `roomWanted` (awaitRoom): created at the first wait. */
   private roomPoll: RoomPoll | undefined;
   private roomWanted = 0;
+  lastServedTurn = -ACTIVE_TURNS - 1;
   requestId = 0;
   requestSize = 0;
   requestCapacity = 0;
@@ -228,7 +229,7 @@ export class ShmTransport implements Transport, RingSource {
     return rc;
   }
 
-  /** Other connections of this thread are active: serving them beats handing the CPU away. */
+  /** Other connections of this thread hold requests: serving them beats handing the CPU away. */
   private othersWaiting(): boolean {
     return this.host.poll.othersActive?.(this) === true;
   }
