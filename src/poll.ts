@@ -46,7 +46,8 @@ export class NativeLoop implements PollHandlers {
    * keepThread: while traffic flows, the poller looks for the next batch itself
    * instead of returning to the loop first (a serving thread; see native/poller.cc).
    * spinMicros (> 0, with keepThread): after each batch, look at the request
-   * rings for up to this long before sleeping (src/ring-spin.ts).
+   * rings for up to this long before sleeping (src/ring-spin.ts). A serving
+   * thread has a spinner even at 0: it also tells which rings are active.
    */
   constructor(keepThread = false, spinMicros = 0) {
     this.poller = new native.Poller(this.ready, () => this.onReady(), keepThread);

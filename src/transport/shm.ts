@@ -222,15 +222,15 @@ export class ShmTransport implements Transport, RingSource {
     let rc = this.nextRequest();
     if (rc !== 0 || !this.inRound || !this.wakeHeldSoFar()) return rc;
     rc = this.nextRequest();
-    if (rc === 0 && this.handoff !== undefined && !this.othersWaiting() && this.handoff.yieldToClient()) {
+    if (rc === 0 && this.handoff !== undefined && !this.othersActive() && this.handoff.yieldToClient()) {
       rc = this.nextRequest();
       this.handoff.found(rc !== 0);
     }
     return rc;
   }
 
-  /** Other connections of this thread hold requests: serving them beats handing the CPU away. */
-  private othersWaiting(): boolean {
+  /** Other connections of this thread hold requests or were served lately: serving them beats handing the CPU away. */
+  private othersActive(): boolean {
     return this.host.poll.othersActive?.(this) === true;
   }
 
